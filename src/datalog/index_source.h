@@ -1,0 +1,67 @@
+// IndexSource: the only way the Datalog engine reads datoms (STYLE 3).
+//
+// A shard, the embedded store, the in-memory index and tests implement it. An
+// IndexSource is a *database value*: a fixed view (current, as-of T, since T,
+// or history) that never changes while a query runs.
+//
+// Views:
+//  - current / as_of / since: only datoms that are true in the view
+//    (added == true), each once, with the tx at which it was asserted.
+//  - history: every assertion and retraction (added true or false).
+//
+// Thread-safety: implementations must allow concurrent const calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "cairn/datom.h"
+#include "cairn/status.h"
+#include "core/schema.h"
+
+namespace cairn::datalog {
+
+// Bound components of a data pattern; nullopt = unbound.
+struct DatomPattern {
+  std::optional<EntityId> e;
+  std::optional<Keyword> a;
+  std::optional<Value> v;
+  std::optional<TxTime> tx;
+  std::optional<bool> added;
+};
+
+class IndexSource {
+ public:
+  virtual ~IndexSource() = default;
+
+  virtual const Schema& schema() const = 0;
+  virtual bool is_history() const = 0;
+
+  // Calls `fn` for each datom in the view matching `p` until it returns false.
+  // Order: EAVT when e is bound, AVET when a and v are bound (and the
+  // attribute is indexed or unique), VAET for a bound ref value, else AEVT.
+  // Errors: IOError/Corruption from storage; Cancelled if cancelled.
+  virtual Status Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const = 0;
+
+  // An estimate of how many datoms Scan(p) would yield, cheap to compute
+  // (used by the planner). Need not be exact; must be 0 only if none match.
+  virtual uint64_t EstimateCount(const DatomPattern& p) const = 0;
+
+  // Resolves a lookup ref [attr value] on a unique attribute; nullopt if no
+  // entity has it. The default scans.
+  virtual std::optional<EntityId> Lookup(Keyword attr, const Value& v) const {
+    std::optional<EntityId> found;
+    DatomPattern p;
+    p.a = attr;
+    p.v = v;
+    p.added = true;
+    (void)Scan(p, [&](const Datom& d) {
+      found = d.e;
+      return false;
+    });
+    return found;
+  }
+};
+
+}  // namespace cairn::datalog
