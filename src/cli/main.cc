@@ -1,0 +1,164 @@
+// The `cairn` command (ARCHITECTURE §7). CLI11 stays in this file.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "cairn/database.h"
+#include "cli/commands.h"
+#include "core/edn.h"
+
+namespace cairn::cli {
+namespace {
+
+Result<std::unique_ptr<Database>> OpenDb(const std::string& path) {
+  auto db = Database::open(path);
+  if (!db.ok()) std::fprintf(stderr, "cairn: cannot open %s: %s\n", path.c_str(), db.status().ToString().c_str());
+  return db;
+}
+
+// "-" reads standard input; "@file" reads a file; else the text itself.
+Result<std::string> ReadArg(const std::string& arg) {
+  if (arg == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  }
+  if (!arg.empty() && arg[0] == '@') {
+    FILE* f = std::fopen(arg.c_str() + 1, "rb");
+    if (!f) return Status::IOError("cannot read " + arg.substr(1));
+    std::string s;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+    std::fclose(f);
+    return s;
+  }
+  return arg;
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "cairn: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+int RunTx(const std::string& db_path, const std::string& edn_arg) {
+  auto text = ReadArg(edn_arg);
+  if (!text.ok()) return Fail(text.status());
+  auto db = OpenDb(db_path);
+  if (!db.ok()) return 1;
+  auto report = (*db)->transact(*text);
+  if (!report.ok()) return Fail(report.status());
+  std::printf("%s\n", report->ToEdn().c_str());
+  return 0;
+}
+
+Result<IndexType> ParseIndex(const std::string& name) {
+  if (name == "eavt") return IndexType::kEavt;
+  if (name == "aevt") return IndexType::kAevt;
+  if (name == "avet") return IndexType::kAvet;
+  if (name == "vaet") return IndexType::kVaet;
+  return Status::InvalidArgument("unknown index '" + name + "' (expected eavt, aevt, avet or vaet)");
+}
+
+int RunDatoms(const std::string& db_path, const std::string& index_name, const std::vector<std::string>& parts) {
+  auto index = ParseIndex(index_name);
+  if (!index.ok()) return Fail(index.status());
+  // Which component positions hold entity ids, per index.
+  auto is_entity_pos = [&](size_t i) {
+    switch (*index) {
+      case IndexType::kEavt: return i == 0;
+      case IndexType::kAevt: return i == 1;
+      case IndexType::kAvet: return i == 2;
+      case IndexType::kVaet: return i == 0 || i == 2;
+    }
+    return false;
+  };
+  std::vector<Value> components;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto edn = ReadEdn(parts[i]);
+    if (!edn.ok()) return Fail(edn.status().WithContext("component " + std::to_string(i + 1)));
+    auto v = EdnToValue(*edn);
+    if (!v.ok()) return Fail(v.status().WithContext("component " + std::to_string(i + 1)));
+    if (is_entity_pos(i) && v->type() == ValueType::kLong) v = Value::Ref(EntityId{static_cast<uint64_t>(v->as_long())});
+    components.push_back(*v);
+  }
+  auto db = OpenDb(db_path);
+  if (!db.ok()) return 1;
+  auto datoms = (*db)->db().datoms(*index, components);
+  if (!datoms.ok()) return Fail(datoms.status());
+  for (const auto& d : *datoms) std::printf("%s\n", d.ToString().c_str());
+  return 0;
+}
+
+int RunQuery(const std::string& db_path, const std::string& query_arg, const std::vector<std::string>& args,
+             const std::string& format, int64_t as_of) {
+  auto query = ReadArg(query_arg);
+  if (!query.ok()) return Fail(query.status());
+  auto db = OpenDb(db_path);
+  if (!db.ok()) return 1;
+  Db view = (*db)->db();
+  if (as_of > 0) view = view.as_of(TxTime{static_cast<uint64_t>(as_of)});
+  auto result = view.q(*query, args);
+  if (!result.ok()) return Fail(result.status());
+  std::string out = FormatResult(*result, format);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace cairn::cli
+
+int main(int argc, char** argv) {
+  using namespace cairn::cli;
+  CLI::App app{"cairn — a sharded, multi-Raft datom database with Datalog queries"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "cairn 0.1.0");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+
+  DemoArgs demo;
+  auto* demo_cmd = app.add_subcommand("demo", "Load ISO 3166 countries and subdivisions into an embedded database "
+                                               "and run example queries");
+  demo_cmd->add_option("--db", demo.db_path, "Database file to create or reuse")->required();
+  demo_cmd->add_option("--iso-dir", demo.iso_dir, "Directory of Debian's iso-codes JSON")->capture_default_str();
+
+  std::string db_path, edn;
+  auto* tx_cmd = app.add_subcommand("tx", "Transact EDN tx-data and print the report (t, tempids, datoms) as EDN");
+  tx_cmd->add_option("--db", db_path, "Database file")->required();
+  tx_cmd->add_option("tx-data", edn, "EDN vector of forms; '-' reads stdin, '@FILE' reads a file")->required();
+
+  std::string index_name;
+  std::vector<std::string> components;
+  auto* datoms_cmd = app.add_subcommand("datoms", "Print the datoms of an index range");
+  datoms_cmd->add_option("--db", db_path, "Database file")->required();
+  datoms_cmd->add_option("index", index_name, "eavt, aevt, avet or vaet")->required();
+  datoms_cmd->add_option("components", components, "Leading components as EDN (e.g. :user/name \"Ann\")");
+
+  std::string query, format = "edn";
+  std::vector<std::string> qargs;
+  int64_t as_of = 0;
+  auto* q_cmd = app.add_subcommand("q", "Run a Datalog query");
+  q_cmd->add_option("--db", db_path, "Database file")->required();
+  q_cmd->add_option("query", query, "EDN query; '-' reads stdin, '@FILE' reads a file")->required();
+  q_cmd->add_option("args", qargs, "Inputs bound to :in after $, as EDN");
+  q_cmd->add_option("--format", format, "edn, table or json")
+      ->check(CLI::IsMember({"edn", "table", "json"}))
+      ->capture_default_str();
+  q_cmd->add_option("--as-of", as_of, "Query the database as of this t");
+
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("cairn");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (*demo_cmd) return RunDemo(demo);
+  if (*tx_cmd) return RunTx(db_path, edn);
+  if (*datoms_cmd) return RunDatoms(db_path, index_name, components);
+  if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of);
+  return 2;
+}
