@@ -47,6 +47,7 @@ class Keyword {
  private:
   explicit Keyword(const Rep* rep) : rep_(rep) {}
   const Rep* rep_ = nullptr;
+  friend class Value;
 };
 
 struct Uuid {
@@ -137,6 +138,11 @@ class Value {
   std::shared_ptr<const void> heap_;
   friend class Keyword;
 };
+
+// Placement hash of an (attribute, value) pair (ARCHITECTURE §2): FNV-1a-64
+// over the attribute's text (8-byte big-endian length + bytes) followed by the
+// value's canonical encoding (docs/edn.md). Stable across processes.
+uint64_t StableHashOf(Keyword attr, const Value& v);
 
 }  // namespace cairn
 
