@@ -9,7 +9,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev
+  libssl-dev libedit-dev
   iso-codes
   python3
 )

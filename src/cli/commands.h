@@ -15,6 +15,8 @@ struct DemoArgs {
   std::string iso_dir = "/usr/share/iso-codes/json";
 };
 int RunDemo(const DemoArgs& args);
+// Interactive prompt with history and multi-line input.
+int RunRepl(const std::string& db_path);
 
 // Renders a query result as "edn", "table" or "json".
 std::string FormatResult(const QueryResult& result, const std::string& format);

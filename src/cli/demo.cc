@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,7 +27,7 @@ constexpr const char* kSchema = R"([
  {:db/ident :country/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :country/official-name :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/code :db/valueType :db.type/string :db/cardinality :db.cardinality/one
-  :db/unique :db.unique/identity :db/doc "ISO 3166-2 code, e.g. FR-75C"}
+  :db/unique :db.unique/identity :db/doc "ISO 3166-2 code, e.g. FR-75"}
  {:db/ident :subdivision/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :subdivision/type :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/country :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}
@@ -121,7 +122,7 @@ int RunDemo(const DemoArgs& args) {
     if (!check(db.transact(batch), "subdivisions")) return 1;
     bar.Advance(end - i);
   }
-  // Parents refer to other subdivisions of the same country ("FR-75C" -> "FR-IDF").
+  // Parents refer to other subdivisions of the same country ("FR-75" -> "FR-IDF").
   for (size_t i = 0; i < subs.size(); i += kBatch) {
     std::string batch = "[";
     size_t end = std::min(subs.size(), i + kBatch);
@@ -130,6 +131,10 @@ int RunDemo(const DemoArgs& args) {
       if (!s.contains("parent")) continue;
       std::string code = s.value("code", "");
       std::string parent = code.substr(0, code.find('-')) + "-" + s["parent"].get<std::string>();
+      if (!codes.count(parent)) {
+        ++missing_parents;
+        continue;
+      }
       batch += "[:db/add [:subdivision/code " + Str(code) + "] :subdivision/parent [:subdivision/code " +
                Str(parent) + "]]\n";
     }
@@ -138,8 +143,8 @@ int RunDemo(const DemoArgs& args) {
     bar.Advance(end - i);
   }
   bar.Finish();
-  spdlog::info("loaded {} countries and {} subdivisions, latest t={}", countries.size(), subs.size(),
-               db.latest_t().raw);
+  spdlog::info("loaded {} countries and {} subdivisions ({} parents not in iso-codes skipped), latest t={}",
+               countries.size(), subs.size(), missing_parents, db.latest_t().raw);
 
   Db now = db.db();
   Show(now, "How many countries and subdivisions?",
@@ -152,8 +157,8 @@ int RunDemo(const DemoArgs& args) {
        "[:find ?name :in $ ?code :where [?c :country/alpha2 ?code] [?s :subdivision/country ?c] "
        "[?s :subdivision/name ?name] [(starts-with? ?name \"B\")]]",
        {"\"CH\""});
-  Show(now, "Every ancestor of Paris (FR-75C), by a recursive rule:",
-       "[:find ?name ?type :in $ % :where [?s :subdivision/code \"FR-75C\"] (within ?s ?p) "
+  Show(now, "Every region containing Paris (FR-75), by a recursive rule:",
+       "[:find ?name ?type :in $ % :where [?s :subdivision/code \"FR-75\"] (within ?s ?p) "
        "[?p :subdivision/name ?name] [?p :subdivision/type ?type]]",
        {"[[(within ?s ?p) [?s :subdivision/parent ?p]] [(within ?s ?p) [?s :subdivision/parent ?m] (within ?m ?p)]]"});
   Show(now.as_of(countries_t), "Time travel: subdivisions as of the countries' transaction (t=" +

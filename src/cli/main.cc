@@ -150,6 +150,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   q_cmd->add_option("--as-of", as_of, "Query the database as of this t");
 
+  auto* repl_cmd = app.add_subcommand("repl", "Interactive queries and transactions with history");
+  repl_cmd->add_option("--db", db_path, "Database file")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("cairn");
@@ -160,5 +163,6 @@ int main(int argc, char** argv) {
   if (*tx_cmd) return RunTx(db_path, edn);
   if (*datoms_cmd) return RunDatoms(db_path, index_name, components);
   if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of);
+  if (*repl_cmd) return RunRepl(db_path);
   return 2;
 }

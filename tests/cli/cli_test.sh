@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# cairn tx / q / datoms end to end, and clear errors for bad input.
+set -uo pipefail
+CAIRN=$1
+WORK=$2
+rm -rf "$WORK" && mkdir -p "$WORK"
+DB=$WORK/people.db
+fails=0
+expect() {  # expect NAME PATTERN OUTPUT
+  if grep -qE -- "$2" <<<"$3"; then echo "ok   $1"; else echo "FAIL $1: expected /$2/ in:"; echo "$3"; fails=$((fails+1)); fi
+}
+expect_rc() {  # expect_rc NAME WANT GOT
+  if [[ $2 == "$3" ]]; then echo "ok   $1"; else echo "FAIL $1: exit code $3, want $2"; fails=$((fails+1)); fi
+}
+
+out=$("$CAIRN" tx --db "$DB" '[{:db/ident :person/name :db/valueType :db.type/string :db/unique :db.unique/identity}
+                               {:db/ident :person/age :db/valueType :db.type/long}]' 2>&1); rc=$?
+expect_rc "schema tx exits 0" 0 $rc
+expect "schema tx prints :t" ':t [0-9]+' "$out"
+
+out=$("$CAIRN" tx --db "$DB" '[{:db/id "ann" :person/name "Ann" :person/age 31} {:person/name "Bob" :person/age 45}]' 2>&1); rc=$?
+expect_rc "data tx exits 0" 0 $rc
+expect "report names the tempid" '"ann" [0-9]+' "$out"
+expect "report lists datoms" ':person/age 31' "$out"
+
+out=$("$CAIRN" q --db "$DB" '[:find ?n ?a :where [?e :person/name ?n] [?e :person/age ?a]]' 2>&1)
+expect "q edn has both rows" '\["Ann" 31\]' "$out"
+expect "q edn has Bob" '\["Bob" 45\]' "$out"
+
+out=$("$CAIRN" q --db "$DB" --format table '[:find ?n :where [?e :person/age ?a] [(> ?a 40)] [?e :person/name ?n]]' 2>&1)
+expect "q table" '\| Bob' "$out"
+expect "q table row count" '^1 row' "$out"
+
+out=$("$CAIRN" q --db "$DB" --format json '[:find ?n ?a :in $ ?n :where [?e :person/name ?n] [?e :person/age ?a]]' '"Ann"' 2>&1)
+expect "q json with an :in argument" '\[\["Ann",31\]\]' "$out"
+
+out=$("$CAIRN" datoms --db "$DB" aevt :person/age 2>&1)
+expect "datoms aevt" ':person/age 45' "$out"
+
+# Bad input: a clear error with line:column, non-zero exit, nothing written.
+before=$("$CAIRN" datoms --db "$DB" aevt :person/name | wc -l)
+out=$("$CAIRN" tx --db "$DB" '[{:person/name "Cy"
+  :person/age }]' 2>&1); rc=$?
+expect_rc "malformed EDN exits 1" 1 $rc
+expect "malformed EDN names line:column" '2:[0-9]+' "$out"
+out=$("$CAIRN" tx --db "$DB" '[{:person/name "Cy" :person/age "old"}]' 2>&1); rc=$?
+expect_rc "mistyped value exits 1" 1 $rc
+expect "mistyped value names the attribute" 'person/age' "$out"
+after=$("$CAIRN" datoms --db "$DB" aevt :person/name | wc -l)
+expect_rc "bad transactions wrote nothing" "$before" "$after"
+
+out=$("$CAIRN" q --db "$DB" '[:find ?x :where [?e :person/name ?n]]' 2>&1); rc=$?
+expect_rc "unbound find variable exits 1" 1 $rc
+expect "unbound find variable is named" '\?x' "$out"
+
+echo garbage > "$WORK/not-a-db.db"
+out=$("$CAIRN" q --db "$WORK/not-a-db.db" '[:find ?e :where [?e :a]]' 2>&1); rc=$?
+expect_rc "a non-database file exits 1" 1 $rc
+expect "a non-database file is named" 'not-a-db.db' "$out"
+
+out=$("$CAIRN" --help 2>&1)
+expect "--help lists subcommands" 'demo' "$out"
+
+echo "cli: $((fails == 0 ? 1 : 0)) passed, $fails failed" >/dev/null
+[[ $fails == 0 ]]
