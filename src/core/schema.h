@@ -44,7 +44,15 @@ struct Attribute {
 
 class Schema {
  public:
-  Schema();  // contains the built-in :db/* attributes
+  // Contains the built-in :db/* attributes: :db/ident (keyword, unique
+  // identity), :db/valueType, :db/cardinality, :db/unique (keywords),
+  // :db/index, :db/isComponent, :db/noHistory (booleans), :db/doc (string),
+  // :db/txInstant (instant, indexed), :db/tupleAttrs and :db/tupleTypes
+  // (tuples of keywords), :db/tupleType (keyword). Their entity ids are
+  // EntityId::Make(kSystemPartition, 1..12) in that order (see schema.cc);
+  // seqs below kFirstUserSeq in the system partition are reserved for them.
+  Schema();
+  static constexpr uint64_t kFirstUserSeq = 64;
 
   // nullptr if the attribute was never declared.
   const Attribute* Find(Keyword ident) const;
@@ -56,6 +64,8 @@ class Schema {
   // Composite tuple attributes that include `ident` in their :db/tupleAttrs.
   std::vector<const Attribute*> CompositesContaining(Keyword ident) const;
 
+  // Installs or replaces attr (marked declared) and bumps version().
+  // REQUIRES: attr.ident.valid(). Validation is the transactor's job.
   void Put(Attribute attr);
   const std::map<Keyword, Attribute>& attributes() const { return attrs_; }
   uint64_t version() const { return version_; }
@@ -63,7 +73,15 @@ class Schema {
   // True for the built-in keywords (:db/ident, :db/valueType, ...).
   static bool IsBuiltin(Keyword ident);
   // Parses :db.type/string etc. into a ValueType; :db.type/ref -> kRef.
+  // :db.type/float reads as double; :db.type/bigint, bigdec, uri and symbol
+  // are InvalidArgument ("unsupported"), anything else "unknown value type".
   static Result<ValueType> ParseValueType(Keyword k);
+  // The canonical :db.type/* keyword of t; invalid for kNil and kMap.
+  static Keyword ValueTypeKeyword(ValueType t);
+  // OK if v may be stored under attr: never nil or a map; the declared type
+  // (if any); tuple arity and element types (nil elements allowed).
+  // InvalidArgument "attribute :a expects a long, got "x" (string)" otherwise.
+  static Status CheckValue(const Attribute& attr, const Value& v);
 
  private:
   std::map<Keyword, Attribute> attrs_;
