@@ -8,7 +8,10 @@
 // the stack.
 #include "core/edn.h"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
+#include <deque>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -300,20 +303,29 @@ class Reader {
     out->kind = kind;
     pos_ += opener_len;
     char closer = CloserOf(kind);
+    // Children are parsed into a scratch vector reused per depth, then moved
+    // into an exactly-sized vector: one allocation per collection instead of
+    // a cascade of regrowths.
+    if (scratch_.size() <= static_cast<size_t>(depth)) scratch_.resize(static_cast<size_t>(depth) + 1);
+    std::vector<Edn>& items = scratch_[static_cast<size_t>(depth)];
+    size_t base = items.size();  // always 0: each depth has one open collection
     for (;;) {
-      Edn item;
-      if (ReadNext(&item, depth + 1)) {
-        out->items.push_back(std::move(item));
-        continue;
+      items.emplace_back();
+      if (ReadNext(&items.back(), depth + 1)) continue;
+      items.pop_back();
+      if (failed()) {
+        items.resize(base);
+        return false;
       }
-      if (failed()) return false;
       if (pos_ >= n_) {
+        items.resize(base);
         Fail(line_, Column(),
              std::string("unexpected end of input: the ") + KindNoun(kind) + " opened at " + std::to_string(line) +
                  ":" + std::to_string(col) + " needs a closing '" + closer + "'");
         return false;
       }
       if (s_[pos_] != closer) {
+        items.resize(base);
         Fail(line_, Column(),
              std::string("unexpected '") + s_[pos_] + "': the " + KindNoun(kind) + " opened at " +
                  std::to_string(line) + ":" + std::to_string(col) + " is closed by '" + closer + "'");
@@ -322,6 +334,9 @@ class Reader {
       ++pos_;
       break;
     }
+    out->items.reserve(items.size() - base);
+    for (size_t i = base; i < items.size(); ++i) out->items.push_back(std::move(items[i]));
+    items.resize(base);
     if (kind == Edn::Kind::kMap) {
       if (out->items.size() % 2 != 0) {
         const Edn& last = out->items.back();
@@ -346,6 +361,24 @@ class Reader {
       Fail(dup.line, dup.column, pre + Printable(WriteEdn(dup)) + post);
       return false;
     };
+    if (n <= 32) {
+      // Common case: keys that are all keywords (tx-data maps). Sort their
+      // texts and look for neighbours; no allocation.
+      bool all_keywords = true;
+      for (size_t j = 0; j < n && all_keywords; ++j) all_keywords = items[j * stride].is(Edn::Kind::kKeyword);
+      if (all_keywords) {
+        std::array<uint32_t, 32> order;
+        for (uint32_t j = 0; j < n; ++j) order[j] = j;
+        std::sort(order.begin(), order.begin() + static_cast<long>(n), [&](uint32_t x, uint32_t y) {
+          int c = items[x * stride].text.compare(items[y * stride].text);
+          return c < 0 || (c == 0 && x < y);
+        });
+        for (size_t j = 1; j < n; ++j) {
+          if (items[order[j] * stride].text == items[order[j - 1] * stride].text) return fail(order[j]);
+        }
+        return true;
+      }
+    }
     if (n <= 8) {
       for (size_t j = 1; j < n; ++j) {
         for (size_t i = 0; i < j; ++i) {
@@ -811,6 +844,9 @@ class Reader {
   size_t line_start_ = 0;
   size_t cont_ = 0;  // UTF-8 continuation bytes between line_start_ and pos_
   std::string error_;
+  // Per nesting depth, see ReadColl. A deque: growing it must not move the
+  // vectors of the collections still open.
+  std::deque<std::vector<Edn>> scratch_;
 };
 
 // ---------------------------------------------------------------------------
