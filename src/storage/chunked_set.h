@@ -1,0 +1,245 @@
+// ChunkedSet<T, Less>: a sorted set stored as a vector of immutable, shared
+// chunks (a two-level persistent B-tree).
+//
+// Copying a ChunkedSet copies only the chunk pointers, so a copy is a cheap,
+// independent snapshot; Apply() on the copy rewrites only the chunks it
+// touches (copy-on-write) and leaves every other snapshot unchanged. This is
+// what makes a cairn::Db value an immutable snapshot while commits go on.
+//
+// Range queries take a "probe": a callable int(const T&) returning < 0 for
+// items before the range, 0 inside, > 0 after (items in sorted order must
+// give a non-decreasing probe). Rank() counts items before a position in
+// O(log n) thanks to per-chunk prefix counts.
+//
+// Thread-safety: const methods are safe concurrently; Apply() needs exclusive
+// access to this object (other snapshots are unaffected).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+
+namespace cairn::storage {
+
+template <typename T, typename Less>
+class ChunkedSet {
+ public:
+  static constexpr size_t kChunkTarget = 512;
+
+  struct Chunk {
+    std::vector<T> items;
+  };
+  // A position: chunk index and index within the chunk.
+  struct Pos {
+    size_t chunk = 0;
+    size_t index = 0;
+  };
+
+  ChunkedSet() = default;
+
+  size_t size() const { return prefix_.empty() ? 0 : prefix_.back(); }
+  bool empty() const { return size() == 0; }
+  size_t chunk_count() const { return chunks_.size(); }
+  // Bytes held by items of this snapshot (shared chunks counted in full).
+  size_t MemoryBytes() const {
+    size_t bytes = chunks_.capacity() * sizeof(chunks_[0]) + prefix_.capacity() * sizeof(size_t);
+    for (const auto& c : chunks_) bytes += sizeof(Chunk) + c->items.capacity() * sizeof(T);
+    return bytes;
+  }
+
+  // First position whose item has probe(item) >= 0.
+  template <typename Probe>
+  Pos LowerBound(const Probe& probe) const {
+    return Bound(probe, [](int c) { return c < 0; });
+  }
+  // First position whose item has probe(item) > 0.
+  template <typename Probe>
+  Pos UpperBound(const Probe& probe) const {
+    return Bound(probe, [](int c) { return c <= 0; });
+  }
+  size_t Rank(Pos p) const { return (p.chunk == 0 ? 0 : prefix_[p.chunk - 1]) + p.index; }
+  // Items with probe(item) == 0.
+  template <typename Probe>
+  size_t CountRange(const Probe& probe) const {
+    return Rank(UpperBound(probe)) - Rank(LowerBound(probe));
+  }
+
+  // Calls fn(item) for each item with probe(item) == 0 in order until fn
+  // returns false. Returns false if stopped early.
+  template <typename Probe, typename Fn>
+  bool ForEach(const Probe& probe, const Fn& fn) const {
+    Pos p = LowerBound(probe);
+    for (size_t c = p.chunk; c < chunks_.size(); ++c) {
+      const std::vector<T>& items = chunks_[c]->items;
+      for (size_t i = (c == p.chunk ? p.index : 0); i < items.size(); ++i) {
+        if (probe(items[i]) > 0) return true;
+        if (!fn(items[i])) return false;
+      }
+    }
+    return true;
+  }
+  template <typename Fn>
+  bool ForEachAll(const Fn& fn) const {
+    for (const auto& c : chunks_)
+      for (const T& item : c->items)
+        if (!fn(item)) return false;
+    return true;
+  }
+
+  // Removes the items equal (under Less) to those in `erase`, then inserts
+  // `insert`, replacing items that compare equal. Both inputs need not be
+  // sorted. Only the chunks touched are copied.
+  void Apply(std::vector<T> erase, std::vector<T> insert) {
+    Less less;
+    std::sort(erase.begin(), erase.end(), less);
+    std::sort(insert.begin(), insert.end(), less);
+    if (erase.empty() && insert.empty()) return;
+    if (chunks_.empty()) {
+      // Inserts (minus erased ones: erase applies last) become fresh chunks.
+      Dedup(&insert);
+      if (!erase.empty()) {
+        std::vector<T> kept;
+        std::set_difference(std::make_move_iterator(insert.begin()), std::make_move_iterator(insert.end()),
+                            erase.begin(), erase.end(), std::back_inserter(kept), less);
+        insert = std::move(kept);
+      }
+      AppendChunks(std::move(insert), &chunks_);
+      RebuildPrefix();
+      return;
+    }
+    std::vector<std::shared_ptr<const Chunk>> out;
+    out.reserve(chunks_.size() + insert.size() / kChunkTarget + 1);
+    size_t ei = 0, ii = 0;
+    for (size_t c = 0; c < chunks_.size(); ++c) {
+      const std::vector<T>& items = chunks_[c]->items;
+      bool last = c + 1 == chunks_.size();
+      // Items up to and including this chunk's last item belong here; the last
+      // chunk takes everything that remains.
+      size_t e_end = ei, i_end = ii;
+      while (e_end < erase.size() && (last || !less(items.back(), erase[e_end]))) ++e_end;
+      while (i_end < insert.size() && (last || !less(items.back(), insert[i_end]))) ++i_end;
+      if (e_end == ei && i_end == ii) {
+        out.push_back(chunks_[c]);
+        continue;
+      }
+      std::vector<T> merged;
+      merged.reserve(items.size() + (i_end - ii));
+      size_t a = 0;
+      while (a < items.size() || ii < i_end) {
+        // Next candidate: smallest of the existing item and the next insert.
+        bool take_insert = a == items.size() || (ii < i_end && !less(items[a], insert[ii]));
+        if (take_insert) {
+          if (a < items.size() && !less(insert[ii], items[a])) ++a;  // replaces equal item
+          // Skip duplicate inserts; the last one wins.
+          if (ii + 1 < i_end && !less(insert[ii], insert[ii + 1])) {
+            ++ii;
+            continue;
+          }
+          merged.push_back(insert[ii++]);
+        } else {
+          merged.push_back(items[a++]);
+        }
+      }
+      ii = i_end;
+      // Erase: both sorted, one pass.
+      if (ei < e_end) {
+        std::vector<T> kept;
+        kept.reserve(merged.size());
+        size_t e = ei;
+        for (T& item : merged) {
+          while (e < e_end && less(erase[e], item)) ++e;
+          if (e < e_end && !less(item, erase[e])) continue;
+          kept.push_back(std::move(item));
+        }
+        merged = std::move(kept);
+      }
+      ei = e_end;
+      if (merged.size() > 2 * kChunkTarget) {
+        AppendChunks(std::move(merged), &out);
+      } else if (!merged.empty()) {
+        auto chunk = std::make_shared<Chunk>();
+        chunk->items = std::move(merged);
+        out.push_back(std::move(chunk));
+      }
+    }
+    chunks_ = std::move(out);
+    RebuildPrefix();
+  }
+
+  // Validates the ordering invariant (tests).
+  bool CheckInvariants() const {
+    Less less;
+    const T* prev = nullptr;
+    for (const auto& c : chunks_) {
+      if (c->items.empty()) return false;
+      for (const T& item : c->items) {
+        if (prev != nullptr && !less(*prev, item)) return false;
+        prev = &item;
+      }
+    }
+    return true;
+  }
+
+ private:
+  template <typename Probe, typename Before>
+  Pos Bound(const Probe& probe, const Before& before) const {
+    // First chunk whose last item is not before the bound.
+    size_t lo = 0, hi = chunks_.size();
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (before(probe(chunks_[mid]->items.back()))) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo == chunks_.size()) return Pos{chunks_.size(), 0};
+    const std::vector<T>& items = chunks_[lo]->items;
+    size_t a = 0, b = items.size();
+    while (a < b) {
+      size_t mid = (a + b) / 2;
+      if (before(probe(items[mid]))) a = mid + 1;
+      else b = mid;
+    }
+    return Pos{lo, a};
+  }
+
+  static void Dedup(std::vector<T>* items) {
+    Less less;
+    // Keep the last of equal items (sorted input).
+    std::vector<T> out;
+    out.reserve(items->size());
+    for (size_t i = 0; i < items->size(); ++i) {
+      if (i + 1 < items->size() && !less((*items)[i], (*items)[i + 1])) continue;
+      out.push_back(std::move((*items)[i]));
+    }
+    *items = std::move(out);
+  }
+
+  static void AppendChunks(std::vector<T> items, std::vector<std::shared_ptr<const Chunk>>* out) {
+    size_t n = items.size();
+    size_t pieces = (n + kChunkTarget - 1) / kChunkTarget;
+    for (size_t p = 0; p < pieces; ++p) {
+      size_t begin = p * n / pieces, end = (p + 1) * n / pieces;
+      auto chunk = std::make_shared<Chunk>();
+      chunk->items.assign(std::make_move_iterator(items.begin() + begin), std::make_move_iterator(items.begin() + end));
+      out->push_back(std::move(chunk));
+    }
+  }
+
+  void RebuildPrefix() {
+    prefix_.resize(chunks_.size());
+    size_t total = 0;
+    for (size_t c = 0; c < chunks_.size(); ++c) {
+      total += chunks_[c]->items.size();
+      prefix_[c] = total;
+    }
+  }
+
+  std::vector<std::shared_ptr<const Chunk>> chunks_;
+  std::vector<size_t> prefix_;  // prefix_[c] = items in chunks 0..c
+};
+
+}  // namespace cairn::storage

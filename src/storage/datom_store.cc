@@ -1,0 +1,279 @@
+#include "storage/datom_store.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "core/check.h"
+#include "storage/sqlite.h"
+#include "storage/value_codec.h"
+
+namespace cairn::storage {
+
+namespace {
+
+constexpr std::string_view kSchemaSql = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE attrs (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE);
+CREATE TABLE seqs (part INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE txs (t INTEGER PRIMARY KEY, first_row INTEGER NOT NULL, datoms INTEGER NOT NULL);
+CREATE TABLE log (row INTEGER PRIMARY KEY, t INTEGER NOT NULL, e INTEGER NOT NULL, a INTEGER NOT NULL,
+                  v BLOB NOT NULL, added INTEGER NOT NULL);
+)sql";
+
+int64_t ToSql(uint64_t x) { return static_cast<int64_t>(x); }
+uint64_t FromSql(int64_t x) { return static_cast<uint64_t>(x); }
+
+}  // namespace
+
+struct DatomStore::Statements {
+  SqliteStatement insert_log;
+  SqliteStatement insert_attr;
+  SqliteStatement upsert_seq;
+  SqliteStatement insert_tx;
+  SqliteStatement update_last_t;
+  SqliteStatement read_log;
+};
+
+DatomStore::DatomStore(std::unique_ptr<Sqlite> db) : db_(std::move(db)), path_(db_->path()) {}
+DatomStore::~DatomStore() {
+  stmts_.reset();  // finalize statements before closing the connection
+  db_.reset();
+}
+
+Status DatomStore::Corrupt(const std::string& what) const {
+  return Status::Corruption(path_ + ": not a valid Cairn database: " + what);
+}
+
+Result<std::unique_ptr<DatomStore>> DatomStore::Open(const std::string& path, const StoreOptions& options) {
+  std::error_code ec;
+  bool exists = std::filesystem::exists(path, ec);
+  if (!exists && !options.create_if_missing) return Status::IOError(path + ": database does not exist");
+  if (exists && std::filesystem::is_directory(path, ec)) return Status::IOError(path + ": is a directory");
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<Sqlite> db, Sqlite::Open(path, Sqlite::OpenMode::kReadWriteCreate));
+  std::unique_ptr<DatomStore> store(new DatomStore(std::move(db)));
+  Sqlite& sql = *store->db_;
+
+  // Reading the header first: a non-SQLite file fails here with NOTADB.
+  auto app_id = sql.QueryInt("PRAGMA application_id");
+  if (!app_id.ok()) return app_id.status().code() == StatusCode::kCorruption ? app_id.status() : store->Corrupt(app_id.status().message());
+  if (*app_id == 0) {
+    CAIRN_ASSIGN_OR_RETURN(int64_t tables, sql.QueryInt("SELECT count(*) FROM sqlite_master"));
+    if (tables != 0) return store->Corrupt("a SQLite database of another application");
+    CAIRN_RETURN_IF_ERROR(sql.Exec("PRAGMA journal_mode=WAL"));
+    CAIRN_RETURN_IF_ERROR(store->Initialize(options));
+  } else if (*app_id != kApplicationId) {
+    return store->Corrupt("a SQLite database of another application (application_id " + std::to_string(*app_id) + ")");
+  }
+  CAIRN_ASSIGN_OR_RETURN(int64_t version, sql.QueryInt("PRAGMA user_version"));
+  if (version > kFormatVersion)
+    return store->Corrupt("format version " + std::to_string(version) + " is newer than this build supports (" +
+                          std::to_string(kFormatVersion) + ")");
+  if (version < 1) return store->Corrupt("missing format version");
+
+  {
+    CAIRN_ASSIGN_OR_RETURN(SqliteStatement mode, sql.Prepare("PRAGMA journal_mode=WAL"));
+    CAIRN_ASSIGN_OR_RETURN(bool row, mode.Step());
+    if (!row || mode.ColumnText(0) != "wal") return Status::IOError(path + ": cannot enable WAL mode");
+  }
+  CAIRN_RETURN_IF_ERROR(sql.Exec(options.sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  // Integrity: SQLite's own structural check (pages, b-trees), then ours.
+  {
+    CAIRN_ASSIGN_OR_RETURN(SqliteStatement check, sql.Prepare("PRAGMA quick_check(5)"));
+    CAIRN_ASSIGN_OR_RETURN(bool row, check.Step());
+    if (!row) return store->Corrupt("integrity check returned nothing");
+    std::string first(check.ColumnText(0));
+    if (first != "ok") return store->Corrupt("SQLite integrity check: " + first);
+  }
+  CAIRN_RETURN_IF_ERROR(store->Load());
+  return store;
+}
+
+Status DatomStore::Initialize(const StoreOptions& options) {
+  if (options.partitions == 0 || options.partitions > EntityId::kMaxPartitions)
+    return Status::InvalidArgument("partitions must be in 1.." + std::to_string(EntityId::kMaxPartitions));
+  SqliteTransaction txn(*db_);
+  CAIRN_RETURN_IF_ERROR(txn.Begin());
+  CAIRN_RETURN_IF_ERROR(db_->Exec(kSchemaSql));
+  CAIRN_RETURN_IF_ERROR(db_->Exec("INSERT INTO meta VALUES ('format', " + std::to_string(kFormatVersion) +
+                                  "), ('partitions', " + std::to_string(options.partitions) +
+                                  "), ('last_t', 0)"));
+  CAIRN_RETURN_IF_ERROR(db_->Exec("PRAGMA application_id=" + std::to_string(kApplicationId)));
+  CAIRN_RETURN_IF_ERROR(db_->Exec("PRAGMA user_version=" + std::to_string(kFormatVersion)));
+  return txn.Commit();
+}
+
+Status DatomStore::Load() {
+  Sqlite& sql = *db_;
+  auto meta_int = [&](std::string_view key) -> Result<int64_t> {
+    auto r = sql.QueryInt("SELECT value FROM meta WHERE key = '" + std::string(key) + "'");
+    if (!r.ok() && r.status().code() == StatusCode::kNotFound) return Corrupt("meta has no '" + std::string(key) + "'");
+    if (!r.ok()) return Corrupt(r.status().message());
+    return r;
+  };
+  CAIRN_ASSIGN_OR_RETURN(int64_t partitions, meta_int("partitions"));
+  if (partitions <= 0 || partitions > EntityId::kMaxPartitions) return Corrupt("bad partition count");
+  partitions_ = static_cast<uint32_t>(partitions);
+  CAIRN_ASSIGN_OR_RETURN(int64_t last_t, meta_int("last_t"));
+  if (last_t < 0) return Corrupt("bad last_t");
+  last_t_ = TxTime{FromSql(last_t)};
+
+  auto attrs = std::make_shared<AttrTable>();
+  attrs->names.emplace_back();
+  {
+    auto stmt = sql.Prepare("SELECT id, ident FROM attrs ORDER BY id");
+    if (!stmt.ok()) return Corrupt(stmt.status().message());
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      int64_t id = stmt->ColumnInt(0);
+      std::string_view ident = stmt->ColumnText(1);
+      if (id != static_cast<int64_t>(attrs->names.size()) || ident.empty())
+        return Corrupt("attribute table has a gap or an empty name at id " + std::to_string(id));
+      Keyword k = Keyword::Intern(ident);
+      attrs->names.push_back(k);
+      attrs->ids.emplace(k, static_cast<uint32_t>(id));
+    }
+  }
+  attrs_ = std::move(attrs);
+  {
+    auto stmt = sql.Prepare("SELECT part, next FROM seqs");
+    if (!stmt.ok()) return Corrupt(stmt.status().message());
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      int64_t part = stmt->ColumnInt(0), next = stmt->ColumnInt(1);
+      if (part < 0 || part >= partitions || next < 0) return Corrupt("bad sequence row for partition " + std::to_string(part));
+      next_seqs_[static_cast<uint32_t>(part)] = static_cast<uint64_t>(next);
+    }
+  }
+  // The log and the transaction rows must agree: same number of datoms, and
+  // the newest transaction is the recorded last t.
+  {
+    auto stmt = sql.Prepare("SELECT (SELECT count(*) FROM log), (SELECT coalesce(max(row), 0) FROM log), "
+                            "(SELECT coalesce(sum(datoms), 0) FROM txs), (SELECT coalesce(max(t), 0) FROM txs)");
+    if (!stmt.ok()) return Corrupt(stmt.status().message());
+    CAIRN_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    CAIRN_CHECK(row);
+    int64_t log_rows = stmt->ColumnInt(0), max_row = stmt->ColumnInt(1), tx_datoms = stmt->ColumnInt(2),
+            max_t = stmt->ColumnInt(3);
+    if (log_rows != tx_datoms || max_row != log_rows)
+      return Corrupt("log has " + std::to_string(log_rows) + " datoms (last row " + std::to_string(max_row) +
+                     ") but transactions record " + std::to_string(tx_datoms));
+    if (max_t != last_t) return Corrupt("last transaction " + std::to_string(max_t) + " != recorded last t " + std::to_string(last_t));
+    next_row_ = max_row + 1;
+  }
+
+  stmts_ = std::make_unique<Statements>();
+  auto prep = [&](SqliteStatement* out, std::string_view text) -> Status {
+    auto s = sql.Prepare(text);
+    if (!s.ok()) return Corrupt(s.status().message());
+    *out = std::move(*s);
+    return Status::OK();
+  };
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log, "INSERT INTO log (row, t, e, a, v, added) VALUES (?, ?, ?, ?, ?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_attr, "INSERT INTO attrs (id, ident) VALUES (?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->upsert_seq, "INSERT OR REPLACE INTO seqs (part, next) VALUES (?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_tx, "INSERT INTO txs (t, first_row, datoms) VALUES (?, ?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->update_last_t, "UPDATE meta SET value = ?1 WHERE key = 'last_t' AND value = ?2"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->read_log,
+                             "SELECT t, e, a, v, added FROM log WHERE "
+                             "row >= (SELECT coalesce(min(first_row), 0) FROM txs WHERE t > ?1 AND t <= ?2) AND "
+                             "row < (SELECT coalesce(max(first_row + datoms), 0) FROM txs WHERE t > ?1 AND t <= ?2) "
+                             "ORDER BY row"));
+  return Status::OK();
+}
+
+Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
+  if (!(batch.t > last_t_))
+    return Status::Internal("commit t " + std::to_string(batch.t.raw) + " not after last t " + std::to_string(last_t_.raw));
+  SqliteTransaction txn(*db_);
+  CAIRN_RETURN_IF_ERROR(txn.Begin());
+
+  std::shared_ptr<AttrTable> new_attrs;  // copy-on-write when a new attribute appears
+  std::vector<IndexEntry> entries;
+  entries.reserve(batch.datoms.size());
+  std::string encoded;
+  int64_t row = next_row_;
+  for (const Datom& d : batch.datoms) {
+    if (!d.a.valid()) return Status::InvalidArgument("datom without attribute");
+    const AttrTable& table = new_attrs ? *new_attrs : *attrs_;
+    std::optional<uint32_t> aid = table.Find(d.a);
+    if (!aid) {
+      if (!new_attrs) new_attrs = std::make_shared<AttrTable>(*attrs_);
+      aid = static_cast<uint32_t>(new_attrs->names.size());
+      new_attrs->names.push_back(d.a);
+      new_attrs->ids.emplace(d.a, *aid);
+      stmts_->insert_attr.BindInt(1, *aid);
+      stmts_->insert_attr.BindText(2, d.a.str());
+      CAIRN_RETURN_IF_ERROR(stmts_->insert_attr.Run());
+    }
+    encoded.clear();
+    EncodeValue(d.v, &encoded);
+    SqliteStatement& ins = stmts_->insert_log;
+    ins.BindInt(1, row++);
+    ins.BindInt(2, ToSql(batch.t.raw));
+    ins.BindInt(3, ToSql(d.e.raw));
+    ins.BindInt(4, *aid);
+    ins.BindBlob(5, encoded);
+    ins.BindInt(6, d.added ? 1 : 0);
+    CAIRN_RETURN_IF_ERROR(ins.Run());
+    entries.push_back(IndexEntry{d.e, batch.t, d.v, *aid, d.added});
+  }
+  for (const auto& [part, next] : batch.next_seqs) {
+    if (part >= partitions_) return Status::InvalidArgument("partition " + std::to_string(part) + " out of range");
+    stmts_->upsert_seq.BindInt(1, part);
+    stmts_->upsert_seq.BindInt(2, ToSql(next));
+    CAIRN_RETURN_IF_ERROR(stmts_->upsert_seq.Run());
+  }
+  stmts_->insert_tx.BindInt(1, ToSql(batch.t.raw));
+  stmts_->insert_tx.BindInt(2, next_row_);
+  stmts_->insert_tx.BindInt(3, static_cast<int64_t>(batch.datoms.size()));
+  CAIRN_RETURN_IF_ERROR(stmts_->insert_tx.Run());
+  stmts_->update_last_t.BindInt(1, ToSql(batch.t.raw));
+  stmts_->update_last_t.BindInt(2, ToSql(last_t_.raw));
+  CAIRN_RETURN_IF_ERROR(stmts_->update_last_t.Run());
+  if (db_->changes() != 1)
+    return Status::Conflict(path_ + ": the database was changed by another writer; reopen it");
+  CAIRN_RETURN_IF_ERROR(txn.Commit());
+
+  // Durable: publish the new state.
+  last_t_ = batch.t;
+  next_row_ = row;
+  for (const auto& [part, next] : batch.next_seqs) next_seqs_[part] = next;
+  if (new_attrs) attrs_ = std::move(new_attrs);
+  return entries;
+}
+
+Status DatomStore::ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn) {
+  SqliteStatement& stmt = stmts_->read_log;
+  stmt.BindInt(1, ToSql(after.raw));
+  stmt.BindInt(2, ToSql(upto.raw));
+  std::shared_ptr<const AttrTable> attrs = attrs_;
+  Status status;
+  while (true) {
+    Result<bool> row = stmt.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    int64_t aid = stmt.ColumnInt(2);
+    if (aid <= 0 || aid >= static_cast<int64_t>(attrs->names.size())) {
+      status = Corrupt("log row refers to unknown attribute id " + std::to_string(aid));
+      break;
+    }
+    Result<Value> v = DecodeValue(stmt.ColumnBlob(3));
+    if (!v.ok()) {
+      status = Corrupt(v.status().message());
+      break;
+    }
+    int64_t added = stmt.ColumnInt(4);
+    fn(IndexEntry{EntityId{FromSql(stmt.ColumnInt(1))}, TxTime{FromSql(stmt.ColumnInt(0))}, std::move(*v),
+                  static_cast<uint32_t>(aid), added != 0});
+  }
+  stmt.Reset();
+  return status;
+}
+
+}  // namespace cairn::storage

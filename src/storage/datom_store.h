@@ -1,0 +1,113 @@
+// DatomStore: Cairn's datoms in one SQLite file (WAL mode).
+//
+// The file holds the append-only transaction log (every assertion and
+// retraction with its t: the full history, in commit order), the attribute
+// table (keyword <-> small integer id), one row per transaction, the entity
+// sequence counters per partition and the meta row (format version, number
+// of partitions, last t). docs/storage.md describes the format. The access
+// paths (EAVT, AEVT, AVET, VAET) are built in memory from the log at open and
+// kept up to date by the caller (see MemoryIndex), so a commit writes each
+// datom exactly once.
+//
+// Commit() is one SQLite transaction (BEGIN IMMEDIATE ... COMMIT) and, with
+// sync on, durable (fsynced WAL, synchronous=FULL) when it returns OK; on any
+// error nothing of it is visible and the store is unchanged.
+//
+// Open() validates the file: not a SQLite file, not a Cairn file, a newer
+// format, a failed SQLite integrity check, or a log that disagrees with its
+// transaction rows are all Corruption naming the path; never a crash.
+//
+// Thread-safety: not thread-safe; the owner serializes calls (the embedded
+// Database holds its transaction mutex). attrs() snapshots are immutable and
+// may be read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/datom.h"
+#include "cairn/status.h"
+#include "storage/memory_index.h"
+
+namespace cairn::storage {
+
+class Sqlite;
+class SqliteStatement;
+
+// Keyword <-> attribute id. Immutable once published.
+struct AttrTable {
+  std::vector<Keyword> names;  // by id; names[0] unused (ids start at 1)
+  std::unordered_map<Keyword, uint32_t> ids;
+
+  Keyword Name(uint32_t aid) const { return aid < names.size() ? names[aid] : Keyword(); }
+  std::optional<uint32_t> Find(Keyword k) const {
+    auto it = ids.find(k);
+    if (it == ids.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+struct StoreOptions {
+  bool create_if_missing = true;
+  bool sync = true;             // synchronous=FULL; false = NORMAL (not durable on power loss)
+  uint32_t partitions = 256;    // used when creating; an existing file keeps its own
+};
+
+// One transaction's writes.
+struct CommitBatch {
+  TxTime t;
+  std::span<const Datom> datoms;  // not owned
+  // Partition -> next sequence number to hand out, for partitions that changed.
+  std::map<uint32_t, uint64_t> next_seqs;
+};
+
+class DatomStore {
+ public:
+  static constexpr int kFormatVersion = 1;
+  static constexpr int32_t kApplicationId = 0x4341524E;  // "CARN"
+
+  static Result<std::unique_ptr<DatomStore>> Open(const std::string& path, const StoreOptions& options);
+  ~DatomStore();
+
+  const std::string& path() const { return path_; }
+  uint32_t partitions() const { return partitions_; }
+  TxTime last_t() const { return last_t_; }
+  // Next sequence number per partition (partitions never used are absent).
+  const std::map<uint32_t, uint64_t>& next_seqs() const { return next_seqs_; }
+  std::shared_ptr<const AttrTable> attrs() const { return attrs_; }
+  uint64_t datom_count() const { return next_row_ - 1; }
+
+  // Writes one transaction atomically and durably. REQUIRES batch.t > last_t().
+  // Returns the datoms as index entries (attribute ids assigned). Errors:
+  // IOError (disk), Conflict if another process wrote the file meanwhile.
+  Result<std::vector<IndexEntry>> Commit(const CommitBatch& batch);
+
+  // Calls fn for each logged datom with after < t <= upto, in commit order.
+  Status ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn);
+  // Every logged datom, in commit order.
+  Status ReadAll(const std::function<void(const IndexEntry&)>& fn) { return ReadLog(TxTime{0}, TxTime::Max(), fn); }
+
+ private:
+  explicit DatomStore(std::unique_ptr<Sqlite> db);
+  Status Initialize(const StoreOptions& options);
+  Status Load();
+  Status Corrupt(const std::string& what) const;
+
+  std::unique_ptr<Sqlite> db_;
+  std::string path_;
+  uint32_t partitions_ = 0;
+  TxTime last_t_;
+  int64_t next_row_ = 1;
+  std::map<uint32_t, uint64_t> next_seqs_;
+  std::shared_ptr<const AttrTable> attrs_;
+  struct Statements;
+  std::unique_ptr<Statements> stmts_;
+};
+
+}  // namespace cairn::storage

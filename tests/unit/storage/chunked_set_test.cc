@@ -1,0 +1,80 @@
+#include "storage/chunked_set.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+namespace cairn::storage {
+namespace {
+
+struct IntLess {
+  bool operator()(int a, int b) const { return a < b; }
+};
+using Set = ChunkedSet<int, IntLess>;
+
+std::vector<int> Items(const Set& s) {
+  std::vector<int> out;
+  s.ForEachAll([&](int x) {
+    out.push_back(x);
+    return true;
+  });
+  return out;
+}
+
+TEST(ChunkedSet, MatchesStdSetUnderRandomBatches) {
+  std::mt19937 rng(1);
+  Set s;
+  std::set<int> model;
+  for (int round = 0; round < 300; ++round) {
+    std::vector<int> ins, del;
+    int n = static_cast<int>(rng() % (round % 10 == 0 ? 3000 : 60));
+    for (int i = 0; i < n; ++i) ins.push_back(static_cast<int>(rng() % 20000));
+    for (int i = 0; i < n / 2; ++i) del.push_back(static_cast<int>(rng() % 20000));
+    // Erase applies after insert, as documented.
+    for (int x : ins) model.insert(x);
+    for (int x : del) model.erase(x);
+    s.Apply(del, ins);
+    ASSERT_TRUE(s.CheckInvariants());
+    ASSERT_EQ(s.size(), model.size());
+  }
+  EXPECT_EQ(Items(s), std::vector<int>(model.begin(), model.end()));
+  EXPECT_GT(s.chunk_count(), 1u);
+  // Ranges and ranks.
+  for (int q = 0; q < 200; ++q) {
+    int lo = static_cast<int>(rng() % 20000), hi = lo + static_cast<int>(rng() % 500);
+    auto probe = [&](int x) { return x < lo ? -1 : (x > hi ? 1 : 0); };
+    size_t expect = std::distance(model.lower_bound(lo), model.upper_bound(hi));
+    EXPECT_EQ(s.CountRange(probe), expect);
+    std::vector<int> got;
+    s.ForEach(probe, [&](int x) {
+      got.push_back(x);
+      return true;
+    });
+    EXPECT_EQ(got, std::vector<int>(model.lower_bound(lo), model.upper_bound(hi)));
+  }
+}
+
+TEST(ChunkedSet, SnapshotsAreUnaffectedByLaterApplies) {
+  Set s;
+  std::vector<int> first;
+  for (int i = 0; i < 5000; ++i) first.push_back(i * 2);
+  s.Apply({}, first);
+  Set snapshot = s;
+  s.Apply({0, 2, 4000}, {1, 3, 9999});
+  EXPECT_EQ(Items(snapshot), first);
+  EXPECT_EQ(s.size(), 5000u - 3 + 3);
+  EXPECT_EQ(Items(s)[0], 1);
+}
+
+TEST(ChunkedSet, StopsEarlyWhenToldTo) {
+  Set s;
+  s.Apply({}, {1, 2, 3, 4});
+  int seen = 0;
+  bool finished = s.ForEach([](int) { return 0; }, [&](int) { return ++seen < 2; });
+  EXPECT_FALSE(finished);
+  EXPECT_EQ(seen, 2);
+}
+
+}  // namespace
+}  // namespace cairn::storage
