@@ -16,13 +16,30 @@
 // commits the result atomically. On any error nothing is produced, and the
 // error names the form (EDN line:column), attribute and value at fault.
 //
-// Placement (ARCHITECTURE §2): a new entity with a :db.unique/identity value
-// goes to partition StableHash(attr, value) % partitions; else to the
-// partition hinted by :db/partition, else the partition of the transaction's
-// first existing entity, else StableHash(tempid) % partitions.
+// Placement (ARCHITECTURE §2, functions in tx_placement.h). A new entity goes
+//  1. to EntityId::kSystemPartition if it gets a :db/ident (attributes, idents);
+//  2. else, if it has a :db.unique/identity value, to
+//     UniqueIdentityPartition(attr, value) (so [attr value] routes to one shard);
+//  3. else to its :db/partition hint (a partition number, or an entity whose
+//     partition it shares);
+//  4. else to the partition of the transaction's first existing entity (in
+//     form order), or failing that of its first new entity placed by 2-3, so
+//     a transaction stays on one shard when it can;
+//  5. else to TempidPartition(tempid).
+// Ordinary entities never land in the system partition when there is more
+// than one partition. Ids are allocated only once the transaction is known to
+// be valid (a failed Prepare consumes no ids), in order of first appearance.
 //
-// Thread-safety: a Transactor is stateless between calls; one call at a time
-// per IdAllocator.
+// Errors (nothing is produced): InvalidArgument (malformed form, mistyped
+// value, unknown :db/* attribute, tempid used only as a value, two values for
+// a cardinality-one attribute, a datom both asserted and retracted, unsafe
+// schema definition), NotFound (lookup ref or ident naming no entity),
+// Conflict (:db/cas mismatch, uniqueness violation, a tempid upserting to two
+// entities, a schema change the stored data forbids); IOError/Corruption from
+// reading `db`. docs/transactions.md has the details.
+//
+// Thread-safety: a Transactor is stateless between calls and may be shared;
+// one call at a time per IdAllocator.
 #pragma once
 
 #include <cstdint>
@@ -48,13 +65,18 @@ class IdAllocator {
 
 struct TxResult {
   TxTime t;
-  std::vector<Datom> datoms;                    // in the order produced
-  std::map<std::string, EntityId> tempids;      // tempid string -> entity
-  std::vector<Attribute> schema_changes;        // attributes installed/changed
+  // In the order produced: first [tx :db/txInstant ...], then per form; a
+  // cardinality-one replacement's retraction just before its assertion.
+  // Redundant assertions and retractions of absent datoms are omitted.
+  std::vector<Datom> datoms;
+  std::map<std::string, EntityId> tempids;      // user tempid string -> entity
+  // Full new definitions (with Attribute::id) of the attributes installed or
+  // changed; the caller Put()s them into its schema when it commits.
+  std::vector<Attribute> schema_changes;
 };
 
 struct TransactorOptions {
-  uint32_t partitions = 256;
+  uint32_t partitions = 256;  // 1 .. EntityId::kMaxPartitions - 1
   int64_t tx_instant_ms = 0;  // :db/txInstant; 0 = t.physical_ms()
 };
 
@@ -62,7 +84,11 @@ class Transactor {
  public:
   explicit Transactor(TransactorOptions options) : options_(options) {}
 
-  // `tx_data` must be an EDN vector. `db` is the current database value.
+  // `tx_data` must be an EDN vector (or list) of forms; `db` is the current
+  // database value (a non-history view) and its schema; `t` (valid) is the new
+  // transaction's time; `ids` hands out fresh ids for new entities. Returns
+  // the datoms to write (tx = t), the tempids and the schema changes, or an
+  // error. Reads `db` only; writes nothing.
   Result<TxResult> Prepare(const Edn& tx_data, const datalog::IndexSource& db, TxTime t,
                            IdAllocator& ids) const;
 

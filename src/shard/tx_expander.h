@@ -1,0 +1,56 @@
+// TxExpander: turns transaction forms into TxOps (stage 2 of the transactor,
+// see tx_ops.h).
+//
+// Accepted forms (docs/transactions.md):
+//   [:db/add e a v]  [:db/retract e a v]  [:db/retract e a]
+//   [:db/cas e a old new]  [:db/retractEntity e]   (lists or vectors;
+//   :db.fn/cas and :db.fn/retractEntity are accepted as aliases)
+//   {:db/id e :attr v ...}  with nested maps as values of ref attributes,
+//   collections (vector/set) as values of cardinality-many attributes,
+//   reverse refs {:_attr e-or-entities} and :db/partition placement hints.
+// Entity positions: positive integer ids, string tempids ("datomic.tx" is the
+// transaction), lookup refs [:unique-attr value], ident keywords
+// (:db/current-tx is the transaction).
+//
+// Every value is converted and checked against `schema` here; entity
+// references stay symbolic. Errors are InvalidArgument naming the form's
+// line:column, the attribute and the value.
+//
+// Thread-safety: one Expand call at a time per object.
+#pragma once
+
+#include <vector>
+
+#include "cairn/status.h"
+#include "core/edn.h"
+#include "core/schema.h"
+#include "shard/tx_ops.h"
+
+namespace cairn::shard {
+
+class TxExpander {
+ public:
+  explicit TxExpander(const Schema& schema) : schema_(schema) {}
+
+  // Appends the ops of every form of `tx_data` (an EDN vector or list).
+  Status Expand(const Edn& tx_data, std::vector<TxOp>* ops);
+
+ private:
+  Status ExpandForm(const Edn& form);
+  Status ExpandList(const Edn& form);
+  // The entity a map stands for: its :db/id, or a new internal tempid.
+  Result<TxEntityRef> MapEntity(const Edn& map);
+  Status ExpandMapBody(const Edn& map, const TxEntityRef& self);
+  Result<TxEntityRef> ParseEntity(const Edn& node, const char* role);
+  Result<Keyword> ParseAttribute(const Edn& node, bool allow_reverse);
+  // Fills op.v / op.v_ref from `node` for attribute `attr`.
+  Status ParseValue(const Attribute& attr, const Edn& node, bool allow_nested_map, TxOp* op);
+  // The value nodes of one map entry (a collection for cardinality-many).
+  Result<std::vector<const Edn*>> ValueNodes(const Attribute& attr, const Edn& node);
+
+  const Schema& schema_;
+  std::vector<TxOp>* ops_ = nullptr;
+  int internal_tempids_ = 0;
+};
+
+}  // namespace cairn::shard
