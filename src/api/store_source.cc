@@ -1,0 +1,205 @@
+#include "api/store_source.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace cairn::internal {
+
+using storage::IndexBounds;
+using storage::IndexEntry;
+using storage::IndexOrder;
+
+namespace {
+
+bool SameKey(const IndexEntry& x, const IndexEntry& y) {
+  return x.e == y.e && x.aid == y.aid && x.v.Compare(y.v) == 0;
+}
+
+}  // namespace
+
+StoreSource::StoreSource(Snapshot snap, Kind kind, TxTime t, HistoryState history)
+    : snap_(std::move(snap)), kind_(kind), t_(t), history_(std::move(history)) {
+  CAIRN_CHECK(snap_.current != nullptr && snap_.attrs != nullptr && snap_.schema != nullptr);
+}
+
+Keyword StoreSource::Name(uint32_t aid) const {
+  bool hist = kind_ == Kind::kAsOf || kind_ == Kind::kHistory;
+  return (hist && history_.attrs ? *history_.attrs : *snap_.attrs).Name(aid);
+}
+
+bool StoreSource::ToBounds(const datalog::DatomPattern& p, IndexBounds* b) const {
+  if (p.a) {
+    bool hist = kind_ == Kind::kAsOf || kind_ == Kind::kHistory;
+    const storage::AttrTable& attrs = hist && history_.attrs ? *history_.attrs : *snap_.attrs;
+    std::optional<uint32_t> aid = attrs.Find(*p.a);
+    if (!aid) return false;
+    b->aid = aid;
+  }
+  if (p.e) b->e = *p.e;
+  if (p.v) b->v = &*p.v;
+  if (p.added && !*p.added && kind_ != Kind::kHistory) return false;
+  return true;
+}
+
+void StoreSource::ScanOrdered(IndexOrder order, const IndexBounds& b, const datalog::DatomPattern& p,
+                              const std::function<bool(const Datom&)>& fn) const {
+  auto to_datom = [&](const IndexEntry& x) { return Datom{x.e, Name(x.aid), x.v, x.tx, x.added}; };
+  auto tx_ok = [&](const IndexEntry& x) { return !p.tx || x.tx == *p.tx; };
+  switch (kind_) {
+    case Kind::kCurrent:
+      snap_.current->Scan(order, b, [&](const IndexEntry& x) { return !tx_ok(x) || fn(to_datom(x)); });
+      return;
+    case Kind::kSince:
+      snap_.current->Scan(order, b, [&](const IndexEntry& x) {
+        return x.tx <= t_ || !tx_ok(x) || fn(to_datom(x));
+      });
+      return;
+    case Kind::kHistory: {
+      TxTime basis = snap_.basis_t;
+      history_.index->Scan(order, b, [&](const IndexEntry& x) {
+        if (x.tx > basis || !tx_ok(x) || (p.added && x.added != *p.added)) return true;
+        return fn(to_datom(x));
+      });
+      return;
+    }
+    case Kind::kAsOf: {
+      // Entries of one (e, a, v) are adjacent, oldest first, in every order:
+      // the last one at or before T says whether the datom is true at T.
+      TxTime limit = std::min(t_, snap_.basis_t);
+      std::optional<IndexEntry> pending;
+      bool stopped = false;
+      auto flush = [&] {
+        if (pending && pending->added && tx_ok(*pending) && !fn(to_datom(*pending))) stopped = true;
+        pending.reset();
+      };
+      history_.index->Scan(order, b, [&](const IndexEntry& x) {
+        if (x.tx > limit) return true;
+        if (pending && !SameKey(*pending, x)) {
+          flush();
+          if (stopped) return false;
+        }
+        pending = x;
+        return true;
+      });
+      if (!stopped) flush();
+      return;
+    }
+  }
+}
+
+Status StoreSource::Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const {
+  if ((kind_ == Kind::kAsOf || kind_ == Kind::kHistory) && history_.index == nullptr)
+    return Status::Unavailable("the database was closed; its history is no longer readable");
+  IndexBounds b;
+  if (!ToBounds(p, &b)) return Status::OK();
+  // A long constant against a ref attribute means an entity id.
+  Value ref_value;
+  if (p.v && p.a && p.v->type() == ValueType::kLong && snap_.schema->IsRef(*p.a)) {
+    ref_value = Value::Ref(EntityId{static_cast<uint64_t>(p.v->as_long())});
+    b.v = &ref_value;
+  }
+  ScanOrdered(storage::CurrentIndex::BestOrder(b), b, p, fn);
+  return Status::OK();
+}
+
+uint64_t StoreSource::EstimateCount(const datalog::DatomPattern& p) const {
+  IndexBounds b;
+  if (!ToBounds(p, &b)) return 0;
+  IndexOrder order = storage::CurrentIndex::BestOrder(b);
+  if (kind_ == Kind::kCurrent || kind_ == Kind::kSince) return snap_.current->CountRange(order, b);
+  if (history_.index == nullptr) return 0;
+  return history_.index->CountRange(order, b);
+}
+
+uint64_t StoreSource::EstimateDistinct(Keyword a, int position) const {
+  // Distinct entities of an attribute: at most its datom count (exact for
+  // cardinality one in the current view). Distinct values are unknown.
+  if (position != 0 || kind_ == Kind::kAsOf || kind_ == Kind::kHistory) return 0;
+  std::optional<uint32_t> aid = snap_.attrs->Find(a);
+  return aid ? snap_.current->attr_count(*aid) : 0;
+}
+
+std::optional<EntityId> StoreSource::Lookup(Keyword attr, const Value& v) const {
+  if (kind_ != Kind::kCurrent) return IndexSource::Lookup(attr, v);
+  std::optional<uint32_t> aid = snap_.attrs->Find(attr);
+  if (!aid) return std::nullopt;
+  IndexBounds b;
+  b.aid = aid;
+  b.v = &v;
+  std::optional<EntityId> found;
+  snap_.current->Scan(IndexOrder::kAvet, b, [&](const IndexEntry& x) {
+    found = x.e;
+    return false;
+  });
+  return found;
+}
+
+Result<std::vector<Datom>> StoreSource::Datoms(IndexType index, const std::vector<Value>& components) const {
+  if ((kind_ == Kind::kAsOf || kind_ == Kind::kHistory) && history_.index == nullptr)
+    return Status::Unavailable("the database was closed; its history is no longer readable");
+  static const char* kNames[] = {"eavt", "aevt", "avet", "vaet"};
+  const char* index_name = kNames[static_cast<int>(index)];
+  // The component names of each index, in order.
+  enum Comp { kE, kA, kV, kT };
+  static const Comp kOrder[4][4] = {{kE, kA, kV, kT}, {kA, kE, kV, kT}, {kA, kV, kE, kT}, {kV, kA, kE, kT}};
+  if (components.size() > 4)
+    return Status::InvalidArgument(std::string(index_name) + ": at most 4 components, got " + std::to_string(components.size()));
+  datalog::DatomPattern p;
+  bool no_match = false;
+  for (size_t i = 0; i < components.size(); ++i) {
+    const Value& c = components[i];
+    switch (kOrder[static_cast<int>(index)][i]) {
+      case kE:
+        if (c.type() == ValueType::kRef) {
+          p.e = c.as_ref();
+        } else if (c.type() == ValueType::kLong) {
+          p.e = EntityId{static_cast<uint64_t>(c.as_long())};
+        } else if (c.type() == ValueType::kKeyword) {
+          std::optional<EntityId> e = Lookup(Keyword::Intern("db/ident"), c);
+          if (!e) no_match = true;
+          else p.e = *e;
+        } else {
+          return Status::InvalidArgument(std::string(index_name) + ": component " + std::to_string(i + 1) +
+                                         " must be an entity id or ident, got " + c.ToString());
+        }
+        break;
+      case kA:
+        if (c.type() != ValueType::kKeyword)
+          return Status::InvalidArgument(std::string(index_name) + ": component " + std::to_string(i + 1) +
+                                         " must be an attribute keyword, got " + c.ToString());
+        p.a = c.as_keyword();
+        break;
+      case kV:
+        p.v = c;
+        break;
+      case kT:
+        if (c.type() == ValueType::kLong) p.tx = TxTime{static_cast<uint64_t>(c.as_long())};
+        else if (c.type() == ValueType::kRef && c.as_ref().is_tx()) p.tx = c.as_ref().tx_time();
+        else
+          return Status::InvalidArgument(std::string(index_name) + ": component 4 must be a t, got " + c.ToString());
+        break;
+    }
+  }
+  if (index == IndexType::kAvet && p.a && !snap_.schema->Get(*p.a).in_avet())
+    return Status::InvalidArgument("avet: attribute " + p.a->ToString() +
+                                   " is not indexed (declare :db/index true or :db/unique)");
+  std::vector<Datom> out;
+  IndexBounds b;
+  if (no_match || !ToBounds(p, &b)) return out;
+  Value ref_value;
+  if (p.v && p.a && p.v->type() == ValueType::kLong && snap_.schema->IsRef(*p.a)) {
+    ref_value = Value::Ref(EntityId{static_cast<uint64_t>(p.v->as_long())});
+    b.v = &ref_value;
+  }
+  static const IndexOrder kOrders[] = {IndexOrder::kEavt, IndexOrder::kAevt, IndexOrder::kAvet, IndexOrder::kVaet};
+  const Schema& schema = *snap_.schema;
+  ScanOrdered(kOrders[static_cast<int>(index)], b, p, [&](const Datom& d) {
+    if (index == IndexType::kAvet && !p.a && !schema.Get(d.a).in_avet()) return true;
+    out.push_back(d);
+    return true;
+  });
+  return out;
+}
+
+}  // namespace cairn::internal
