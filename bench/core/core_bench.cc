@@ -40,8 +40,8 @@ const std::string& TxDocument() {
       s += "  :person/joined #inst \"2024-0" + std::to_string(1 + (r >> 12) % 9) + "-1" +
            std::to_string((r >> 16) % 10) + "T10:20:30.123Z\"\n";
       s += "  :person/tags [:tag/a :tag/b \"free text, with \\\"quotes\\\"\" " + std::to_string(r % 1000) + "]\n";
-      s += "  :person/address {:address/city \"" + std::string(kCity[(r >> 20) % 8]) +
-           "\" :address/zip " + std::to_string(10000 + (r >> 24) % 89999) + " :address/lines [\"line one\" \"line two\"]}}\n";
+      s += "  :person/address {:address/city \"" + std::string(kCity[(r >> 20) % 8]) + "\" :address/zip " +
+           std::to_string(10000 + (r >> 24) % 89999) + " :address/lines [\"line one\" \"line two\"]}}\n";
     }
     s += "]";
     return s;
@@ -90,11 +90,21 @@ std::vector<Value> MixedValues(size_t n) {
   for (size_t i = 0; i < n; ++i) {
     uint64_t r = Mix(i);
     switch (r % 5) {
-      case 0: vs.push_back(Value::Long(static_cast<int64_t>(r >> 20))); break;
-      case 1: vs.push_back(Value::String("user" + std::to_string(r % 5000) + "@example.com")); break;
-      case 2: vs.push_back(Value::Kw("attr/k" + std::to_string(r % 64))); break;
-      case 3: vs.push_back(Value::Ref(EntityId{r >> 16})); break;
-      default: vs.push_back(Value::Double(static_cast<double>(r % 100000) / 7.0)); break;
+      case 0:
+        vs.push_back(Value::Long(static_cast<int64_t>(r >> 20)));
+        break;
+      case 1:
+        vs.push_back(Value::String("user" + std::to_string(r % 5000) + "@example.com"));
+        break;
+      case 2:
+        vs.push_back(Value::Kw("attr/k" + std::to_string(r % 64)));
+        break;
+      case 3:
+        vs.push_back(Value::Ref(EntityId{r >> 16}));
+        break;
+      default:
+        vs.push_back(Value::Double(static_cast<double>(r % 100000) / 7.0));
+        break;
     }
   }
   return vs;

@@ -11,10 +11,10 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <deque>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "core/encoding.h"
@@ -40,8 +40,23 @@ bool IsSymbolChar(char c) {
   if (IsAlpha(c) || IsDigit(c)) return true;
   if (static_cast<unsigned char>(c) >= 0x80) return true;  // UTF-8 (validated separately)
   switch (c) {
-    case '*': case '!': case '_': case '?': case '$': case '%': case '&': case '=': case '<': case '>':
-    case '.': case '+': case '-': case '/': case ':': case '#': case '\'':
+    case '*':
+    case '!':
+    case '_':
+    case '?':
+    case '$':
+    case '%':
+    case '&':
+    case '=':
+    case '<':
+    case '>':
+    case '.':
+    case '+':
+    case '-':
+    case '/':
+    case ':':
+    case '#':
+    case '\'':
       return true;
     default:
       return false;
@@ -52,8 +67,20 @@ bool IsSymbolChar(char c) {
 bool IsSymbolStart(char c) {
   if (IsAlpha(c) || static_cast<unsigned char>(c) >= 0x80) return true;
   switch (c) {
-    case '*': case '!': case '_': case '?': case '$': case '%': case '&': case '=': case '<': case '>':
-    case '.': case '+': case '-': case '/':
+    case '*':
+    case '!':
+    case '_':
+    case '?':
+    case '$':
+    case '%':
+    case '&':
+    case '=':
+    case '<':
+    case '>':
+    case '.':
+    case '+':
+    case '-':
+    case '/':
       return true;
     default:
       return false;
@@ -62,19 +89,27 @@ bool IsSymbolStart(char c) {
 
 const char* KindNoun(Edn::Kind k) {
   switch (k) {
-    case Edn::Kind::kList: return "list";
-    case Edn::Kind::kVector: return "vector";
-    case Edn::Kind::kMap: return "map";
-    case Edn::Kind::kSet: return "set";
-    default: return "form";
+    case Edn::Kind::kList:
+      return "list";
+    case Edn::Kind::kVector:
+      return "vector";
+    case Edn::Kind::kMap:
+      return "map";
+    case Edn::Kind::kSet:
+      return "set";
+    default:
+      return "form";
   }
 }
 
 char CloserOf(Edn::Kind k) {
   switch (k) {
-    case Edn::Kind::kList: return ')';
-    case Edn::Kind::kVector: return ']';
-    default: return '}';
+    case Edn::Kind::kList:
+      return ')';
+    case Edn::Kind::kVector:
+      return ']';
+    default:
+      return '}';
   }
 }
 
@@ -216,11 +251,16 @@ class Reader {
 
   static std::string Describe(const Edn& e) {
     switch (e.kind) {
-      case Edn::Kind::kList: return "list";
-      case Edn::Kind::kVector: return "vector";
-      case Edn::Kind::kMap: return "map";
-      case Edn::Kind::kSet: return "set";
-      default: return "'" + Printable(WriteEdn(e)) + "'";
+      case Edn::Kind::kList:
+        return "list";
+      case Edn::Kind::kVector:
+        return "vector";
+      case Edn::Kind::kMap:
+        return "map";
+      case Edn::Kind::kSet:
+        return "set";
+      default:
+        return "'" + Printable(WriteEdn(e)) + "'";
     }
   }
 
@@ -273,14 +313,22 @@ class Reader {
     out->column = Column();
     char c = s_[pos_];
     switch (c) {
-      case '(': return ReadColl(out, Edn::Kind::kList, 1, depth);
-      case '[': return ReadColl(out, Edn::Kind::kVector, 1, depth);
-      case '{': return ReadColl(out, Edn::Kind::kMap, 1, depth);
-      case '"': return ReadString(out);
-      case '\\': return ReadChar(out);
-      case ':': return ReadKeyword(out);
-      case '#': return ReadDispatch(out, depth);
-      default: break;
+      case '(':
+        return ReadColl(out, Edn::Kind::kList, 1, depth);
+      case '[':
+        return ReadColl(out, Edn::Kind::kVector, 1, depth);
+      case '{':
+        return ReadColl(out, Edn::Kind::kMap, 1, depth);
+      case '"':
+        return ReadString(out);
+      case '\\':
+        return ReadChar(out);
+      case ':':
+        return ReadKeyword(out);
+      case '#':
+        return ReadDispatch(out, depth);
+      default:
+        break;
     }
     if (IsDigit(c) || ((c == '+' || c == '-') && pos_ + 1 < n_ && IsDigit(s_[pos_ + 1]))) return ReadNumber(out);
     if (IsSymbolStart(c)) return ReadSymbol(out);
@@ -341,8 +389,8 @@ class Reader {
       if (out->items.size() % 2 != 0) {
         const Edn& last = out->items.back();
         Fail(line, col,
-             "map literal has an odd number of forms (" + std::to_string(out->items.size()) +
-                 "): the key " + Describe(last) + " at " + last.Where() + " has no value");
+             "map literal has an odd number of forms (" + std::to_string(out->items.size()) + "): the key " +
+                 Describe(last) + " at " + last.Where() + " has no value");
         return false;
       }
       return CheckDistinct(*out, 2, "duplicate key ", " in map");
@@ -412,10 +460,15 @@ class Reader {
     };
     uint64_t h = static_cast<uint64_t>(e.kind) * 0x9E3779B97F4A7C15ull;
     switch (e.kind) {
-      case Edn::Kind::kNil: break;
-      case Edn::Kind::kBool: h ^= e.b; break;
+      case Edn::Kind::kNil:
+        break;
+      case Edn::Kind::kBool:
+        h ^= e.b;
+        break;
       case Edn::Kind::kInt:
-      case Edn::Kind::kInst: h ^= static_cast<uint64_t>(e.i); break;
+      case Edn::Kind::kInst:
+        h ^= static_cast<uint64_t>(e.i);
+        break;
       case Edn::Kind::kFloat: {
         double d = std::isnan(e.d) ? NAN : (e.d == 0 ? 0.0 : e.d);
         uint64_t bits;
@@ -423,11 +476,17 @@ class Reader {
         h ^= bits;
         break;
       }
-      case Edn::Kind::kChar: h ^= e.ch; break;
+      case Edn::Kind::kChar:
+        h ^= e.ch;
+        break;
       case Edn::Kind::kString:
       case Edn::Kind::kKeyword:
-      case Edn::Kind::kSymbol: h ^= std::hash<std::string>()(e.text); break;
-      case Edn::Kind::kUuid: h ^= e.uuid.hi ^ mix(e.uuid.lo); break;
+      case Edn::Kind::kSymbol:
+        h ^= std::hash<std::string>()(e.text);
+        break;
+      case Edn::Kind::kUuid:
+        h ^= e.uuid.hi ^ mix(e.uuid.lo);
+        break;
       case Edn::Kind::kTagged:
         h ^= std::hash<std::string>()(e.text);
         [[fallthrough]];
@@ -526,13 +585,27 @@ class Reader {
     }
     char c = s_[pos_++];
     switch (c) {
-      case 't': t->push_back('\t'); return true;
-      case 'r': t->push_back('\r'); return true;
-      case 'n': t->push_back('\n'); return true;
-      case 'b': t->push_back('\b'); return true;
-      case 'f': t->push_back('\f'); return true;
-      case '\\': t->push_back('\\'); return true;
-      case '"': t->push_back('"'); return true;
+      case 't':
+        t->push_back('\t');
+        return true;
+      case 'r':
+        t->push_back('\r');
+        return true;
+      case 'n':
+        t->push_back('\n');
+        return true;
+      case 'b':
+        t->push_back('\b');
+        return true;
+      case 'f':
+        t->push_back('\f');
+        return true;
+      case '\\':
+        t->push_back('\\');
+        return true;
+      case '"':
+        t->push_back('"');
+        return true;
       case 'u': {
         char32_t cp;
         if (!ReadHex4(line, col, &cp)) return false;
@@ -855,13 +928,26 @@ class Reader {
 void AppendChar(std::string* out, char32_t ch) {
   out->push_back('\\');
   switch (ch) {
-    case '\n': out->append("newline"); return;
-    case ' ': out->append("space"); return;
-    case '\t': out->append("tab"); return;
-    case '\r': out->append("return"); return;
-    case '\b': out->append("backspace"); return;
-    case '\f': out->append("formfeed"); return;
-    default: break;
+    case '\n':
+      out->append("newline");
+      return;
+    case ' ':
+      out->append("space");
+      return;
+    case '\t':
+      out->append("tab");
+      return;
+    case '\r':
+      out->append("return");
+      return;
+    case '\b':
+      out->append("backspace");
+      return;
+    case '\f':
+      out->append("formfeed");
+      return;
+    default:
+      break;
   }
   if (ch < 0x20 || ch == 0x7F || (ch >= 0xD800 && ch <= 0xDFFF) || ch > 0x10FFFF) {
     char buf[8];
@@ -874,19 +960,34 @@ void AppendChar(std::string* out, char32_t ch) {
 
 void Write(std::string* out, const Edn& e) {
   switch (e.kind) {
-    case Edn::Kind::kNil: out->append("nil"); return;
-    case Edn::Kind::kBool: out->append(e.b ? "true" : "false"); return;
+    case Edn::Kind::kNil:
+      out->append("nil");
+      return;
+    case Edn::Kind::kBool:
+      out->append(e.b ? "true" : "false");
+      return;
     case Edn::Kind::kInt: {
       char buf[24];
       auto r = std::to_chars(buf, buf + sizeof buf, e.i);
       out->append(buf, static_cast<size_t>(r.ptr - buf));
       return;
     }
-    case Edn::Kind::kFloat: internal::AppendEdnDouble(out, e.d); return;
-    case Edn::Kind::kString: internal::AppendEdnString(out, e.text); return;
-    case Edn::Kind::kChar: AppendChar(out, e.ch); return;
-    case Edn::Kind::kKeyword: out->push_back(':'); out->append(e.text); return;
-    case Edn::Kind::kSymbol: out->append(e.text); return;
+    case Edn::Kind::kFloat:
+      internal::AppendEdnDouble(out, e.d);
+      return;
+    case Edn::Kind::kString:
+      internal::AppendEdnString(out, e.text);
+      return;
+    case Edn::Kind::kChar:
+      AppendChar(out, e.ch);
+      return;
+    case Edn::Kind::kKeyword:
+      out->push_back(':');
+      out->append(e.text);
+      return;
+    case Edn::Kind::kSymbol:
+      out->append(e.text);
+      return;
     case Edn::Kind::kInst:
       out->append("#inst \"");
       out->append(FormatInstant(e.i));
@@ -1011,16 +1112,23 @@ std::string WriteEdn(const Edn& edn) {
 bool EdnEquals(const Edn& a, const Edn& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Edn::Kind::kNil: return true;
-    case Edn::Kind::kBool: return a.b == b.b;
+    case Edn::Kind::kNil:
+      return true;
+    case Edn::Kind::kBool:
+      return a.b == b.b;
     case Edn::Kind::kInt:
-    case Edn::Kind::kInst: return a.i == b.i;
-    case Edn::Kind::kFloat: return a.d == b.d || (std::isnan(a.d) && std::isnan(b.d));
-    case Edn::Kind::kChar: return a.ch == b.ch;
+    case Edn::Kind::kInst:
+      return a.i == b.i;
+    case Edn::Kind::kFloat:
+      return a.d == b.d || (std::isnan(a.d) && std::isnan(b.d));
+    case Edn::Kind::kChar:
+      return a.ch == b.ch;
     case Edn::Kind::kString:
     case Edn::Kind::kKeyword:
-    case Edn::Kind::kSymbol: return a.text == b.text;
-    case Edn::Kind::kUuid: return a.uuid == b.uuid;
+    case Edn::Kind::kSymbol:
+      return a.text == b.text;
+    case Edn::Kind::kUuid:
+      return a.uuid == b.uuid;
     case Edn::Kind::kTagged:
       if (a.text != b.text) return false;
       [[fallthrough]];
@@ -1071,21 +1179,36 @@ namespace {
 
 const char* EdnKindName(Edn::Kind k) {
   switch (k) {
-    case Edn::Kind::kNil: return "nil";
-    case Edn::Kind::kBool: return "boolean";
-    case Edn::Kind::kInt: return "integer";
-    case Edn::Kind::kFloat: return "float";
-    case Edn::Kind::kString: return "string";
-    case Edn::Kind::kChar: return "character";
-    case Edn::Kind::kKeyword: return "keyword";
-    case Edn::Kind::kSymbol: return "symbol";
-    case Edn::Kind::kList: return "list";
-    case Edn::Kind::kVector: return "vector";
-    case Edn::Kind::kMap: return "map";
-    case Edn::Kind::kSet: return "set";
-    case Edn::Kind::kInst: return "#inst";
-    case Edn::Kind::kUuid: return "#uuid";
-    case Edn::Kind::kTagged: return "tagged literal";
+    case Edn::Kind::kNil:
+      return "nil";
+    case Edn::Kind::kBool:
+      return "boolean";
+    case Edn::Kind::kInt:
+      return "integer";
+    case Edn::Kind::kFloat:
+      return "float";
+    case Edn::Kind::kString:
+      return "string";
+    case Edn::Kind::kChar:
+      return "character";
+    case Edn::Kind::kKeyword:
+      return "keyword";
+    case Edn::Kind::kSymbol:
+      return "symbol";
+    case Edn::Kind::kList:
+      return "list";
+    case Edn::Kind::kVector:
+      return "vector";
+    case Edn::Kind::kMap:
+      return "map";
+    case Edn::Kind::kSet:
+      return "set";
+    case Edn::Kind::kInst:
+      return "#inst";
+    case Edn::Kind::kUuid:
+      return "#uuid";
+    case Edn::Kind::kTagged:
+      return "tagged literal";
   }
   return "form";
 }
@@ -1093,14 +1216,22 @@ const char* EdnKindName(Edn::Kind k) {
 Result<Value> ToValue(const Edn& e, int depth) {
   if (depth > kMaxDepth) return Status::InvalidArgument(e.Where() + ": value nested too deeply");
   switch (e.kind) {
-    case Edn::Kind::kNil: return Value();
-    case Edn::Kind::kBool: return Value::Bool(e.b);
-    case Edn::Kind::kInt: return Value::Long(e.i);
-    case Edn::Kind::kFloat: return Value::Double(e.d);
-    case Edn::Kind::kString: return Value::String(e.text);
-    case Edn::Kind::kKeyword: return Value::Kw(e.text);
-    case Edn::Kind::kInst: return Value::Instant(e.i);
-    case Edn::Kind::kUuid: return Value::UuidValue(e.uuid);
+    case Edn::Kind::kNil:
+      return Value();
+    case Edn::Kind::kBool:
+      return Value::Bool(e.b);
+    case Edn::Kind::kInt:
+      return Value::Long(e.i);
+    case Edn::Kind::kFloat:
+      return Value::Double(e.d);
+    case Edn::Kind::kString:
+      return Value::String(e.text);
+    case Edn::Kind::kKeyword:
+      return Value::Kw(e.text);
+    case Edn::Kind::kInst:
+      return Value::Instant(e.i);
+    case Edn::Kind::kUuid:
+      return Value::UuidValue(e.uuid);
     case Edn::Kind::kVector: {
       std::vector<Value> items;
       items.reserve(e.items.size());
@@ -1151,7 +1282,8 @@ Result<Value> EdnToValue(const Edn& edn) { return ToValue(edn, 0); }
 Edn ValueToEdn(const Value& v) {
   Edn e;
   switch (v.type()) {
-    case ValueType::kNil: break;
+    case ValueType::kNil:
+      break;
     case ValueType::kBool:
       e.kind = Edn::Kind::kBool;
       e.b = v.as_bool();

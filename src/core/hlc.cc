@@ -1,7 +1,6 @@
 #include "core/hlc.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/check.h"
 
@@ -15,16 +14,6 @@ uint64_t ClockFloor(Clock* clock) {
   return TxTime::FromParts(static_cast<uint64_t>(ms), 0).raw;
 }
 }  // namespace
-
-int64_t SystemClock::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-SystemClock* SystemClock::Default() {
-  static SystemClock* clock = new SystemClock;
-  return clock;
-}
 
 HybridClock::HybridClock(Clock* clock, TxTime start) : clock_(clock), last_(start.raw) {
   CAIRN_CHECK(clock_ != nullptr);

@@ -30,8 +30,7 @@ constexpr std::array<BuiltinSpec, 12> kBuiltins = {{
      ":db.cardinality/one or :db.cardinality/many."},
     {"db/unique", ValueType::kKeyword, Uniqueness::kNone, false, ValueType::kNil,
      ":db.unique/identity (upsert) or :db.unique/value."},
-    {"db/index", ValueType::kBool, Uniqueness::kNone, false, ValueType::kNil,
-     "Keep an AVET index for the attribute."},
+    {"db/index", ValueType::kBool, Uniqueness::kNone, false, ValueType::kNil, "Keep an AVET index for the attribute."},
     {"db/isComponent", ValueType::kBool, Uniqueness::kNone, false, ValueType::kNil,
      "The referenced entity is part of this one (retracted with it)."},
     {"db/doc", ValueType::kString, Uniqueness::kNone, false, ValueType::kNil, "Documentation string."},
@@ -135,9 +134,9 @@ Result<ValueType> Schema::ParseValueType(Keyword k) {
     const char* name;
     ValueType type;
   } kTypes[] = {
-      {"string", ValueType::kString},   {"long", ValueType::kLong},       {"double", ValueType::kDouble},
-      {"float", ValueType::kDouble},    {"boolean", ValueType::kBool},    {"instant", ValueType::kInstant},
-      {"keyword", ValueType::kKeyword}, {"ref", ValueType::kRef},         {"uuid", ValueType::kUuid},
+      {"string", ValueType::kString},   {"long", ValueType::kLong},    {"double", ValueType::kDouble},
+      {"float", ValueType::kDouble},    {"boolean", ValueType::kBool}, {"instant", ValueType::kInstant},
+      {"keyword", ValueType::kKeyword}, {"ref", ValueType::kRef},      {"uuid", ValueType::kUuid},
       {"bytes", ValueType::kBytes},     {"tuple", ValueType::kTuple},
   };
   if (k.ns() == "db.type") {
@@ -159,18 +158,29 @@ Result<ValueType> Schema::ParseValueType(Keyword k) {
 
 Keyword Schema::ValueTypeKeyword(ValueType t) {
   switch (t) {
-    case ValueType::kString: return Keyword::Intern("db.type/string");
-    case ValueType::kLong: return Keyword::Intern("db.type/long");
-    case ValueType::kDouble: return Keyword::Intern("db.type/double");
-    case ValueType::kBool: return Keyword::Intern("db.type/boolean");
-    case ValueType::kInstant: return Keyword::Intern("db.type/instant");
-    case ValueType::kKeyword: return Keyword::Intern("db.type/keyword");
-    case ValueType::kRef: return Keyword::Intern("db.type/ref");
-    case ValueType::kUuid: return Keyword::Intern("db.type/uuid");
-    case ValueType::kBytes: return Keyword::Intern("db.type/bytes");
-    case ValueType::kTuple: return Keyword::Intern("db.type/tuple");
+    case ValueType::kString:
+      return Keyword::Intern("db.type/string");
+    case ValueType::kLong:
+      return Keyword::Intern("db.type/long");
+    case ValueType::kDouble:
+      return Keyword::Intern("db.type/double");
+    case ValueType::kBool:
+      return Keyword::Intern("db.type/boolean");
+    case ValueType::kInstant:
+      return Keyword::Intern("db.type/instant");
+    case ValueType::kKeyword:
+      return Keyword::Intern("db.type/keyword");
+    case ValueType::kRef:
+      return Keyword::Intern("db.type/ref");
+    case ValueType::kUuid:
+      return Keyword::Intern("db.type/uuid");
+    case ValueType::kBytes:
+      return Keyword::Intern("db.type/bytes");
+    case ValueType::kTuple:
+      return Keyword::Intern("db.type/tuple");
     case ValueType::kNil:
-    case ValueType::kMap: break;
+    case ValueType::kMap:
+      break;
   }
   return Keyword();
 }

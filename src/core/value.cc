@@ -25,10 +25,10 @@
 namespace cairn {
 
 struct Keyword::Rep {
-  std::string text;      // "ns/name"
-  uint32_t slash = 0;    // index of the separating '/', or npos-like 0xFFFFFFFF
-  uint32_t id = 0;       // 1-based, process-local
-  uint64_t hash = 0;     // hash of text, for the intern table
+  std::string text;    // "ns/name"
+  uint32_t slash = 0;  // index of the separating '/', or npos-like 0xFFFFFFFF
+  uint32_t id = 0;     // 1-based, process-local
+  uint64_t hash = 0;   // hash of text, for the intern table
 };
 
 namespace {
@@ -110,7 +110,7 @@ class Interner {
   std::mutex mu_;
   std::atomic<InternTable*> current_{nullptr};
   std::vector<std::unique_ptr<InternTable>> tables_;  // guarded by mu_
-  uint32_t count_ = 0;                               // guarded by mu_
+  uint32_t count_ = 0;                                // guarded by mu_
 };
 
 Interner& GlobalInterner() {
@@ -162,11 +162,21 @@ void AppendEscapedString(std::string* out, std::string_view s) {
   out->push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\t': out->append("\\t"); break;
-      case '\r': out->append("\\r"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
           char buf[8];
@@ -267,18 +277,30 @@ std::string Uuid::ToString() const {
 
 std::string_view ValueTypeName(ValueType t) {
   switch (t) {
-    case ValueType::kNil: return "nil";
-    case ValueType::kBool: return "boolean";
-    case ValueType::kLong: return "long";
-    case ValueType::kDouble: return "double";
-    case ValueType::kInstant: return "instant";
-    case ValueType::kString: return "string";
-    case ValueType::kKeyword: return "keyword";
-    case ValueType::kRef: return "ref";
-    case ValueType::kUuid: return "uuid";
-    case ValueType::kBytes: return "bytes";
-    case ValueType::kTuple: return "tuple";
-    case ValueType::kMap: return "map";
+    case ValueType::kNil:
+      return "nil";
+    case ValueType::kBool:
+      return "boolean";
+    case ValueType::kLong:
+      return "long";
+    case ValueType::kDouble:
+      return "double";
+    case ValueType::kInstant:
+      return "instant";
+    case ValueType::kString:
+      return "string";
+    case ValueType::kKeyword:
+      return "keyword";
+    case ValueType::kRef:
+      return "ref";
+    case ValueType::kUuid:
+      return "uuid";
+    case ValueType::kBytes:
+      return "bytes";
+    case ValueType::kTuple:
+      return "tuple";
+    case ValueType::kMap:
+      return "map";
   }
   return "unknown";
 }
@@ -425,12 +447,17 @@ const std::vector<std::pair<Value, Value>>& Value::as_map() const {
 int Value::Compare(const Value& o) const {
   if (type_ != o.type_) return type_ < o.type_ ? -1 : 1;
   switch (type_) {
-    case ValueType::kNil: return 0;
-    case ValueType::kBool: return Cmp3<int>(scalar_.b_, o.scalar_.b_);
+    case ValueType::kNil:
+      return 0;
+    case ValueType::kBool:
+      return Cmp3<int>(scalar_.b_, o.scalar_.b_);
     case ValueType::kLong:
-    case ValueType::kInstant: return Cmp3(scalar_.i_, o.scalar_.i_);
-    case ValueType::kDouble: return CompareDoubles(scalar_.d_, o.scalar_.d_);
-    case ValueType::kRef: return Cmp3(scalar_.u_, o.scalar_.u_);
+    case ValueType::kInstant:
+      return Cmp3(scalar_.i_, o.scalar_.i_);
+    case ValueType::kDouble:
+      return CompareDoubles(scalar_.d_, o.scalar_.d_);
+    case ValueType::kRef:
+      return Cmp3(scalar_.u_, o.scalar_.u_);
     case ValueType::kKeyword: {
       if (scalar_.k_ == o.scalar_.k_) return 0;
       int c = std::string_view(scalar_.k_->text).compare(o.scalar_.k_->text);
@@ -474,15 +501,21 @@ int Value::Compare(const Value& o) const {
 size_t Value::Hash() const {
   uint64_t t = static_cast<uint64_t>(type_) * 0x9E3779B97F4A7C15ull;
   switch (type_) {
-    case ValueType::kNil: return static_cast<size_t>(Mix(t));
-    case ValueType::kBool: return static_cast<size_t>(Mix(t ^ (scalar_.b_ ? 1 : 0)));
+    case ValueType::kNil:
+      return static_cast<size_t>(Mix(t));
+    case ValueType::kBool:
+      return static_cast<size_t>(Mix(t ^ (scalar_.b_ ? 1 : 0)));
     case ValueType::kLong:
     case ValueType::kInstant:
-    case ValueType::kRef: return static_cast<size_t>(Mix(t ^ scalar_.u_));
-    case ValueType::kDouble: return static_cast<size_t>(Mix(t ^ CanonicalDoubleBits(scalar_.d_)));
-    case ValueType::kKeyword: return static_cast<size_t>(Mix(t ^ scalar_.k_->id));
+    case ValueType::kRef:
+      return static_cast<size_t>(Mix(t ^ scalar_.u_));
+    case ValueType::kDouble:
+      return static_cast<size_t>(Mix(t ^ CanonicalDoubleBits(scalar_.d_)));
+    case ValueType::kKeyword:
+      return static_cast<size_t>(Mix(t ^ scalar_.k_->id));
     case ValueType::kString:
-    case ValueType::kBytes: return static_cast<size_t>(t ^ std::hash<std::string>()(HeapAs<std::string>(heap_)));
+    case ValueType::kBytes:
+      return static_cast<size_t>(t ^ std::hash<std::string>()(HeapAs<std::string>(heap_)));
     case ValueType::kUuid: {
       const Uuid& u = HeapAs<Uuid>(heap_);
       return static_cast<size_t>(Mix(t ^ u.hi ^ Mix(u.lo)));
@@ -507,15 +540,30 @@ size_t Value::Hash() const {
 void internal::AppendStableEncoding(StableHasher* h, const Value& v) {
   h->Byte(static_cast<uint8_t>(v.type()));
   switch (v.type()) {
-    case ValueType::kNil: return;
-    case ValueType::kBool: h->Byte(v.as_bool() ? 1 : 0); return;
-    case ValueType::kLong: h->U64(static_cast<uint64_t>(v.as_long())); return;
-    case ValueType::kInstant: h->U64(static_cast<uint64_t>(v.as_instant())); return;
-    case ValueType::kDouble: h->U64(CanonicalDoubleBits(v.as_double())); return;
-    case ValueType::kRef: h->U64(v.as_ref().raw); return;
+    case ValueType::kNil:
+      return;
+    case ValueType::kBool:
+      h->Byte(v.as_bool() ? 1 : 0);
+      return;
+    case ValueType::kLong:
+      h->U64(static_cast<uint64_t>(v.as_long()));
+      return;
+    case ValueType::kInstant:
+      h->U64(static_cast<uint64_t>(v.as_instant()));
+      return;
+    case ValueType::kDouble:
+      h->U64(CanonicalDoubleBits(v.as_double()));
+      return;
+    case ValueType::kRef:
+      h->U64(v.as_ref().raw);
+      return;
     case ValueType::kString:
-    case ValueType::kBytes: h->Text(v.as_string()); return;
-    case ValueType::kKeyword: h->Text(v.as_keyword().str()); return;
+    case ValueType::kBytes:
+      h->Text(v.as_string());
+      return;
+    case ValueType::kKeyword:
+      h->Text(v.as_keyword().str());
+      return;
     case ValueType::kUuid: {
       Uuid u = v.as_uuid();
       h->U64(u.hi);
@@ -577,18 +625,33 @@ void AppendDouble(std::string* out, double d) {
 
 void AppendValue(std::string* out, const Value& v) {
   switch (v.type()) {
-    case ValueType::kNil: out->append("nil"); return;
-    case ValueType::kBool: out->append(v.as_bool() ? "true" : "false"); return;
-    case ValueType::kLong: out->append(std::to_string(v.as_long())); return;
-    case ValueType::kDouble: AppendDouble(out, v.as_double()); return;
+    case ValueType::kNil:
+      out->append("nil");
+      return;
+    case ValueType::kBool:
+      out->append(v.as_bool() ? "true" : "false");
+      return;
+    case ValueType::kLong:
+      out->append(std::to_string(v.as_long()));
+      return;
+    case ValueType::kDouble:
+      AppendDouble(out, v.as_double());
+      return;
     case ValueType::kInstant:
       out->append("#inst \"");
       out->append(FormatInstant(v.as_instant()));
       out->push_back('"');
       return;
-    case ValueType::kString: AppendEscapedString(out, v.as_string()); return;
-    case ValueType::kKeyword: out->push_back(':'); out->append(v.as_keyword().str()); return;
-    case ValueType::kRef: out->append(std::to_string(v.as_ref().raw)); return;
+    case ValueType::kString:
+      AppendEscapedString(out, v.as_string());
+      return;
+    case ValueType::kKeyword:
+      out->push_back(':');
+      out->append(v.as_keyword().str());
+      return;
+    case ValueType::kRef:
+      out->append(std::to_string(v.as_ref().raw));
+      return;
     case ValueType::kUuid:
       out->append("#uuid \"");
       out->append(v.as_uuid().ToString());

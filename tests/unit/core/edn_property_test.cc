@@ -56,10 +56,14 @@ void AppendUtf8(std::string* out, char32_t cp) {
 
 char32_t RandomCodePoint(Rng& r) {
   switch (r.Below(4)) {
-    case 0: return static_cast<char32_t>(r.Below(0x80));
-    case 1: return static_cast<char32_t>(0x20 + r.Below(0x5F));
-    case 2: return static_cast<char32_t>(0x80 + r.Below(0xD800 - 0x80));
-    default: return static_cast<char32_t>(0xE000 + r.Below(0x110000 - 0xE000));
+    case 0:
+      return static_cast<char32_t>(r.Below(0x80));
+    case 1:
+      return static_cast<char32_t>(0x20 + r.Below(0x5F));
+    case 2:
+      return static_cast<char32_t>(0x80 + r.Below(0xD800 - 0x80));
+    default:
+      return static_cast<char32_t>(0xE000 + r.Below(0x110000 - 0xE000));
   }
 }
 
@@ -88,22 +92,29 @@ std::string RandomName(Rng& r) {
 
 std::string RandomSymbolText(Rng& r) {
   switch (r.Below(6)) {
-    case 0: return RandomName(r) + "/" + RandomName(r);
+    case 0:
+      return RandomName(r) + "/" + RandomName(r);
     case 1: {
       static const char* kSpecial[] = {"...", ".", "_", "?x", "$", "%", "+", "-", "->", "<=", "/", "re-find"};
       return kSpecial[r.Below(12)];
     }
-    default: return RandomName(r);
+    default:
+      return RandomName(r);
   }
 }
 
 double RandomDouble(Rng& r) {
   switch (r.Below(8)) {
-    case 0: return std::nan("");
-    case 1: return r.OneIn(2) ? INFINITY : -INFINITY;
-    case 2: return r.OneIn(2) ? 0.0 : -0.0;
-    case 3: return static_cast<double>(static_cast<int64_t>(r.Next() >> 20)) / 1024.0;
-    case 4: return std::numeric_limits<double>::denorm_min() * static_cast<double>(r.Below(1000) + 1);
+    case 0:
+      return std::nan("");
+    case 1:
+      return r.OneIn(2) ? INFINITY : -INFINITY;
+    case 2:
+      return r.OneIn(2) ? 0.0 : -0.0;
+    case 3:
+      return static_cast<double>(static_cast<int64_t>(r.Next() >> 20)) / 1024.0;
+    case 4:
+      return std::numeric_limits<double>::denorm_min() * static_cast<double>(r.Below(1000) + 1);
     default: {
       uint64_t bits = r.Next();
       double d;
@@ -115,9 +126,12 @@ double RandomDouble(Rng& r) {
 
 int64_t RandomInt(Rng& r) {
   switch (r.Below(4)) {
-    case 0: return static_cast<int64_t>(r.Below(100)) - 50;
-    case 1: return r.OneIn(2) ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
-    default: return static_cast<int64_t>(r.Next());
+    case 0:
+      return static_cast<int64_t>(r.Below(100)) - 50;
+    case 1:
+      return r.OneIn(2) ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+    default:
+      return static_cast<int64_t>(r.Next());
   }
 }
 
@@ -137,16 +151,41 @@ Edn RandomEdn(Rng& r, int depth) {
   Edn e;
   int kinds = depth > 4 ? 10 : 15;
   switch (r.Below(kinds)) {
-    case 0: e.kind = Edn::Kind::kNil; break;
-    case 1: e.kind = Edn::Kind::kBool; e.b = r.OneIn(2); break;
-    case 2: e = Edn::Int(RandomInt(r)); break;
-    case 3: e.kind = Edn::Kind::kFloat; e.d = RandomDouble(r); break;
-    case 4: e = Edn::String(RandomString(r)); break;
-    case 5: e.kind = Edn::Kind::kChar; e.ch = RandomCodePoint(r); break;
-    case 6: e = Edn::KeywordNode(RandomSymbolText(r) == "/" ? "slash" : RandomSymbolText(r)); break;
-    case 7: e = Edn::Symbol(RandomSymbolText(r)); break;
-    case 8: e.kind = Edn::Kind::kInst; e.i = RandomInt(r); break;
-    case 9: e.kind = Edn::Kind::kUuid; e.uuid = Uuid{r.Next(), r.Next()}; break;
+    case 0:
+      e.kind = Edn::Kind::kNil;
+      break;
+    case 1:
+      e.kind = Edn::Kind::kBool;
+      e.b = r.OneIn(2);
+      break;
+    case 2:
+      e = Edn::Int(RandomInt(r));
+      break;
+    case 3:
+      e.kind = Edn::Kind::kFloat;
+      e.d = RandomDouble(r);
+      break;
+    case 4:
+      e = Edn::String(RandomString(r));
+      break;
+    case 5:
+      e.kind = Edn::Kind::kChar;
+      e.ch = RandomCodePoint(r);
+      break;
+    case 6:
+      e = Edn::KeywordNode(RandomSymbolText(r) == "/" ? "slash" : RandomSymbolText(r));
+      break;
+    case 7:
+      e = Edn::Symbol(RandomSymbolText(r));
+      break;
+    case 8:
+      e.kind = Edn::Kind::kInst;
+      e.i = RandomInt(r);
+      break;
+    case 9:
+      e.kind = Edn::Kind::kUuid;
+      e.uuid = Uuid{r.Next(), r.Next()};
+      break;
     case 10:
     case 11: {
       e.kind = r.OneIn(2) ? Edn::Kind::kList : Edn::Kind::kVector;
@@ -183,11 +222,21 @@ Edn RandomEdn(Rng& r, int depth) {
 void WriteNoisy(Rng& r, const Edn& e, std::string* out) {
   auto noise = [&] {
     switch (r.Below(6)) {
-      case 0: out->append(" \n\t"); break;
-      case 1: out->append(" ; a comment ] } )\n"); break;
-      case 2: out->append(" #_ [1 {:a \"x\"}] "); break;
-      case 3: out->append(",,"); break;
-      default: out->push_back(' '); break;
+      case 0:
+        out->append(" \n\t");
+        break;
+      case 1:
+        out->append(" ; a comment ] } )\n");
+        break;
+      case 2:
+        out->append(" #_ [1 {:a \"x\"}] ");
+        break;
+      case 3:
+        out->append(",,");
+        break;
+      default:
+        out->push_back(' ');
+        break;
     }
   };
   switch (e.kind) {
@@ -195,7 +244,10 @@ void WriteNoisy(Rng& r, const Edn& e, std::string* out) {
     case Edn::Kind::kVector:
     case Edn::Kind::kMap:
     case Edn::Kind::kSet: {
-      out->append(e.kind == Edn::Kind::kList ? "(" : e.kind == Edn::Kind::kVector ? "[" : e.kind == Edn::Kind::kMap ? "{" : "#{");
+      out->append(e.kind == Edn::Kind::kList     ? "("
+                  : e.kind == Edn::Kind::kVector ? "["
+                  : e.kind == Edn::Kind::kMap    ? "{"
+                                                 : "#{");
       for (const Edn& x : e.items) {
         noise();
         WriteNoisy(r, x, out);
@@ -209,7 +261,8 @@ void WriteNoisy(Rng& r, const Edn& e, std::string* out) {
       noise();
       WriteNoisy(r, e.items[0], out);
       return;
-    default: out->append(WriteEdn(e));
+    default:
+      out->append(WriteEdn(e));
   }
 }
 
@@ -239,7 +292,9 @@ TEST(EdnProperty, MutatedTextNeverCrashes) {
     Rng r(seed * 7919 + static_cast<uint64_t>(c));
     std::string text = WriteEdn(RandomEdn(r, 0));
     switch (r.Below(3)) {
-      case 0: text.resize(r.Below(text.size() + 1)); break;
+      case 0:
+        text.resize(r.Below(text.size() + 1));
+        break;
       case 1:
         if (!text.empty()) text[r.Below(text.size())] = static_cast<char>(r.Below(256));
         break;
@@ -271,21 +326,30 @@ TEST(EdnProperty, MutatedTextNeverCrashes) {
 Value RandomValue(Rng& r, int depth) {
   int kinds = depth > 3 ? 10 : 12;
   switch (r.Below(kinds)) {
-    case 0: return Value();
-    case 1: return Value::Bool(r.OneIn(2));
-    case 2: return Value::Long(RandomInt(r));
-    case 3: return Value::Double(RandomDouble(r));
-    case 4: return Value::Instant(RandomInt(r));
-    case 5: return Value::String(RandomString(r));
-    case 6: return Value::Kw(RandomSymbolText(r) == "/" ? "slash" : RandomName(r) + "/" + RandomName(r));
-    case 7: return Value::UuidValue(Uuid{r.Next(), r.Next()});
+    case 0:
+      return Value();
+    case 1:
+      return Value::Bool(r.OneIn(2));
+    case 2:
+      return Value::Long(RandomInt(r));
+    case 3:
+      return Value::Double(RandomDouble(r));
+    case 4:
+      return Value::Instant(RandomInt(r));
+    case 5:
+      return Value::String(RandomString(r));
+    case 6:
+      return Value::Kw(RandomSymbolText(r) == "/" ? "slash" : RandomName(r) + "/" + RandomName(r));
+    case 7:
+      return Value::UuidValue(Uuid{r.Next(), r.Next()});
     case 8: {
       std::string b;
       size_t n = r.Below(10);
       for (size_t i = 0; i < n; ++i) b.push_back(static_cast<char>(r.Below(256)));
       return Value::Bytes(std::move(b));
     }
-    case 9: return Value::Kw(RandomName(r));
+    case 9:
+      return Value::Kw(RandomName(r));
     case 10: {
       std::vector<Value> items;
       size_t n = r.Below(5);
@@ -331,7 +395,7 @@ TEST(ValueProperty, CompareIsATotalOrder) {
     ASSERT_EQ(a.Compare(a), 0);
     for (const Value& b : vs) {
       int ab = a.Compare(b), ba = b.Compare(a);
-      ASSERT_EQ(ab < 0, ba > 0) << a.ToString() << " vs " << b.ToString();
+      ASSERT_EQ(ab<0, ba> 0) << a.ToString() << " vs " << b.ToString();
       ASSERT_EQ(ab == 0, ba == 0);
       if (ab == 0) {
         ASSERT_EQ(a.Hash(), b.Hash());

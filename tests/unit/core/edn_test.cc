@@ -57,7 +57,9 @@ TEST(EdnReader, Strings) {
   EXPECT_EQ(Read(R"("hello")").text, "hello");
   EXPECT_EQ(Read(R"("")").text, "");
   EXPECT_EQ(Read(R"("a\tb\rc\nd\\e\"f\bg\fh")").text, "a\tb\rc\nd\\e\"f\bg\fh");
-  EXPECT_EQ(Read(R"("\u00e9\u0041")").text, "\xc3\xa9" "A");
+  EXPECT_EQ(Read(R"("\u00e9\u0041")").text,
+            "\xc3\xa9"
+            "A");
   EXPECT_EQ(Read(R"("\ud83d\ude00")").text, "\xf0\x9f\x98\x80");
   EXPECT_EQ(Read("\"caf\xc3\xa9\"").text, "caf\xc3\xa9");
   EXPECT_EQ(Read("\"two\nlines\"").text, "two\nlines");
@@ -85,14 +87,15 @@ TEST(EdnReader, Characters) {
 }
 
 TEST(EdnReader, KeywordsAndSymbols) {
-  for (std::string_view kw : {"db/id", "db.type/string", "_attr", "a", "db.unique/identity", "a-b?", "x/y.z", "1",
-                              "a:b", "a#"}) {
+  for (std::string_view kw :
+       {"db/id", "db.type/string", "_attr", "a", "db.unique/identity", "a-b?", "x/y.z", "1", "a:b", "a#"}) {
     Edn e = Read(":" + std::string(kw));
     EXPECT_TRUE(e.IsKeyword(kw)) << kw << " -> " << WriteEdn(e);
   }
-  for (std::string_view sym : {"...", ".", "_", "?x", "$", "%", "+", "-", "->", "<=", "re-find", "ends-with?", "/",
-                               "clojure.string/ends-with?", "?e1", "*", "!=", "a'", "$db", "?x.y", "-x", "+x",
-                               "caf\xc3\xa9"}) {
+  for (std::string_view sym : {"...", ".",          "_",  "?x",      "$",          "%",    "+",
+                               "-",   "->",         "<=", "re-find", "ends-with?", "/",    "clojure.string/ends-with?",
+                               "?e1", "*",          "!=", "a'",      "$db",        "?x.y", "-x",
+                               "+x",  "caf\xc3\xa9"}) {
     Edn e = Read(sym);
     EXPECT_TRUE(e.IsSymbol(sym)) << sym << " -> " << WriteEdn(e);
   }

@@ -122,9 +122,7 @@ TEST(Value, FactoriesAndAccessors) {
   EXPECT_EQ(ValueTypeName(ValueType::kRef), "ref");
 }
 
-TEST(ValueDeathTest, AccessorOfWrongTypeCrashes) {
-  EXPECT_DEATH((void)Value::Long(1).as_string(), "CAIRN_CHECK");
-}
+TEST(ValueDeathTest, AccessorOfWrongTypeCrashes) { EXPECT_DEATH((void)Value::Long(1).as_string(), "CAIRN_CHECK"); }
 
 TEST(Value, CopiesShareHeapBlock) {
   Value s = Value::String(std::string(1000, 'x'));
@@ -212,9 +210,16 @@ TEST(Value, MapsAreCanonicalAndCompareLexicographically) {
 }
 
 TEST(Value, HashAgreesWithEquality) {
-  std::vector<Value> vs = {Value(), Value::Bool(true), Value::Long(7), Value::Double(7), Value::Instant(7),
-                           Value::String("7"), Value::Kw("seven"), Value::Ref(EntityId{7}),
-                           Value::UuidValue(Uuid{7, 7}), Value::Bytes("7"),
+  std::vector<Value> vs = {Value(),
+                           Value::Bool(true),
+                           Value::Long(7),
+                           Value::Double(7),
+                           Value::Instant(7),
+                           Value::String("7"),
+                           Value::Kw("seven"),
+                           Value::Ref(EntityId{7}),
+                           Value::UuidValue(Uuid{7, 7}),
+                           Value::Bytes("7"),
                            Value::Tuple({Value::Long(7)})};
   std::unordered_set<Value> set(vs.begin(), vs.end());
   EXPECT_EQ(set.size(), vs.size());
@@ -299,8 +304,8 @@ TEST(Instant, FormatsAndParses) {
 }
 
 TEST(Base64, RoundTripsAndRejects) {
-  for (std::string s : {std::string(""), std::string("f"), std::string("fo"), std::string("foo"),
-                        std::string("foob"), std::string("\0\xff\x10", 3)}) {
+  for (std::string s : {std::string(""), std::string("f"), std::string("fo"), std::string("foo"), std::string("foob"),
+                        std::string("\0\xff\x10", 3)}) {
     auto back = Base64Decode(Base64Encode(s));
     ASSERT_TRUE(back.has_value());
     EXPECT_EQ(*back, s);
