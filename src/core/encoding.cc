@@ -105,7 +105,7 @@ class InstantParser {
     }
     if (pos_ != s_.size()) return Fail("unexpected text after the instant");
     __int128 days = DaysFromCivil(year, month, day);
-    __int128 total = days * kMsPerDay + (((hour * 60 + minute) * 60 + second) * 1000LL) + ms -
+    __int128 total = days * kMsPerDay + static_cast<__int128>(((hour * 60 + minute) * 60 + second) * int64_t{1000}) + ms -
                      static_cast<__int128>(offset_min) * 60000;
     if (total > INT64_MAX || total < INT64_MIN) return Fail("instant out of range");
     return static_cast<int64_t>(total);

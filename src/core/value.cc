@@ -83,7 +83,7 @@ class Interner {
     rep->slash = (slash == std::string_view::npos || text.size() == 1) ? 0xFFFFFFFFu : static_cast<uint32_t>(slash);
     rep->id = ++count_;
     rep->hash = h;
-    if ((count_ + 1) * 2 > t->mask + 1) {
+    if ((size_t{count_} + 1) * 2 > t->mask + 1) {  // keep the table at most half full
       auto* bigger = new InternTable((t->mask + 1) * 2);
       for (size_t i = 0; i <= t->mask; ++i) {
         if (const Keyword::Rep* r = t->slots[i].load(std::memory_order_relaxed)) Insert(bigger, r);
