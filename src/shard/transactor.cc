@@ -106,8 +106,10 @@ class PrepareRun {
     CAIRN_CHECK(options_.partitions >= 1 && options_.partitions < kProvisionalPartition);
     CAIRN_CHECK(t_.valid());
     CAIRN_ASSIGN_OR_RETURN(plan_, TxSchemaPlanner::Plan(tx_, db_));
-    schema_ = plan_.schema ? plan_.schema.get() : &db_.schema();
+    view_.emplace(plan_.schema ? *plan_.schema : db_.schema());
+    schema_ = &*view_;
     TxExpander expander(*schema_);
+    ops_.reserve(tx_.items.size() * 4);
     CAIRN_RETURN_IF_ERROR(expander.Expand(tx_, &ops_));
     CollectSlots();
     CAIRN_RETURN_IF_ERROR(ResolveRefs());
@@ -541,9 +543,7 @@ class PrepareRun {
   // entity whose component changed, recompute the tuple from the state after
   // the transaction (nil for a missing component; no tuple when all are nil).
   Status AddComposites() {
-    bool any = false;
-    for (const auto& [ident, attr] : schema_->attributes()) any = any || !attr.tuple_attrs.empty();
-    if (!any) return Status::OK();
+    if (!schema_->has_composites()) return Status::OK();
     std::vector<std::pair<EntityId, const Attribute*>> touched;
     std::vector<const Edn*> touched_where;
     std::unordered_map<EaKey, bool, EaHash> seen;
@@ -766,7 +766,8 @@ class PrepareRun {
   EntityId tx_id_;
 
   TxSchemaPlan plan_;
-  const Schema* schema_ = nullptr;
+  std::optional<TxSchemaView> view_;
+  TxSchemaView* schema_ = nullptr;
   std::vector<TxOp> ops_;
   std::vector<Target> e_, v_, old_;
   std::vector<Slot> slots_;

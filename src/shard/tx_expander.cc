@@ -115,7 +115,7 @@ Result<TxEntityRef> TxExpander::ParseEntity(const Edn& node, const char* role) {
       if (node.items[1].is(Edn::Kind::kNil)) {
         return ErrorAt(StatusCode::kInvalidArgument, &node, "lookup ref " + Snippet(node) + " has a nil value");
       }
-      Attribute def = attr != nullptr ? *attr : schema_.Get(a);
+      const Attribute& def = schema_.Get(a);
       Result<Value> v = a == Kws().db_ident && node.items[1].is(Edn::Kind::kKeyword)
                             ? Result<Value>(Value::Kw(Keyword::Intern(node.items[1].text)))
                             : ConvertValue(def, node.items[1]);
@@ -228,7 +228,7 @@ Status TxExpander::ExpandList(const Edn& form) {
     op.kind = TxOp::Kind::kCas;
     CAIRN_ASSIGN_OR_RETURN(op.e, ParseEntity(it[1], "entity"));
     CAIRN_ASSIGN_OR_RETURN(op.a, ParseAttribute(it[2], false));
-    Attribute attr = schema_.Get(op.a);
+    const Attribute& attr = schema_.Get(op.a);
     if (!it[3].is(Edn::Kind::kNil)) {
       TxOp old_holder;
       CAIRN_RETURN_IF_ERROR(ParseValue(attr, it[3], false, &old_holder));
@@ -262,8 +262,7 @@ Result<TxEntityRef> TxExpander::MapEntity(const Edn& map) {
   TxEntityRef r;
   r.kind = TxEntityRef::Kind::kTempid;
   r.internal = true;
-  // Not a valid EDN string a user could write as a tempid collision risk is
-  // nil: the leading \x01 never appears in EDN source.
+  // The leading \x01 keeps it apart from any tempid a user writes.
   r.tempid = "\x01map-" + std::to_string(++internal_tempids_);
   r.where = &map;
   return r;
@@ -322,7 +321,7 @@ Status TxExpander::ExpandMapBody(const Edn& map, const TxEntityRef& self) {
       // Reverse ref: {:db/id X :_parent Y} means [Y :parent X].
       std::string forward_text = std::string(a.ns()).append(a.ns().empty() ? "" : "/").append(a.name().substr(1));
       Keyword forward = Keyword::Intern(forward_text);
-      Attribute fa = schema_.Get(forward);
+      const Attribute& fa = schema_.Get(forward);
       if (!fa.is_ref()) {
         return ErrorAt(StatusCode::kInvalidArgument, &key,
                        "reverse attribute " + a.ToString() + " needs " + forward.ToString() +
@@ -356,7 +355,7 @@ Status TxExpander::ExpandMapBody(const Edn& map, const TxEntityRef& self) {
       }
       continue;
     }
-    Attribute attr = schema_.Get(a);
+    const Attribute& attr = schema_.Get(a);
     if (val.is(Edn::Kind::kNil)) {
       return ErrorAt(StatusCode::kInvalidArgument, &val, "nil is not a valid value for " + a.ToString());
     }

@@ -25,12 +25,13 @@
 #include "core/edn.h"
 #include "core/schema.h"
 #include "shard/tx_ops.h"
+#include "shard/tx_value.h"
 
 namespace cairn::shard {
 
 class TxExpander {
  public:
-  explicit TxExpander(const Schema& schema) : schema_(schema) {}
+  explicit TxExpander(TxSchemaView& schema) : schema_(schema) {}
 
   // Appends the ops of every form of `tx_data` (an EDN vector or list).
   Status Expand(const Edn& tx_data, std::vector<TxOp>* ops);
@@ -48,7 +49,7 @@ class TxExpander {
   // The value nodes of one map entry (a collection for cardinality-many).
   Result<std::vector<const Edn*>> ValueNodes(const Attribute& attr, const Edn& node);
 
-  const Schema& schema_;
+  TxSchemaView& schema_;
   std::vector<TxOp>* ops_ = nullptr;
   int internal_tempids_ = 0;
 };

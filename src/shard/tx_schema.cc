@@ -1,5 +1,6 @@
 #include "shard/tx_schema.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,8 +57,19 @@ class Planner {
     if (!tx_.is(Edn::Kind::kVector) && !tx_.is(Edn::Kind::kList)) return plan;  // the expander reports it
     CollectTempidIdents();
     CAIRN_RETURN_IF_ERROR(CollectDefs());
-    if (defs_.empty()) return plan;
     const Schema& base = db_.schema();
+    // Documentation of an entity that is not (and does not become) an
+    // attribute is plain data.
+    for (auto it = defs_.begin(); it != defs_.end();) {
+      bool doc_only = std::all_of(it->second.begin(), it->second.end(), [&](const Def& d) { return d.key == k_.doc; });
+      const Attribute* existing = base.Find(it->first);
+      if (doc_only && (existing == nullptr || Schema::IsBuiltin(it->first))) {
+        it = defs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (defs_.empty()) return plan;
     auto schema = std::make_shared<Schema>(base);
     for (auto& [ident, defs] : defs_) {
       CAIRN_ASSIGN_OR_RETURN(Attribute attr, Build(ident, defs));
@@ -175,11 +187,19 @@ class Planner {
           if (IsSchemaKey(kw)) found.push_back(Def{kw, &form.items[i + 1], true, &form.items[i + 1]});
         }
         if (found.empty()) continue;
+        // :db/doc alone documents any entity (the transaction, an enum
+        // ident...); it makes nothing an attribute.
+        bool doc_only = std::all_of(found.begin(), found.end(), [&](const Def& d) { return d.key == k_.doc; });
         Keyword attr;
         if (ident != nullptr && ident->is(Edn::Kind::kKeyword)) {
           attr = Keyword::Intern(ident->text);
         } else if (id != nullptr) {
-          CAIRN_ASSIGN_OR_RETURN(attr, IdentAt(*id, found.front().key));
+          Result<Keyword> r = IdentAt(*id, found.front().key);
+          if (!r.ok() && doc_only) continue;
+          if (!r.ok()) return r.status();
+          attr = *r;
+        } else if (doc_only) {
+          continue;
         } else {
           return ErrorAt(StatusCode::kInvalidArgument, &form,
                          found.front().key.ToString() +
@@ -199,7 +219,10 @@ class Planner {
         }
         if (!add && !retract) continue;
         if ((add && it.size() != 4) || (retract && it.size() != 3 && it.size() != 4)) continue;  // expander reports
-        CAIRN_ASSIGN_OR_RETURN(Keyword attr, IdentAt(it[1], key));
+        Result<Keyword> r = IdentAt(it[1], key);
+        if (!r.ok() && key == k_.doc) continue;
+        if (!r.ok()) return r.status();
+        Keyword attr = *r;
         defs_[attr].push_back(Def{key, it.size() == 4 ? &it[3] : nullptr, add, &form});
       }
     }

@@ -287,4 +287,31 @@ bool ValueConforms(const Attribute& attr, const Value& v) {
   return true;
 }
 
+TxSchemaView::TxSchemaView(const Schema& schema) : schema_(schema) {
+  for (const auto& [ident, attr] : schema.attributes()) has_composites_ = has_composites_ || !attr.tuple_attrs.empty();
+}
+
+TxSchemaView::Entry& TxSchemaView::Lookup(Keyword k) {
+  auto [it, inserted] = cache_.try_emplace(k);
+  if (inserted) {
+    it->second.declared = schema_.Find(k);
+    it->second.implicit.ident = k;
+  }
+  return it->second;
+}
+
+const Attribute& TxSchemaView::Get(Keyword k) {
+  Entry& e = Lookup(k);
+  return e.declared != nullptr ? *e.declared : e.implicit;
+}
+
+const std::vector<const Attribute*>& TxSchemaView::CompositesContaining(Keyword k) {
+  Entry& e = Lookup(k);
+  if (!e.composites_known) {
+    if (has_composites_) e.composites = schema_.CompositesContaining(k);
+    e.composites_known = true;
+  }
+  return e.composites;
+}
+
 }  // namespace cairn::shard

@@ -8,6 +8,8 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "cairn/status.h"
 #include "cairn/value.h"
@@ -47,6 +49,38 @@ Result<Value> ConvertValue(const Attribute& attr, const Edn& node);
 // Converts the value of a schema key (:db/valueType ...), checking it is one
 // of the allowed keywords/booleans/strings.
 Result<Value> ConvertSchemaValue(Keyword key, const Edn& node);
+
+// A per-transaction memo over a Schema: Schema::Find compares keyword text in
+// a std::map, and a transaction asks about the same few attributes for every
+// datom. References returned stay valid for the view's lifetime.
+// Thread-safety: none (one transaction's scratch state).
+class TxSchemaView {
+ public:
+  explicit TxSchemaView(const Schema& schema);
+  // The declared attribute, or an implicit untyped cardinality-one one.
+  const Attribute& Get(Keyword k);
+  // nullptr if not declared.
+  const Attribute* Find(Keyword k) { return Lookup(k).declared; }
+  bool IsMany(Keyword k) { return Get(k).is_many(); }
+  bool IsComponent(Keyword k) { return Get(k).is_component; }
+  // Composite tuple attributes having `k` among their :db/tupleAttrs.
+  const std::vector<const Attribute*>& CompositesContaining(Keyword k);
+  bool has_composites() const { return has_composites_; }
+  const Schema& schema() const { return schema_; }
+
+ private:
+  struct Entry {
+    const Attribute* declared = nullptr;
+    Attribute implicit;
+    bool composites_known = false;
+    std::vector<const Attribute*> composites;
+  };
+  Entry& Lookup(Keyword k);
+
+  const Schema& schema_;
+  bool has_composites_ = false;
+  std::unordered_map<Keyword, Entry> cache_;
+};
 
 // True if `v` conforms to `attr`'s declared type (always true if untyped).
 bool ValueConforms(const Attribute& attr, const Value& v);

@@ -273,3 +273,26 @@ TEST(TransactorSchema, CompositeComponentsMustBeCardinalityOne) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+TEST(TransactorSchema, DocOnAnyEntityIsPlainData) {
+  testing::MemoryDb db;
+  auto r = db.Transact(R"([{:db/ident :color/red :db/doc "Red"} [:db/add "datomic.tx" :db/doc "why"]
+                           {:db/id "x" :db/doc "an entity" :item/n 1}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->schema_changes.empty());
+  EXPECT_EQ(db.schema().Find(Keyword::Intern("color/red")), nullptr);
+  EXPECT_EQ(db.Value1(EntityId::ForTx(r->t), "db/doc"), Value::String("why"));
+  EXPECT_EQ(db.Value1(r->tempids.at("x"), "db/doc"), Value::String("an entity"));
+  // ...but documents an attribute once it is one.
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :user/name :db/valueType :db.type/string}])").ok());
+  auto r2 = db.Transact(R"([[:db/add :user/name :db/doc "The name"]])");
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  ASSERT_EQ(r2->schema_changes.size(), 1u);
+  EXPECT_EQ(db.schema().Find(Keyword::Intern("user/name"))->doc, "The name");
+}
+
+}  // namespace
+}  // namespace cairn::shard
