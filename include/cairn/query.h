@@ -15,6 +15,10 @@ struct QueryResult {
   Shape shape = Shape::kRelation;
   // One name per column: "?a", or the :keys/:strs/:syms names.
   std::vector<std::string> columns;
+  // :keys/:strs/:syms turn each row into a map keyed by the column names
+  // (as keywords, strings or symbols) when printed.
+  enum class KeyKind { kNone, kKeys, kStrs, kSyms };
+  KeyKind key_kind = KeyKind::kNone;
   // Relation: one row per result (set semantics unless :with). Collection:
   // one single-column row per element. Tuple/scalar: zero or one row.
   // Pull cells are Value maps.

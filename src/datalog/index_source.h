@@ -48,6 +48,11 @@ class IndexSource {
   // (used by the planner). Need not be exact; must be 0 only if none match.
   virtual uint64_t EstimateCount(const DatomPattern& p) const = 0;
 
+  // Statistics for the planner: the number of distinct entities (position 0)
+  // or distinct values (position 2) among the datoms of attribute `a`; 0 if
+  // unknown (the planner then guesses).
+  virtual uint64_t EstimateDistinct(Keyword a, int position) const { return 0; }
+
   // Resolves a lookup ref [attr value] on a unique attribute; nullopt if no
   // entity has it. The default scans.
   virtual std::optional<EntityId> Lookup(Keyword attr, const Value& v) const {

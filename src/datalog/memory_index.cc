@@ -1,0 +1,216 @@
+#include "datalog/memory_index.h"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "core/check.h"
+
+namespace cairn::datalog {
+
+namespace {
+
+template <typename T>
+int Cmp3(const T& a, const T& b) {
+  return a < b ? -1 : (b < a ? 1 : 0);
+}
+int CmpKw(Keyword a, Keyword b) { return Cmp3(a.id(), b.id()); }
+
+// Compares a datom with a partial key in a given component order; absent
+// trailing components compare equal (prefix search).
+struct Key {
+  const EntityId* e = nullptr;
+  const Keyword* a = nullptr;
+  const Value* v = nullptr;
+};
+
+int CmpEavt(const Datom& d, const Key& k) {
+  if (k.e == nullptr) return 0;
+  if (int c = Cmp3(d.e.raw, k.e->raw)) return c;
+  if (k.a == nullptr) return 0;
+  if (int c = CmpKw(d.a, *k.a)) return c;
+  if (k.v == nullptr) return 0;
+  return d.v.Compare(*k.v);
+}
+int CmpAevt(const Datom& d, const Key& k) {
+  if (k.a == nullptr) return 0;
+  if (int c = CmpKw(d.a, *k.a)) return c;
+  if (k.e == nullptr) return 0;
+  return Cmp3(d.e.raw, k.e->raw);
+}
+int CmpAvet(const Datom& d, const Key& k) {
+  if (k.a == nullptr) return 0;
+  if (int c = CmpKw(d.a, *k.a)) return c;
+  if (k.v == nullptr) return 0;
+  return d.v.Compare(*k.v);
+}
+int CmpVaet(const Datom& d, const Key& k) {
+  if (k.v == nullptr) return 0;
+  if (int c = d.v.Compare(*k.v)) return c;
+  if (k.a == nullptr) return 0;
+  return CmpKw(d.a, *k.a);
+}
+
+bool LessFull(const Datom& x, const Datom& y, int order) {
+  int c = 0;
+  auto step = [&](int r) {
+    if (c == 0) c = r;
+  };
+  switch (order) {
+    case 0:
+      step(Cmp3(x.e.raw, y.e.raw));
+      step(CmpKw(x.a, y.a));
+      if (c == 0) step(x.v.Compare(y.v));
+      break;
+    case 1:
+      step(CmpKw(x.a, y.a));
+      step(Cmp3(x.e.raw, y.e.raw));
+      if (c == 0) step(x.v.Compare(y.v));
+      break;
+    case 2:
+      step(CmpKw(x.a, y.a));
+      if (c == 0) step(x.v.Compare(y.v));
+      step(Cmp3(x.e.raw, y.e.raw));
+      break;
+    default:
+      step(x.v.Compare(y.v));
+      step(CmpKw(x.a, y.a));
+      step(Cmp3(x.e.raw, y.e.raw));
+      break;
+  }
+  step(Cmp3(x.tx.raw, y.tx.raw));
+  step(Cmp3(x.added, y.added));
+  return c < 0;
+}
+
+}  // namespace
+
+MemoryIndex::MemoryIndex(std::shared_ptr<const Schema> schema, std::vector<Datom> datoms, bool history)
+    : schema_(std::move(schema)), history_(history), datoms_(std::move(datoms)) {
+  CAIRN_CHECK(datoms_.size() < (uint64_t{1} << 32));
+  for (int o = 0; o < 4; ++o) {
+    auto& idx = idx_[o];
+    idx.resize(datoms_.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<uint32_t>(i);
+    std::sort(idx.begin(), idx.end(),
+              [&](uint32_t x, uint32_t y) { return LessFull(datoms_[x], datoms_[y], o); });
+  }
+  // Statistics from AEVT (distinct e) and AVET (distinct v).
+  const auto& aevt = idx_[kAevt];
+  for (size_t i = 0; i < aevt.size(); ++i) {
+    const Datom& d = datoms_[aevt[i]];
+    AttrStats& s = stats_[d.a.id()];
+    ++s.count;
+    if (i == 0 || datoms_[aevt[i - 1]].a != d.a || datoms_[aevt[i - 1]].e != d.e) ++s.distinct_e;
+  }
+  const auto& avet = idx_[kAvet];
+  for (size_t i = 0; i < avet.size(); ++i) {
+    const Datom& d = datoms_[avet[i]];
+    if (i == 0 || datoms_[avet[i - 1]].a != d.a || !(datoms_[avet[i - 1]].v == d.v)) ++stats_[d.a.id()].distinct_v;
+  }
+}
+
+std::shared_ptr<MemoryIndex> MemoryIndex::FromLog(std::shared_ptr<const Schema> schema, const std::vector<Datom>& log,
+                                                  View view, TxTime t) {
+  if (view == View::kHistory) return std::make_shared<MemoryIndex>(std::move(schema), log, true);
+  // Replay in tx order; the last word on each (e, a, v) decides whether it is true.
+  std::vector<const Datom*> order;
+  order.reserve(log.size());
+  for (const Datom& d : log) {
+    if (view == View::kAsOf && d.tx > t) continue;
+    order.push_back(&d);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const Datom* x, const Datom* y) { return x->tx < y->tx; });
+  struct K {
+    uint64_t e;
+    uint32_t a;
+    const Value* v;
+    bool operator<(const K& o) const {
+      if (e != o.e) return e < o.e;
+      if (a != o.a) return a < o.a;
+      return *v < *o.v;
+    }
+  };
+  std::map<K, const Datom*> state;
+  for (const Datom* d : order) {
+    K k{d->e.raw, d->a.id(), &d->v};
+    if (d->added) {
+      state.emplace(k, d);  // keep the first assertion's tx while it stays true
+    } else {
+      state.erase(k);
+    }
+  }
+  std::vector<Datom> out;
+  out.reserve(state.size());
+  for (const auto& [k, d] : state) {
+    if (view == View::kSince && d->tx <= t) continue;
+    out.push_back(*d);
+  }
+  return std::make_shared<MemoryIndex>(std::move(schema), std::move(out), false);
+}
+
+void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size_t* end) const {
+  Key k;
+  int (*cmp)(const Datom&, const Key&);
+  if (p.e) {
+    *order = kEavt;
+    cmp = CmpEavt;
+    k.e = &*p.e;
+    if (p.a) {
+      k.a = &*p.a;
+      if (p.v) k.v = &*p.v;
+    }
+  } else if (p.a && p.v) {
+    *order = kAvet;
+    cmp = CmpAvet;
+    k.a = &*p.a;
+    k.v = &*p.v;
+  } else if (p.v) {
+    *order = kVaet;
+    cmp = CmpVaet;
+    k.v = &*p.v;
+  } else if (p.a) {
+    *order = kAevt;
+    cmp = CmpAevt;
+    k.a = &*p.a;
+  } else {
+    *order = kEavt;
+    *begin = 0;
+    *end = datoms_.size();
+    return;
+  }
+  const auto& idx = idx_[*order];
+  auto lo = std::partition_point(idx.begin(), idx.end(), [&](uint32_t i) { return cmp(datoms_[i], k) < 0; });
+  auto hi = std::partition_point(lo, idx.end(), [&](uint32_t i) { return cmp(datoms_[i], k) <= 0; });
+  *begin = static_cast<size_t>(lo - idx.begin());
+  *end = static_cast<size_t>(hi - idx.begin());
+}
+
+bool MemoryIndex::Matches(const Datom& d, const DatomPattern& p) {
+  if (p.e && d.e != *p.e) return false;
+  if (p.a && d.a != *p.a) return false;
+  if (p.v && !(d.v == *p.v)) return false;
+  if (p.tx && d.tx != *p.tx) return false;
+  if (p.added && d.added != *p.added) return false;
+  return true;
+}
+
+Status MemoryIndex::Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const {
+  ForEach(p, fn);
+  return Status::OK();
+}
+
+uint64_t MemoryIndex::EstimateCount(const DatomPattern& p) const {
+  Order order;
+  size_t begin, end;
+  Range(p, &order, &begin, &end);
+  return end - begin;
+}
+
+uint64_t MemoryIndex::EstimateDistinct(Keyword a, int position) const {
+  auto it = stats_.find(a.id());
+  if (it == stats_.end()) return 0;
+  return position == 0 ? it->second.distinct_e : it->second.distinct_v;
+}
+
+}  // namespace cairn::datalog
