@@ -204,6 +204,49 @@ class PrepareRun {
       if (op.old_is_ref) {
         CAIRN_ASSIGN_OR_RETURN(old_[i], Resolve(op.old_ref));
       }
+      // New entities come from tempids; an integer id must name an entity
+      // that exists, or an assertion could take an id the allocator will
+      // hand out later.
+      if (op.kind == TxOp::Kind::kAdd || op.kind == TxOp::Kind::kCas) {
+        if (op.e.kind == TxEntityRef::Kind::kId) CAIRN_RETURN_IF_ERROR(CheckExists(e_[i].id, op.e));
+        if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kId) CAIRN_RETURN_IF_ERROR(CheckExists(v_[i].id, op.v_ref));
+      }
+    }
+    return Status::OK();
+  }
+
+  Status CheckExists(EntityId e, const TxEntityRef& r) {
+    if (e.is_tx()) return Status::OK();
+    auto [it, inserted] = exists_.try_emplace(e.raw, false);
+    if (inserted) {
+      bool found = false;
+      // Built-in attribute entities exist without datoms.
+      for (const auto& [ident, attr] : schema_->schema().attributes()) {
+        if (attr.id == e) {
+          found = true;
+          break;
+        }
+      }
+      DatomPattern p;
+      p.e = e;
+      p.added = true;
+      auto hit = [&](const Datom&) {
+        found = true;
+        return false;
+      };
+      if (!found) CAIRN_RETURN_IF_ERROR(db_.Scan(p, hit));
+      if (!found) {
+        DatomPattern q;
+        q.v = Value::Ref(e);
+        q.added = true;
+        CAIRN_RETURN_IF_ERROR(db_.Scan(q, hit));
+      }
+      it->second = found;
+    }
+    if (!it->second) {
+      return ErrorAt(StatusCode::kNotFound, r.where,
+                     "entity " + std::to_string(e.raw) +
+                         " does not exist (new entities are written with a tempid string, e.g. \"new\")");
     }
     return Status::OK();
   }
@@ -772,6 +815,7 @@ class PrepareRun {
   std::vector<Target> e_, v_, old_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, int> slot_index_;
+  std::unordered_map<uint64_t, bool> exists_;
   std::unordered_map<Keyword, int> tx_idents_;
   std::vector<Action> actions_;
   std::vector<bool> keep_;

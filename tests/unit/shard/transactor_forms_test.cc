@@ -349,3 +349,22 @@ TEST(TransactorFormErrors, ErrorsWriteNothing) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+TEST(TransactorFormErrors, IntegerIdMustNameExistingEntity) {
+  testing::MemoryDb db;
+  EXPECT_TRUE(testing::FailsWith(db.Transact(R"([[:db/add 123456 :user/name "x"]])"), StatusCode::kNotFound,
+                                 {"1:11", "entity 123456 does not exist"}));
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :user/friend :db/valueType :db.type/ref}])").ok());
+  EXPECT_TRUE(testing::FailsWith(db.Transact(R"([{:db/id "a" :user/friend 99}])"), StatusCode::kNotFound,
+                                 {"1:27", "entity 99"}));
+  // Retracting from an unknown id is simply a no-op.
+  auto r = db.Transact(R"([[:db/retract 123456 :user/name "x"]])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(testing::DataDatoms(*r).empty());
+}
+
+}  // namespace
+}  // namespace cairn::shard
