@@ -100,12 +100,17 @@ void BindableVars(const Clause& c, std::vector<VarId>* out) {
   }
 }
 
+// Inside the engine (and in results) entity ids are longs, as in Datomic, so
+// ids from datoms, inputs and functions join with one another.
+Value IdValue(EntityId e) { return Value::Long(static_cast<int64_t>(e.raw)); }
+Value ToEngine(const Value& v) { return v.type() == VT::kRef ? IdValue(v.as_ref()) : v; }
+
 Value PosValue(const Datom& d, int pos) {
   switch (pos) {
-    case 0: return Value::Ref(d.e);
+    case 0: return IdValue(d.e);
     case 1: return Value::Kw(d.a);
-    case 2: return d.v;
-    case 3: return Value::Ref(EntityId::ForTx(d.tx));
+    case 2: return ToEngine(d.v);
+    case 3: return IdValue(EntityId::ForTx(d.tx));
     default: return Value::Bool(d.added);
   }
 }
@@ -704,7 +709,7 @@ class Engine {
       *t = e.is_tx() ? e.tx_time() : TxTime{e.raw};
       return true;
     }
-    if (v.type() == VT::kLong && v.as_long() > 0) {
+    if (v.type() == VT::kLong && v.as_long() != 0) {
       EntityId e{static_cast<uint64_t>(v.as_long())};
       *t = e.is_tx() ? e.tx_time() : TxTime{e.raw};
       return true;
@@ -718,7 +723,7 @@ class Engine {
         *out = v.as_ref();
         return true;
       case VT::kLong:
-        if (v.as_long() <= 0) return false;
+        if (v.as_long() == 0) return false;
         *out = EntityId{static_cast<uint64_t>(v.as_long())};
         return true;
       case VT::kKeyword: {
@@ -893,7 +898,10 @@ class Engine {
     for (size_t r = 0; r < ctx.rows(); ++r) {
       const Value* row = ctx.Row(r);
       bool ok = true;
-      for (size_t k = 0; k < pi.bound.size() && ok; ++k) ok = Normalize(pi.bound[k], row[pi.arg[pi.bound[k]]], pi, &key[k]);
+      for (size_t k = 0; k < pi.bound.size() && ok; ++k) {
+        ok = Normalize(pi.bound[k], row[pi.arg[pi.bound[k]]], pi, &key[k]);
+        if (ok) key[k] = ToEngine(key[k]);
+      }
       if (!ok) continue;
       idx.ForEachMatch(key.data(), key_cols.data(), [&](size_t j) {
         const Value* sr = scanned.Row(j);

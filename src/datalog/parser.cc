@@ -328,7 +328,8 @@ class Parser {
     std::vector<const Edn*> section_at;
     if (edn.is(Edn::Kind::kVector)) {
       for (const Edn& x : edn.items) {
-        if (x.is(Edn::Kind::kKeyword)) {
+        bool order_dir = !sections.empty() && sections.back().first == "order-by" && (x.text == "asc" || x.text == "desc");
+        if (x.is(Edn::Kind::kKeyword) && !order_dir) {
           sections.push_back({x.text, {}});
           section_at.push_back(&x);
         } else {
