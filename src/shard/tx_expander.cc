@@ -119,7 +119,7 @@ Result<TxEntityRef> TxExpander::ParseEntity(const Edn& node, const char* role) {
       Result<Value> v = a == Kws().db_ident && node.items[1].is(Edn::Kind::kKeyword)
                             ? Result<Value>(Value::Kw(Keyword::Intern(node.items[1].text)))
                             : ConvertValue(def, node.items[1]);
-      if (!v.ok()) return v.status().WithContext("lookup ref " + Snippet(node));
+      if (!v.ok()) return AddContext(v.status(), "lookup ref " + Snippet(node));
       r.kind = TxEntityRef::Kind::kLookup;
       r.attr = a;
       r.value = std::move(v).value();

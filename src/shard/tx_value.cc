@@ -1,5 +1,6 @@
 #include "shard/tx_value.h"
 
+#include <cctype>
 #include <string>
 
 namespace cairn::shard {
@@ -51,6 +52,19 @@ Status ErrorAt(StatusCode code, const Edn* where, std::string_view message) {
   }
   m += message;
   return Status(code, std::move(m));
+}
+
+Status AddContext(const Status& status, std::string_view context) {
+  const std::string& m = status.message();
+  size_t i = 0;
+  while (i < m.size() && std::isdigit(static_cast<unsigned char>(m[i]))) ++i;
+  size_t prefix = 0;
+  if (i > 0 && i < m.size() && m[i] == ':') {
+    size_t j = i + 1;
+    while (j < m.size() && std::isdigit(static_cast<unsigned char>(m[j]))) ++j;
+    if (j > i + 1 && m.compare(j, 2, ": ") == 0) prefix = j + 2;
+  }
+  return Status(status.code(), m.substr(0, prefix) + std::string(context) + ": " + m.substr(prefix));
 }
 
 std::string Snippet(const Edn& node) {

@@ -33,6 +33,8 @@ bool IsSchemaKey(Keyword k);
 
 // "L:C: message", the format of every transactor error.
 Status ErrorAt(StatusCode code, const Edn* where, std::string_view message);
+// Adds `context` to an error made by ErrorAt, after its "L:C: " prefix.
+Status AddContext(const Status& status, std::string_view context);
 // The EDN text of a node for messages, shortened to about 60 characters.
 std::string Snippet(const Edn& node);
 // "string", "integer", "vector", ... for messages.
