@@ -20,7 +20,7 @@ struct Mutations {
   bool commit_previous_term = false;       // count replicas of older-term entries
   bool read_without_read_index = false;    // serve reads at commit, no quorum check
   bool prevote_skips_log_check = false;    // grant PreVote to any log
-  bool compact_past_snapshot = false;      // compaction discards unsnapshotted entries
+  bool compact_past_snapshot = false;      // compaction reaches past the snapshot, to applied
 };
 
 struct Config {

@@ -984,7 +984,8 @@ Status RaftNode::Compact(LogIndex index, std::shared_ptr<const std::string> data
   LogIndex through = index.value() > config_.compaction_retain_entries
                          ? LogIndex(index.value() - config_.compaction_retain_entries)
                          : LogIndex();
-  if (config_.mutations.compact_past_snapshot) through = std::max(through, log_.stable_last());
+  // Broken on purpose: discards applied entries the snapshot does not cover.
+  if (config_.mutations.compact_past_snapshot) through = std::max(through, applied_);
   through = std::min(through, log_.stable_last());
   if (through > log_.base_index()) {
     log_.CompactThrough(through);
