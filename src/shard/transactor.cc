@@ -311,12 +311,18 @@ class PrepareRun {
     return Status::OK();
   }
 
+  // db.Lookup, remembered: upserts and uniqueness checks ask the same.
+  std::optional<EntityId> CachedLookup(const AvKey& key) {
+    auto it = lookups_.find(key);
+    if (it == lookups_.end()) it = lookups_.emplace(key, db_.Lookup(key.a, key.v)).first;
+    return it->second;
+  }
+
   // Tempids with a :db.unique/identity value resolve to the entity that holds
   // it; tempids sharing one become one entity. Values may themselves be
   // refs to upserted tempids, hence the fixpoint.
   Status Upsert() {
     std::unordered_map<AvKey, Target, AvHash> owner;
-    std::unordered_map<AvKey, std::optional<EntityId>, AvHash> db_cache;
     for (size_t round = 0; round <= ops_.size() + 1; ++round) {
       bool changed = false;
       for (size_t i = 0; i < ops_.size(); ++i) {
@@ -339,9 +345,9 @@ class PrepareRun {
           }
         }
         if (e.slot < 0) continue;
-        auto c = db_cache.find(key);
-        if (c == db_cache.end()) c = db_cache.emplace(key, db_.Lookup(op.a, *v)).first;
-        if (c->second) CAIRN_RETURN_IF_ERROR(SetUpsert(e.slot, *c->second, reason, &changed));
+        if (std::optional<EntityId> holder = CachedLookup(key)) {
+          CAIRN_RETURN_IF_ERROR(SetUpsert(e.slot, *holder, reason, &changed));
+        }
       }
       if (!changed) return Status::OK();
     }
@@ -685,7 +691,7 @@ class PrepareRun {
                            ") in one transaction");
       }
       if (IsUnique(act.a)) {
-        std::optional<EntityId> holder = db_.Lookup(act.a, act.v);
+        std::optional<EntityId> holder = CachedLookup(AvKey{act.a, act.v});
         if (holder && *holder != act.e && !retracted.contains(EavKey{*holder, act.a, act.v})) {
           return ErrorAt(StatusCode::kConflict, act.where,
                          "unique attribute " + act.a.ToString() + " value " + act.v.ToString() +
@@ -816,6 +822,7 @@ class PrepareRun {
   std::vector<Slot> slots_;
   std::unordered_map<std::string, int> slot_index_;
   std::unordered_map<uint64_t, bool> exists_;
+  std::unordered_map<AvKey, std::optional<EntityId>, AvHash> lookups_;
   std::unordered_map<Keyword, int> tx_idents_;
   std::vector<Action> actions_;
   std::vector<bool> keep_;
