@@ -25,67 +25,35 @@ namespace {
 
 constexpr int kMaxDepth = 512;
 
-bool IsWhitespace(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',' || c == '\f'; }
+// Character classes, one table lookup per byte on the hot paths.
+enum : uint8_t {
+  kWs = 1,        // whitespace (comma included)
+  kSym = 2,       // may appear inside a symbol or keyword
+  kSymStart = 4,  // may start a symbol
+  kDelim = 8,     // ends a token
+};
 
-bool IsDelimiter(char c) {
-  return IsWhitespace(c) || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"' ||
-         c == ';' || c == '\\';
+constexpr std::array<uint8_t, 256> MakeClasses() {
+  std::array<uint8_t, 256> t{};
+  for (char c : std::string_view(" \n\t\r,\f")) t[static_cast<unsigned char>(c)] |= kWs | kDelim;
+  for (char c : std::string_view("()[]{}\";\\")) t[static_cast<unsigned char>(c)] |= kDelim;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] |= kSym | kSymStart;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] |= kSym | kSymStart;
+  for (int c = '0'; c <= '9'; ++c) t[c] |= kSym;
+  for (int c = 0x80; c < 0x100; ++c) t[c] |= kSym | kSymStart;  // UTF-8, validated separately
+  for (char c : std::string_view("*!_?$%&=<>.+-/")) t[static_cast<unsigned char>(c)] |= kSym | kSymStart;
+  for (char c : std::string_view(":#'")) t[static_cast<unsigned char>(c)] |= kSym;
+  return t;
 }
+constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
 
+inline bool Is(char c, uint8_t cls) { return (kClasses[static_cast<unsigned char>(c)] & cls) != 0; }
+inline bool IsWhitespace(char c) { return Is(c, kWs); }
+inline bool IsDelimiter(char c) { return Is(c, kDelim); }
+inline bool IsSymbolChar(char c) { return Is(c, kSym); }
+inline bool IsSymbolStart(char c) { return Is(c, kSymStart); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-// Characters that may appear inside a symbol or keyword.
-bool IsSymbolChar(char c) {
-  if (IsAlpha(c) || IsDigit(c)) return true;
-  if (static_cast<unsigned char>(c) >= 0x80) return true;  // UTF-8 (validated separately)
-  switch (c) {
-    case '*':
-    case '!':
-    case '_':
-    case '?':
-    case '$':
-    case '%':
-    case '&':
-    case '=':
-    case '<':
-    case '>':
-    case '.':
-    case '+':
-    case '-':
-    case '/':
-    case ':':
-    case '#':
-    case '\'':
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Characters that may start a symbol.
-bool IsSymbolStart(char c) {
-  if (IsAlpha(c) || static_cast<unsigned char>(c) >= 0x80) return true;
-  switch (c) {
-    case '*':
-    case '!':
-    case '_':
-    case '?':
-    case '$':
-    case '%':
-    case '&':
-    case '=':
-    case '<':
-    case '>':
-    case '.':
-    case '+':
-    case '-':
-    case '/':
-      return true;
-    default:
-      return false;
-  }
-}
 
 const char* KindNoun(Edn::Kind k) {
   switch (k) {
@@ -289,16 +257,28 @@ class Reader {
 
   // Consumes a run of symbol characters and returns it; counts UTF-8
   // continuation bytes for the column.
+  // Also notes the token's slashes and whether it has non-ASCII bytes, for
+  // ValidName and ValidUtf8.
   std::string_view Token() {
     size_t start = pos_;
+    token_slashes_ = 0;
+    token_high_ = false;
     while (pos_ < n_ && IsSymbolChar(s_[pos_])) {
-      if ((static_cast<unsigned char>(s_[pos_]) & 0xC0) == 0x80) ++cont_;
+      unsigned char c = static_cast<unsigned char>(s_[pos_]);
+      if (c == '/') {
+        if (token_slashes_++ == 0) token_slash_ = pos_ - start;
+      } else if (c >= 0x80) {
+        token_high_ = true;
+        if ((c & 0xC0) == 0x80) ++cont_;
+      }
       ++pos_;
     }
     return std::string_view(s_ + start, pos_ - start);
   }
 
+  // REQUIRES: t is the last Token().
   bool ValidUtf8(std::string_view t) {
+    if (!token_high_) return true;
     for (size_t i = 0; i < t.size();) {
       char32_t cp;
       int len = DecodeUtf8(t.data() + i, t.size() - i, &cp);
@@ -697,13 +677,13 @@ class Reader {
     return true;
   }
 
-  // Checks the ns/name split of a symbol or keyword body.
-  bool ValidName(std::string_view body) {
-    if (body == "/") return true;
-    size_t slash = body.find('/');
-    if (slash == std::string_view::npos) return true;
-    if (slash == 0 || slash + 1 == body.size()) return false;
-    return body.find('/', slash + 1) == std::string_view::npos;
+  // Checks the ns/name split of a symbol or keyword body: at most one '/',
+  // neither first nor last, or the symbol "/" itself.
+  // REQUIRES: body is the last Token().
+  bool ValidName(std::string_view body) const {
+    if (token_slashes_ == 0) return true;
+    if (body.size() == 1) return true;  // "/"
+    return token_slashes_ == 1 && token_slash_ != 0 && token_slash_ + 1 != body.size();
   }
 
   bool ReadKeyword(Edn* out) {
@@ -917,6 +897,9 @@ class Reader {
   size_t line_start_ = 0;
   size_t cont_ = 0;  // UTF-8 continuation bytes between line_start_ and pos_
   std::string error_;
+  size_t token_slashes_ = 0;  // of the last Token()
+  size_t token_slash_ = 0;    // offset of its first '/'
+  bool token_high_ = false;   // it has bytes >= 0x80
   // Per nesting depth, see ReadColl. A deque: growing it must not move the
   // vectors of the collections still open.
   std::deque<std::vector<Edn>> scratch_;
