@@ -969,8 +969,11 @@ Status RaftNode::TransferLeadership(NodeId target) {
   election_elapsed_ = 0;
   if (pr->match() == log_.last_index()) {
     SendTimeoutNow(target);
-  } else {
-    SendAppendsWhileOpen(pr);
+  } else if (pr->state() != Progress::State::kSnapshot) {
+    // Push now rather than waiting for the next heartbeat: an empty append at
+    // next either extends the pipeline or exposes lost appends at once.
+    if (pr->state() == Progress::State::kProbe) pr->ResumeProbe();
+    SendAppend(pr, /*allow_empty=*/true);
   }
   return Status::OK();
 }
