@@ -223,6 +223,7 @@ uint32_t Keyword::id() const { return rep_ ? rep_->id : 0; }
 std::strong_ordering operator<=>(Keyword a, Keyword b) {
   if (a.rep_ == b.rep_) return std::strong_ordering::equal;
   int c = a.str().compare(b.str());
+  if (c == 0) c = a.valid() ? 1 : -1;  // only the invalid keyword and :"" share a text
   return c < 0 ? std::strong_ordering::less : std::strong_ordering::greater;
 }
 

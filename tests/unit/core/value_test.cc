@@ -41,6 +41,8 @@ TEST(Keyword, InvalidKeyword) {
   EXPECT_EQ(k.str(), "");
   EXPECT_EQ(k.id(), 0u);
   EXPECT_LT(k, Keyword::Intern("a"));
+  EXPECT_LT(k, Keyword::Intern(""));
+  EXPECT_GT(Keyword::Intern(""), k);
 }
 
 TEST(Keyword, OrdersByTextNotByInternOrder) {
