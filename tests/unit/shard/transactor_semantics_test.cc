@@ -306,3 +306,67 @@ TEST(TransactorScenario, BuildsAndEditsAGraph) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+using testing::DataDatoms;
+using testing::FailsWith;
+using testing::MemoryDb;
+
+TEST_F(UserDb, TempidJoinsExistingEntityAssertingSameIdentityValue) {
+  auto r = db_.Transact("[[:db/add " + N(ann_) + " :user/handle \"annie\"] {:db/id \"t\" :user/handle \"annie\" :user/tags \"q\"}]");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tempids.at("t"), ann_);
+  EXPECT_EQ(db_.Values(ann_, "user/tags"), std::vector<Value>{S("q")});
+}
+
+TEST_F(UserDb, CasOnCardinalityManyChecksMembership) {
+  ASSERT_TRUE(db_.Transact("[{:db/id " + N(ann_) + " :user/tags [\"a\" \"b\"]}]").ok());
+  ASSERT_TRUE(db_.Transact("[[:db/cas " + N(ann_) + " :user/tags \"b\" \"c\"]]").ok());
+  EXPECT_EQ(db_.Values(ann_, "user/tags").size(), 3u);  // many: cas adds, it does not replace
+  EXPECT_TRUE(FailsWith(db_.Transact("[[:db/cas " + N(ann_) + " :user/tags \"zz\" \"d\"]]"), StatusCode::kConflict,
+                        {"expected \"zz\"", "\"a\""}));
+}
+
+TEST_F(UserDb, RetractThroughLookupRefAndIdent) {
+  ASSERT_TRUE(db_.Transact(R"([[:db/retract [:user/email "ann@x"] :user/name "Ann"]])").ok());
+  EXPECT_TRUE(db_.Values(ann_, "user/name").empty());
+}
+
+TEST_F(UserDb, RetractEntityStopsOnComponentCycles) {
+  auto r = db_.Transact(R"([{:db/id "a" :user/email "cyc@x" :user/address "b"} {:db/id "b" :addr/city "C" :user/address "a"}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto r2 = db_.Transact(R"([[:db/retractEntity [:user/email "cyc@x"]]])");
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_EQ(db_.EntityDatomCount(r->tempids.at("a")), 0u);
+  EXPECT_EQ(db_.EntityDatomCount(r->tempids.at("b")), 0u);
+}
+
+TEST_F(UserDb, PartitionHintByLookupRef) {
+  auto r = db_.Transact(R"([{:db/id "n" :db/partition [:user/email "ann@x"] :note/text "hi"}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tempids.at("n").partition(), ann_.partition());
+}
+
+TEST(TransactorSchema, ConflictingDefinitionsInOneTransaction) {
+  MemoryDb db;
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/valueType :db.type/long}
+                                        {:db/ident :a/b :db/valueType :db.type/string}])"),
+                        StatusCode::kInvalidArgument, {"2:", ":db/valueType", "cardinality-one"}));
+}
+
+TEST(TransactorSchema, SchemaChangesCarryIdsOfExistingAttributes) {
+  MemoryDb db;
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :a/b :db/valueType :db.type/long}])").ok());
+  EntityId id = db.schema().Find(Keyword::Intern("a/b"))->id;
+  auto r = db.Transact(R"([{:db/ident :a/b :db/index true}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->schema_changes.size(), 1u);
+  EXPECT_EQ(r->schema_changes[0].id, id);
+  EXPECT_TRUE(r->schema_changes[0].indexed);
+  EXPECT_EQ(r->schema_changes[0].value_type, ValueType::kLong);
+}
+
+}  // namespace
+}  // namespace cairn::shard
