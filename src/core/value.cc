@@ -29,7 +29,19 @@ struct Keyword::Rep {
   uint32_t slash = 0;  // index of the separating '/', or npos-like 0xFFFFFFFF
   uint32_t id = 0;     // 1-based, process-local
   uint64_t hash = 0;   // hash of text, for the intern table
+  // The first 8 bytes of text, big-endian, zero-padded: comparing two
+  // prefixes orders most keyword pairs without touching the text.
+  uint64_t prefix = 0;
 };
+
+namespace {
+// Text order of two distinct keywords (never equal: texts are unique).
+inline int CompareKeywordReps(const Keyword::Rep* a, const Keyword::Rep* b) {
+  if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
+  int c = std::string_view(a->text).compare(b->text);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+}  // namespace
 
 namespace {
 
@@ -83,6 +95,9 @@ class Interner {
     rep->slash = (slash == std::string_view::npos || text.size() == 1) ? 0xFFFFFFFFu : static_cast<uint32_t>(slash);
     rep->id = ++count_;
     rep->hash = h;
+    for (size_t i = 0; i < 8; ++i) {
+      rep->prefix = (rep->prefix << 8) | (i < text.size() ? static_cast<unsigned char>(text[i]) : 0u);
+    }
     if ((size_t{count_} + 1) * 2 > t->mask + 1) {  // keep the table at most half full
       auto* bigger = new InternTable((t->mask + 1) * 2);
       for (size_t i = 0; i <= t->mask; ++i) {
@@ -222,8 +237,7 @@ uint32_t Keyword::id() const { return rep_ ? rep_->id : 0; }
 
 std::strong_ordering operator<=>(Keyword a, Keyword b) {
   if (a.rep_ == b.rep_) return std::strong_ordering::equal;
-  int c = a.str().compare(b.str());
-  if (c == 0) c = a.valid() ? 1 : -1;  // only the invalid keyword and :"" share a text
+  int c = (a.rep_ && b.rep_) ? CompareKeywordReps(a.rep_, b.rep_) : (a.valid() ? 1 : -1);
   return c < 0 ? std::strong_ordering::less : std::strong_ordering::greater;
 }
 
@@ -461,8 +475,7 @@ int Value::Compare(const Value& o) const {
       return Cmp3(scalar_.u_, o.scalar_.u_);
     case ValueType::kKeyword: {
       if (scalar_.k_ == o.scalar_.k_) return 0;
-      int c = std::string_view(scalar_.k_->text).compare(o.scalar_.k_->text);
-      return c < 0 ? -1 : 1;
+      return CompareKeywordReps(scalar_.k_, o.scalar_.k_);
     }
     case ValueType::kString:
     case ValueType::kBytes:

@@ -321,3 +321,46 @@ TEST(Base64, RoundTripsAndRejects) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(Keyword, OrderMatchesTextOrderIncludingSharedPrefixes) {
+  std::vector<std::string> texts = {"a",
+                                    "ab",
+                                    "abcdefgh",
+                                    "abcdefghi",
+                                    "abcdefgh/x",
+                                    "abcdefg",
+                                    "person/age",
+                                    "person/name",
+                                    "person/a",
+                                    "person/",
+                                    "b",
+                                    std::string("a\0", 2),
+                                    std::string("ab\x01", 3),
+                                    "\xc3\xa9",
+                                    "z/z"};
+  uint64_t x = 7;
+  for (int i = 0; i < 300; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    std::string t = "p" + std::to_string(x % 5) + "/";
+    for (int j = 0; j < static_cast<int>(x >> 60); ++j) t.push_back(static_cast<char>('a' + ((x >> (j * 3)) & 3)));
+    texts.push_back(t);
+  }
+  for (const auto& a : texts) {
+    for (const auto& b : texts) {
+      Keyword ka = Keyword::Intern(a), kb = Keyword::Intern(b);
+      int want = a.compare(b);
+      auto got = ka <=> kb;
+      EXPECT_EQ(want < 0, got < 0) << a << " vs " << b;
+      EXPECT_EQ(want == 0, got == 0) << a << " vs " << b;
+      int vc = Value::Kw(ka).Compare(Value::Kw(kb));
+      EXPECT_EQ(want < 0, vc < 0) << a << " vs " << b;
+      EXPECT_EQ(want == 0, vc == 0) << a << " vs " << b;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cairn
