@@ -840,6 +840,7 @@ class Engine {
       ++out.count;
     };
     const char* index_name = pi.base.e ? "EAVT" : (pi.base.a && pi.base.v) ? "AVET" : pi.base.v ? "VAET" : pi.base.a ? "AEVT" : "full";
+    out.data.reserve(std::min<uint64_t>(pi.scan_estimate, 1u << 20) * out.vars.size());
     if (pi.bound.empty()) {
       // Scan once; a cartesian product with ctx if it has several rows.
       strategy_ = std::string("scan ") + index_name;
@@ -979,6 +980,23 @@ class Engine {
       }
     }
     strategy_ = c.kind == Clause::Kind::kPredicate ? "filter" : "function";
+    if (c.kind == Clause::Kind::kPredicate && args.size() == 2 && source == nullptr &&
+        (c.name == "<" || c.name == ">" || c.name == "<=" || c.name == ">=") &&
+        options_.registry == nullptr) {
+      // Fast path for the common range filters: no function call, no argument copies.
+      int op = c.name == "<" ? 0 : c.name == ">" ? 1 : c.name == "<=" ? 2 : 3;
+      out.data.reserve(ctx.data.size() / 2);
+      for (size_t r = 0; r < ctx.rows(); ++r) {
+        const Value* row = ctx.Row(r);
+        const Value& x = cols[0] >= 0 ? row[cols[0]] : args[0];
+        const Value& y = cols[1] >= 0 ? row[cols[1]] : args[1];
+        int cmp = CompareValues(x, y);
+        bool keep = op == 0 ? cmp < 0 : op == 1 ? cmp > 0 : op == 2 ? cmp <= 0 : cmp >= 0;
+        if (keep) out.AddRow(row);
+        if (!Tick()) break;
+      }
+      return out;
+    }
     const size_t arity = ctx.arity();
     std::vector<Value> extra(out.vars.size() - arity);
     auto emit = [&](const Value* row, const std::vector<Value>& vals) {

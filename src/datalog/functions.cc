@@ -235,6 +235,8 @@ void SortByCmp(std::vector<Value>& values) {
 
 }  // namespace
 
+int CompareValues(const Value& a, const Value& b) { return Cmp(a, b); }
+
 FunctionRegistry::FunctionRegistry() {
   auto& f = fns_;
   f["="] = {[](const FnArgs& a, Value* out) {

@@ -76,6 +76,10 @@ inline bool Truthy(const Value& v) {
   return !(v.is_nil() || (v.type() == ValueType::kBool && !v.as_bool()));
 }
 
+// The comparison of <, >, <=, >=: numbers numerically across long/double,
+// everything else by Value's total order.
+int CompareValues(const Value& a, const Value& b);
+
 // Creates/destroys the opaque regex cache (owned by the caller).
 std::unique_ptr<RegexCache, void (*)(RegexCache*)> MakeRegexCache();
 

@@ -88,6 +88,9 @@ bool LessFull(const Datom& x, const Datom& y, int order) {
 MemoryIndex::MemoryIndex(std::shared_ptr<const Schema> schema, std::vector<Datom> datoms, bool history)
     : schema_(std::move(schema)), history_(history), datoms_(std::move(datoms)) {
   CAIRN_CHECK(datoms_.size() < (uint64_t{1} << 32));
+  std::sort(datoms_.begin(), datoms_.end(), [](const Datom& x, const Datom& y) { return LessFull(x, y, 0); });
+  eavt_e_.reserve(datoms_.size());
+  for (const Datom& d : datoms_) eavt_e_.push_back(d.e.raw);
   for (int o = 0; o < 4; ++o) {
     auto& idx = idx_[o];
     idx.resize(datoms_.size());
@@ -99,6 +102,8 @@ MemoryIndex::MemoryIndex(std::shared_ptr<const Schema> schema, std::vector<Datom
   const auto& aevt = idx_[kAevt];
   for (size_t i = 0; i < aevt.size(); ++i) {
     const Datom& d = datoms_[aevt[i]];
+    auto [it, fresh] = attr_range_.try_emplace(d.a.id(), static_cast<uint32_t>(i), static_cast<uint32_t>(i));
+    it->second.second = static_cast<uint32_t>(i + 1);
     AttrStats& s = stats_[d.a.id()];
     ++s.count;
     if (i == 0 || datoms_[aevt[i - 1]].a != d.a || datoms_[aevt[i - 1]].e != d.e) ++s.distinct_e;
@@ -149,8 +154,10 @@ std::shared_ptr<MemoryIndex> MemoryIndex::FromLog(std::shared_ptr<const Schema> 
   return std::make_shared<MemoryIndex>(std::move(schema), std::move(out), false);
 }
 
-void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size_t* end) const {
+void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size_t* end, unsigned* checks) const {
   Key k;
+  unsigned all = (p.e ? 1u : 0u) | (p.a ? 2u : 0u) | (p.v ? 4u : 0u) | (p.tx ? 8u : 0u) | (p.added ? 16u : 0u);
+  *checks = all;
   int (*cmp)(const Datom&, const Key&);
   if (p.e) {
     *order = kEavt;
@@ -180,18 +187,49 @@ void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size
     return;
   }
   const auto& idx = idx_[*order];
-  auto lo = std::partition_point(idx.begin(), idx.end(), [&](uint32_t i) { return cmp(datoms_[i], k) < 0; });
-  auto hi = std::partition_point(lo, idx.end(), [&](uint32_t i) { return cmp(datoms_[i], k) <= 0; });
+  auto first = idx.begin(), last = idx.end();
+  if (*order == kEavt) {
+    // Narrow to the entity on the contiguous key array, then by a and v.
+    auto r = std::equal_range(eavt_e_.begin(), eavt_e_.end(), k.e->raw);
+    first = idx.begin() + (r.first - eavt_e_.begin());
+    last = idx.begin() + (r.second - eavt_e_.begin());
+    *checks &= ~1u;
+    if (k.a == nullptr || first == last) {
+      *begin = static_cast<size_t>(first - idx.begin());
+      *end = static_cast<size_t>(last - idx.begin());
+      return;
+    }
+  } else if (*order == kAevt || *order == kAvet) {
+    auto it = attr_range_.find(k.a->id());
+    if (it == attr_range_.end()) {
+      *begin = *end = 0;
+      return;
+    }
+    first = idx.begin() + it->second.first;
+    last = idx.begin() + it->second.second;
+    *checks &= ~2u;
+    if (k.v == nullptr && k.e == nullptr) {
+      *begin = it->second.first;
+      *end = it->second.second;
+      return;
+    }
+  }
+  auto lo = std::partition_point(first, last, [&](uint32_t i) { return cmp(datoms_[i], k) < 0; });
+  auto hi = std::partition_point(lo, last, [&](uint32_t i) { return cmp(datoms_[i], k) <= 0; });
+  // Every key component used in the search is guaranteed by the range.
+  if (k.e != nullptr) *checks &= ~1u;
+  if (k.a != nullptr) *checks &= ~2u;
+  if (k.v != nullptr) *checks &= ~4u;
   *begin = static_cast<size_t>(lo - idx.begin());
   *end = static_cast<size_t>(hi - idx.begin());
 }
 
-bool MemoryIndex::Matches(const Datom& d, const DatomPattern& p) {
-  if (p.e && d.e != *p.e) return false;
-  if (p.a && d.a != *p.a) return false;
-  if (p.v && !(d.v == *p.v)) return false;
-  if (p.tx && d.tx != *p.tx) return false;
-  if (p.added && d.added != *p.added) return false;
+bool MemoryIndex::Matches(const Datom& d, const DatomPattern& p, unsigned checks) {
+  if ((checks & 1u) && d.e != *p.e) return false;
+  if ((checks & 2u) && d.a != *p.a) return false;
+  if ((checks & 4u) && !(d.v == *p.v)) return false;
+  if ((checks & 8u) && d.tx != *p.tx) return false;
+  if ((checks & 16u) && d.added != *p.added) return false;
   return true;
 }
 
@@ -203,7 +241,8 @@ Status MemoryIndex::Scan(const DatomPattern& p, const std::function<bool(const D
 uint64_t MemoryIndex::EstimateCount(const DatomPattern& p) const {
   Order order;
   size_t begin, end;
-  Range(p, &order, &begin, &end);
+  unsigned checks;
+  Range(p, &order, &begin, &end, &checks);
   return end - begin;
 }
 

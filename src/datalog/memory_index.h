@@ -61,13 +61,20 @@ class MemoryIndex : public IndexSource {
   };
   enum Order { kEavt, kAevt, kAvet, kVaet };
   // The index and [begin, end) range of positions best serving `p`.
-  void Range(const DatomPattern& p, Order* order, size_t* begin, size_t* end) const;
-  static bool Matches(const Datom& d, const DatomPattern& p);
+  // `checks` gets the components the range does not already guarantee
+  // (bits: 1 e, 2 a, 4 v, 8 tx, 16 added).
+  void Range(const DatomPattern& p, Order* order, size_t* begin, size_t* end, unsigned* checks) const;
+  static bool Matches(const Datom& d, const DatomPattern& p, unsigned checks);
 
   std::shared_ptr<const Schema> schema_;
   bool history_;
-  std::vector<Datom> datoms_;
+  std::vector<Datom> datoms_;  // physically in EAVT order
   std::vector<uint32_t> idx_[4];
+  // Contiguous copies of sort keys so the hot binary searches do not chase
+  // pointers: the entity of each EAVT position, and each attribute's
+  // [begin, end) in AEVT/AVET (both sort by attribute first).
+  std::vector<uint64_t> eavt_e_;
+  std::unordered_map<uint32_t, std::pair<uint32_t, uint32_t>> attr_range_;
   std::unordered_map<uint32_t, AttrStats> stats_;  // by Keyword::id()
 };
 
@@ -75,11 +82,20 @@ template <typename Fn>
 bool MemoryIndex::ForEach(const DatomPattern& p, Fn&& fn) const {
   Order order;
   size_t begin, end;
-  Range(p, &order, &begin, &end);
+  unsigned checks;
+  Range(p, &order, &begin, &end, &checks);
   const std::vector<uint32_t>& idx = idx_[order];
+  if (order == kEavt) {  // physically in EAVT order: no indirection
+    for (size_t i = begin; i < end; ++i) {
+      const Datom& d = datoms_[i];
+      if (checks != 0 && !Matches(d, p, checks)) continue;
+      if (!fn(d)) return false;
+    }
+    return true;
+  }
   for (size_t i = begin; i < end; ++i) {
     const Datom& d = datoms_[idx[i]];
-    if (!Matches(d, p)) continue;
+    if (checks != 0 && !Matches(d, p, checks)) continue;
     if (!fn(d)) return false;
   }
   return true;
