@@ -245,6 +245,7 @@ class Simulation {
   void ChangePartitions();
   void WakeAll();
   void ChangeMembership(size_t g);
+  void TransferLeadership(size_t g);
   Replica* FindLeader(size_t g);
 
   // --- clients
@@ -279,6 +280,7 @@ class Simulation {
   uint64_t leader_crash_ppm_ = 0;
   uint64_t fault_us_ = 0;
   bool membership_ = false;
+  bool transfers_ = false;
   bool healed_ = false;
   bool clients_stop_ = false;
   uint64_t heal_us_ = 0;
@@ -294,6 +296,7 @@ class Simulation {
 
 void Simulation::Setup() {
   membership_ = rng_.Chance(400000);
+  transfers_ = rng_.Chance(400000);
   // Membership changes need spare nodes to add.
   nodes_ = membership_ || rng_.Chance(500000) ? 5 : 3;
   const size_t ngroups = 1 + rng_.Uniform(3);
@@ -364,6 +367,7 @@ void Simulation::Setup() {
   }
   std::ostringstream s;
   s << "nodes=" << nodes_ << " groups=" << ngroups << " membership=" << membership_
+    << " transfers=" << transfers_
     << " prevote=" << base.pre_vote << " checkquorum=" << base.check_quorum
     << " lease=" << base.lease_reads << " drop_ppm=" << drop_ppm_ << " dup_ppm=" << dup_ppm_
     << " crash_mean_ms=" << crash_mean_ms_ << " leader_crash_ppm=" << leader_crash_ppm_ << " partition_mean_ms=" << partition_mean_ms_
@@ -950,6 +954,21 @@ void Simulation::ChangeMembership(size_t g) {
   Pump(l);
 }
 
+void Simulation::TransferLeadership(size_t g) {
+  Replica* l = FindLeader(g);
+  if (!l || l->blocked) return;
+  const auto& voters = l->raft->conf().voters;
+  if (voters.size() < 2) return;
+  const NodeId target = voters[rng_.Uniform(voters.size())];
+  if (target == l->raft->id()) return;
+  if (l->raft->TransferLeadership(target).ok()) {
+    result_.transfers++;
+    Trace("group " + std::to_string(g + 1) + " transfer to " + std::to_string(target.value()));
+  }
+  Observe(l);
+  Pump(l);
+}
+
 // ---------------------------------------------------------------------------
 // Clients
 
@@ -1148,6 +1167,12 @@ SimResult Simulation::Run() {
     After(rng_.Range(200000, 800000), member_loop);
   };
   if (membership_) After(300000, member_loop);
+  std::function<void()> transfer_loop = [this, &transfer_loop, fault_us] {
+    if (now_ >= fault_us) return;
+    TransferLeadership(rng_.Uniform(groups_.size()));
+    After(rng_.Range(200000, 1500000), transfer_loop);
+  };
+  if (transfers_) After(rng_.Range(100000, 800000), transfer_loop);
   for (size_t c = 0; c < clients_.size(); c++) {
     After(rng_.Range(0, 50000), [this, c] { ClientStep(static_cast<int>(c)); });
   }

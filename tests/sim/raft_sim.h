@@ -43,6 +43,7 @@ struct SimResult {
   uint64_t elections = 0;
   uint64_t crashes = 0;
   uint64_t conf_changes = 0;
+  uint64_t transfers = 0;
   uint64_t snapshots_installed = 0;
   uint64_t lin_unknown = 0;  // keys whose check ran out of budget
 };

@@ -33,13 +33,14 @@ std::string RunSeed(uint64_t seed, const raft::Mutations& mutations, bool verbos
   SimResult r = RunRaftSim(opt);
   if (verbose) {
     std::fprintf(stderr, "seed %llu: %s\n  events=%llu commits=%llu ops=%llu elections=%llu crashes=%llu "
-                 "conf_changes=%llu snapshots=%llu lin_unknown=%llu\n",
+                 "conf_changes=%llu transfers=%llu snapshots=%llu lin_unknown=%llu\n",
                  static_cast<unsigned long long>(seed), r.summary.c_str(),
                  static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.commits),
                  static_cast<unsigned long long>(r.ops_completed),
                  static_cast<unsigned long long>(r.elections),
                  static_cast<unsigned long long>(r.crashes),
                  static_cast<unsigned long long>(r.conf_changes),
+                 static_cast<unsigned long long>(r.transfers),
                  static_cast<unsigned long long>(r.snapshots_installed),
                  static_cast<unsigned long long>(r.lin_unknown));
   }
