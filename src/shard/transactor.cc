@@ -533,6 +533,7 @@ class PrepareRun {
   }
 
   Status BuildActions() {
+    actions_.reserve(ops_.size() + 8);
     std::vector<Value> current;
     for (size_t i = 0; i < ops_.size(); ++i) {
       const TxOp& op = ops_[i];
@@ -649,6 +650,8 @@ class PrepareRun {
     std::unordered_map<EaKey, size_t, EaHash> one_value;
     std::unordered_map<AvKey, size_t, AvHash> unique_owner;
     keep_.assign(actions_.size(), true);
+    asserted.reserve(actions_.size());
+    one_value.reserve(actions_.size());
     for (size_t i = 0; i < actions_.size(); ++i) {
       const Action& act = actions_[i];
       EavKey key{act.e, act.a, act.v};
@@ -715,6 +718,7 @@ class PrepareRun {
       int64_t ms = options_.tx_instant_ms != 0 ? options_.tx_instant_ms : static_cast<int64_t>(t_.physical_ms());
       out_.datoms.push_back(Datom{tx_id_, k_.tx_instant, Value::Instant(ms), t_, true});
     }
+    out_.datoms.reserve(actions_.size() + 1);
     std::vector<Value> current;
     for (size_t i = 0; i < actions_.size(); ++i) {
       if (!keep_[i]) continue;

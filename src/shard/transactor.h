@@ -60,6 +60,9 @@ namespace cairn::shard {
 class IdAllocator {
  public:
   virtual ~IdAllocator() = default;
+  // Returns an id in `partition` never handed out before and not used by
+  // any entity, including the built-in attributes' fixed ids at the start of
+  // the system partition (Schema). Called only by a Prepare that succeeds.
   virtual EntityId Allocate(uint32_t partition) = 0;
 };
 

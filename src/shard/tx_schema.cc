@@ -181,6 +181,7 @@ class Planner {
         for (size_t i = 0; i + 1 < form.items.size(); i += 2) {
           const Edn& key = form.items[i];
           if (!key.is(Edn::Kind::kKeyword)) continue;  // the expander reports it
+          if (!key.text.starts_with("db/")) continue;  // schema keys are all :db/*
           if (key.text == "db/id") id = &form.items[i + 1];
           if (key.text == "db/ident") ident = &form.items[i + 1];
           Keyword kw = Keyword::Intern(key.text);
@@ -208,7 +209,7 @@ class Planner {
         for (Def& d : found) defs_[attr].push_back(d);
       } else if (form.is(Edn::Kind::kVector) || form.is(Edn::Kind::kList)) {
         const auto& it = form.items;
-        if (it.size() < 3 || !it[2].is(Edn::Kind::kKeyword)) continue;
+        if (it.size() < 3 || !it[2].is(Edn::Kind::kKeyword) || !it[2].text.starts_with("db/")) continue;
         Keyword key = Keyword::Intern(it[2].text);
         if (!IsSchemaKey(key)) continue;
         bool add = it[0].IsKeyword("db/add");
