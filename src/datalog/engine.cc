@@ -815,6 +815,25 @@ class Engine {
     return s.db->Scan(p, [&](const Datom& d) { return fn(d); });
   }
 
+  // Scans `probe`; a long in the value position of a pattern whose attribute is
+  // not a known constant may be an entity id, so refs with that id match too.
+  template <typename Fn>
+  Status ScanPattern(const PatternInfo& pi, DatomPattern& probe, Fn&& fn) {
+    if (!pi.ref_attr && probe.v && probe.v->type() == VT::kLong && probe.v->as_long() != 0) {
+      if (probe.a) {
+        if (pi.src->db->schema().IsRef(*probe.a)) probe.v = Value::Ref(EntityId{static_cast<uint64_t>(probe.v->as_long())});
+        return ScanDb(*pi.src, probe, fn);
+      }
+      Value as_long = *probe.v;
+      CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, probe, fn));
+      probe.v = Value::Ref(EntityId{static_cast<uint64_t>(as_long.as_long())});
+      Status st = ScanDb(*pi.src, probe, fn);
+      probe.v = as_long;
+      return st;
+    }
+    return ScanDb(*pi.src, probe, fn);
+  }
+
   static bool RepeatsOk(const Datom& d, const PatternInfo& pi) {
     for (int p = 0; p < 5; ++p) {
       if (pi.kind[p] == PosKind::kRepeat && !(PosValue(d, p) == PosValue(d, pi.arg[p]))) return false;
@@ -844,9 +863,8 @@ class Engine {
     if (pi.bound.empty()) {
       // Scan once; a cartesian product with ctx if it has several rows.
       strategy_ = std::string("scan ") + index_name;
-      std::vector<Value> frees;
-      Relation scanned;
-      CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, pi.base, [&](const Datom& d) {
+      DatomPattern probe = pi.base;
+      CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
         if (!RepeatsOk(d, pi)) return true;
         for (size_t r = 0; r < ctx.rows(); ++r) emit(ctx.Row(r), d);
         return Tick();
@@ -873,7 +891,11 @@ class Engine {
           if (ok) SetBase(&probe, p, key[k]);
         }
         if (!ok) continue;
-        CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, probe, [&](const Datom& d) {
+        if (pi.kind[1] == PosKind::kBound) probe.v.reset();  // re-normalized below per attribute
+        for (size_t k = 0; k < pi.bound.size(); ++k)
+          if (pi.bound[k] == 2) probe.v = key[k];
+        if (pi.kind[2] == PosKind::kConst) probe.v = pi.base.v;
+        CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
           if (!RepeatsOk(d, pi)) return true;
           emit(row, d);
           return Tick();
@@ -886,7 +908,8 @@ class Engine {
     strategy_ = std::string("scan ") + index_name + " + hash join";
     Relation scanned;
     for (size_t k = 0; k < pi.bound.size() + pi.free.size(); ++k) scanned.vars.push_back(static_cast<VarId>(k));
-    CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, pi.base, [&](const Datom& d) {
+    DatomPattern base = pi.base;
+    CAIRN_RETURN_IF_ERROR(ScanPattern(pi, base, [&](const Datom& d) {
       if (!RepeatsOk(d, pi)) return true;
       for (int p : pi.bound) scanned.data.push_back(PosValue(d, p));
       for (int p : pi.free) scanned.data.push_back(PosValue(d, p));
