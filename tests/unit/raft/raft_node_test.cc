@@ -76,7 +76,9 @@ TEST(RaftNode, NewLeaderCommitsANoopOfItsTerm) {
 }
 
 TEST(RaftNode, GrantsOneVotePerTerm) {
-  RaftNode n(Config{.id = NodeId(1)}, RaftNode::Bootstrap(ConfState{{NodeId(1), NodeId(2), NodeId(3)}, {}}));
+  Config cfg;
+  cfg.id = NodeId(1);
+  RaftNode n(cfg, RaftNode::Bootstrap(ConfState{{NodeId(1), NodeId(2), NodeId(3)}, {}}));
   Message v = Msg(MessageType::kVote, 2, 1, 5);
   v.index = LogIndex(1);
   v.log_term = Term(1);
