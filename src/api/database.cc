@@ -234,8 +234,21 @@ std::shared_ptr<const internal::DbImpl> MakeDbImpl(const std::shared_ptr<Hub>& h
   return impl;
 }
 
-}  // namespace
+// `index` updated by one transaction: in place when the caller holds the
+// only reference, else a copy-on-write copy (other holders keep theirs).
+template <typename Index>
+std::shared_ptr<const Index> ApplyTo(std::shared_ptr<const Index> index,
+                                     const std::vector<storage::IndexEntry>& entries) {
+  if (index.use_count() == 1) {
+    const_cast<Index&>(*index).Apply(entries);
+    return index;
+  }
+  auto copy = std::make_shared<Index>(*index);
+  copy->Apply(entries);
+  return copy;
+}
 
+}  // namespace
 
 struct Database::Impl {
   std::shared_ptr<Hub> hub;
@@ -247,13 +260,17 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
   Snapshot base = Current();
   TxTime t = clock.Update(base.basis_t);
 
-  StoreSource view(base, StoreSource::Kind::kCurrent, base.basis_t, {});
   SeqAllocator ids(store->next_seqs(), store->partitions());
   shard::TransactorOptions topts;
   topts.partitions = store->partitions();
   topts.tx_instant_ms = 0;  // :db/txInstant = t.physical_ms()
   shard::Transactor transactor(topts);
-  CAIRN_ASSIGN_OR_RETURN(shard::TxResult result, transactor.Prepare(tx_data, view, t, ids));
+  Result<shard::TxResult> prepared = [&] {
+    StoreSource view(base, StoreSource::Kind::kCurrent, base.basis_t, {});
+    return transactor.Prepare(tx_data, view, t, ids);
+  }();
+  if (!prepared.ok()) return prepared.status();
+  shard::TxResult& result = *prepared;
 
   storage::CommitBatch batch;
   batch.t = t;
@@ -264,9 +281,6 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
   // Durable: build and publish the new snapshot.
   Snapshot next;
   next.basis_t = t;
-  auto current = std::make_shared<storage::CurrentIndex>(*base.current);
-  current->Apply(entries);
-  next.current = std::move(current);
   next.attrs = store->attrs();
   if (result.schema_changes.empty()) {
     next.schema = base.schema;
@@ -275,14 +289,15 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
     for (const Attribute& a : result.schema_changes) schema->Put(a);
     next.schema = std::move(schema);
   }
+  base = Snapshot{};  // drop our references so the index may be exclusive
   {
     std::lock_guard<std::mutex> lock(snap_mu);
+    // If no Db value holds the current index (only this hub does), nobody
+    // can see it change: update it in place instead of copying. Holding
+    // snap_mu keeps readers from taking it meanwhile.
+    next.current = ApplyTo(std::move(snap.current), entries);
     snap = next;
-    if (history.index) {
-      auto h = std::make_shared<storage::HistoryIndex>(*history.index);
-      h->Apply(entries);
-      history = HistoryState{std::move(h), next.attrs};
-    }
+    if (history.index) history = HistoryState{ApplyTo(std::move(history.index), entries), next.attrs};
   }
   TxReport report;
   report.t = t;

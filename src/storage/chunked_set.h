@@ -29,7 +29,9 @@ namespace cairn::storage {
 template <typename T, typename Less>
 class ChunkedSet {
  public:
-  static constexpr size_t kChunkTarget = 512;
+  // Small enough that a scattered insert copies little, large enough that
+  // the chunk pointer vector stays short.
+  static constexpr size_t kChunkTarget = 64;
 
   struct Chunk {
     std::vector<T> items;
@@ -93,7 +95,8 @@ class ChunkedSet {
 
   // Removes the items equal (under Less) to those in `erase`, then inserts
   // `insert`, replacing items that compare equal. Both inputs need not be
-  // sorted. Only the chunks touched are copied.
+  // sorted. Only the chunks touched are rewritten; chunks shared with other
+  // snapshots are copied, others reused in place.
   void Apply(std::vector<T> erase, std::vector<T> insert) {
     Less less;
     std::sort(erase.begin(), erase.end(), less);
@@ -124,12 +127,20 @@ class ChunkedSet {
       while (e_end < erase.size() && (last || !less(items.back(), erase[e_end]))) ++e_end;
       while (i_end < insert.size() && (last || !less(items.back(), insert[i_end]))) ++i_end;
       if (e_end == ei && i_end == ii) {
-        out.push_back(chunks_[c]);
+        out.push_back(std::move(chunks_[c]));  // chunks_ is replaced below
         continue;
       }
+      // A chunk no other snapshot shares can give up its items (moves, no
+      // reference-count traffic); a shared one is copied (copy-on-write).
+      bool exclusive = chunks_[c].use_count() == 1;
+      std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
       std::vector<T> merged;
       merged.reserve(items.size() + (i_end - ii));
       size_t a = 0;
+      auto take_item = [&]() {
+        if (exclusive) merged.push_back(std::move(own[a++]));
+        else merged.push_back(items[a++]);
+      };
       while (a < items.size() || ii < i_end) {
         // Next candidate: smallest of the existing item and the next insert.
         bool take_insert = a == items.size() || (ii < i_end && !less(items[a], insert[ii]));
@@ -142,7 +153,7 @@ class ChunkedSet {
           }
           merged.push_back(insert[ii++]);
         } else {
-          merged.push_back(items[a++]);
+          take_item();
         }
       }
       ii = i_end;

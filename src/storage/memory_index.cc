@@ -62,8 +62,31 @@ bool MemoryIndex<H>::LessVae::operator()(const IndexEntry& x, const IndexEntry& 
 template <bool H>
 size_t MemoryIndex<H>::MemoryBytes() const {
   size_t bytes = sizeof(*this) + eavt_.MemoryBytes() + vaet_.MemoryBytes() + attrs_.capacity() * sizeof(AttrIndex);
-  for (const AttrIndex& a : attrs_) bytes += a.aevt.MemoryBytes() + a.avet.MemoryBytes();
+  for (const AttrIndex& a : attrs_) {
+    bytes += a.aevt.MemoryBytes();
+    std::lock_guard<std::mutex> lock(a.avet->mu);
+    if (a.avet->set) bytes += a.avet->set->MemoryBytes();
+  }
   return bytes;
+}
+
+template <bool H>
+const typename MemoryIndex<H>::AvetSet& MemoryIndex<H>::Avet(uint32_t aid) const {
+  LazyAvet& lazy = *attrs_[aid].avet;
+  std::lock_guard<std::mutex> lock(lazy.mu);
+  if (!lazy.set) {
+    std::vector<IndexEntry> entries;
+    entries.reserve(attrs_[aid].aevt.size());
+    attrs_[aid].aevt.ForEachAll([&](const IndexEntry& x) {
+      entries.push_back(x);
+      return true;
+    });
+    auto set = std::make_shared<AvetSet>();
+    set->Apply({}, std::move(entries));
+    lazy.set = std::move(set);
+  }
+  // Never replaced once built, and owned by this snapshot's attrs_.
+  return *lazy.set;
 }
 
 template <bool H>
@@ -78,8 +101,29 @@ void MemoryIndex<H>::ApplySorted(std::vector<IndexEntry> erase, std::vector<Inde
   for (const auto& x : erase) by_attr[x.aid].first.push_back(x);
   for (const auto& x : insert) by_attr[x.aid].second.push_back(x);
   for (auto& [aid, lists] : by_attr) {
-    attrs_[aid].aevt.Apply(lists.first, lists.second);
-    attrs_[aid].avet.Apply(std::move(lists.first), std::move(lists.second));
+    AttrIndex& attr = attrs_[aid];
+    bool updated_in_place = false;
+    if (attr.avet.use_count() == 1) {
+      // Only this index holds the AVET: update it where it is.
+      std::lock_guard<std::mutex> lock(attr.avet->mu);
+      if (attr.avet->set && attr.avet->set.use_count() == 1) {
+        const_cast<AvetSet&>(*attr.avet->set).Apply(lists.first, lists.second);
+        updated_in_place = true;
+      }
+    }
+    if (!updated_in_place) {
+      auto fresh = std::make_shared<LazyAvet>();
+      {
+        std::lock_guard<std::mutex> lock(attr.avet->mu);
+        if (attr.avet->set) {
+          auto set = std::make_shared<AvetSet>(*attr.avet->set);
+          set->Apply(lists.first, lists.second);
+          fresh->set = std::move(set);
+        }
+      }
+      attr.avet = std::move(fresh);
+    }
+    attr.aevt.Apply(std::move(lists.first), std::move(lists.second));
   }
   std::vector<IndexEntry> ref_erase, ref_insert;
   for (const auto& x : erase)
@@ -196,8 +240,9 @@ bool MemoryIndex<H>::Scan(IndexOrder order, const IndexBounds& b,
       uint32_t first = b.aid ? *b.aid : 0;
       uint32_t last = b.aid ? *b.aid + 1 : static_cast<uint32_t>(attrs_.size());
       for (uint32_t aid = first; aid < last && aid < attrs_.size(); ++aid) {
+        if (attrs_[aid].aevt.empty()) continue;
         bool more = order == IndexOrder::kAevt ? attrs_[aid].aevt.ForEach(AevProbe{b}, visit)
-                                               : attrs_[aid].avet.ForEach(AveProbe{b}, visit);
+                                               : Avet(aid).ForEach(AveProbe{b}, visit);
         if (!more) return false;
       }
       return true;
@@ -220,8 +265,9 @@ size_t MemoryIndex<H>::CountRange(IndexOrder order, const IndexBounds& b) const 
       uint32_t last = b.aid ? *b.aid + 1 : static_cast<uint32_t>(attrs_.size());
       size_t n = 0;
       for (uint32_t aid = first; aid < last && aid < attrs_.size(); ++aid) {
+        if (attrs_[aid].aevt.empty()) continue;
         n += order == IndexOrder::kAevt ? attrs_[aid].aevt.CountRange(AevProbe{b})
-                                        : attrs_[aid].avet.CountRange(AveProbe{b});
+                                        : Avet(aid).CountRange(AveProbe{b});
       }
       return n;
     }
@@ -233,10 +279,11 @@ template <bool H>
 bool MemoryIndex<H>::CheckInvariants() const {
   if (!eavt_.CheckInvariants() || !vaet_.CheckInvariants()) return false;
   size_t aevt = 0, avet = 0;
-  for (const AttrIndex& a : attrs_) {
-    if (!a.aevt.CheckInvariants() || !a.avet.CheckInvariants()) return false;
+  for (uint32_t aid = 0; aid < attrs_.size(); ++aid) {
+    const AttrIndex& a = attrs_[aid];
+    if (!a.aevt.CheckInvariants() || !Avet(aid).CheckInvariants()) return false;
     aevt += a.aevt.size();
-    avet += a.avet.size();
+    avet += Avet(aid).size();
   }
   return aevt == eavt_.size() && avet == eavt_.size();
 }

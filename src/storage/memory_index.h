@@ -8,9 +8,12 @@
 // Each keeps four access paths as ChunkedSets of IndexEntry:
 //   EAVT (e, a, v)   one global set
 //   AEVT (a, e, v)   one set per attribute
-//   AVET (a, v, e)   one set per attribute (every attribute: it is cheap in
-//                    memory and lets the Datalog engine probe any value; the
-//                    public datoms(:avet) API still shows only indexed ones)
+//   AVET (a, v, e)   one set per attribute, built lazily on the first scan
+//                    that needs it and then maintained by every Apply (so
+//                    bulk loads of attributes nobody looks up by value pay
+//                    nothing; the transactor's unique checks build it for
+//                    unique attributes at once). The public datoms(:avet)
+//                    API still shows only indexed/unique attributes.
 //   VAET (v, a, e)   one global set of the entries whose value is a ref
 // (the history sets append tx, added to each key). Attributes are the small
 // integer ids of the store's attrs table, so AEVT order is attribute-id order.
@@ -24,6 +27,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -96,10 +101,20 @@ class MemoryIndex {
   bool CheckInvariants() const;
 
  private:
+  using AvetSet = ChunkedSet<IndexEntry, LessAve>;
+  // An attribute's AVET, built on first use. Each LazyAvet stands for the
+  // AVET of exactly one AEVT state: Apply() replaces it when the attribute
+  // changes, and snapshots that share the AEVT share it.
+  struct LazyAvet {
+    std::mutex mu;
+    std::shared_ptr<const AvetSet> set;  // guarded by mu; null until built
+  };
   struct AttrIndex {
     ChunkedSet<IndexEntry, LessAev> aevt;
-    ChunkedSet<IndexEntry, LessAve> avet;
+    std::shared_ptr<LazyAvet> avet = std::make_shared<LazyAvet>();
   };
+  // The attribute's AVET, building it if needed (thread-safe).
+  const AvetSet& Avet(uint32_t aid) const;
   void ApplySorted(std::vector<IndexEntry> erase, std::vector<IndexEntry> insert);
 
   std::vector<AttrIndex> attrs_;  // by attribute id

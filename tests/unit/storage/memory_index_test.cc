@@ -141,6 +141,34 @@ TEST(MemoryIndex, BuildFromLogEqualsIncrementalApply) {
   }
 }
 
+TEST(MemoryIndex, LazyAvetFollowsEverySnapshot) {
+  auto s1 = std::make_shared<CurrentIndex>();
+  s1->Apply({E(1, 1, Value::Long(5), 10), E(2, 1, Value::Long(3), 10)});
+  Value five = Value::Long(5), seven = Value::Long(7);
+  IndexBounds b5;
+  b5.aid = 1;
+  b5.v = &five;
+  IndexBounds b7 = b5;
+  b7.v = &seven;
+  // Not built yet in s1; s2 is derived before anyone asks.
+  auto s2 = std::make_shared<CurrentIndex>(*s1);
+  s2->Apply({E(1, 1, Value::Long(5), 20, false), E(3, 1, Value::Long(7), 20)});
+  EXPECT_EQ(ScanAll(*s1, IndexOrder::kAvet, b5).size(), 1u);  // builds s1's AVET
+  EXPECT_EQ(ScanAll(*s2, IndexOrder::kAvet, b5).size(), 0u);  // builds s2's own
+  EXPECT_EQ(ScanAll(*s2, IndexOrder::kAvet, b7).size(), 1u);
+  // Built AVETs are maintained by later applies, copied or in place.
+  auto s3 = std::make_shared<CurrentIndex>(*s2);
+  s3->Apply({E(4, 1, Value::Long(5), 30)});
+  EXPECT_EQ(ScanAll(*s3, IndexOrder::kAvet, b5).size(), 1u);
+  EXPECT_EQ(ScanAll(*s2, IndexOrder::kAvet, b5).size(), 0u);
+  s3->Apply({E(4, 1, Value::Long(5), 40, false), E(9, 1, Value::Long(7), 40)});
+  EXPECT_EQ(ScanAll(*s3, IndexOrder::kAvet, b5).size(), 0u);
+  EXPECT_EQ(ScanAll(*s3, IndexOrder::kAvet, b7).size(), 2u);
+  EXPECT_EQ(s3->CountRange(IndexOrder::kAvet, b7), 2u);
+  EXPECT_TRUE(s3->CheckInvariants());
+  EXPECT_TRUE(s1->CheckInvariants());
+}
+
 TEST(MemoryIndex, ReportsMemoryPerDatom) {
   CurrentIndex idx;
   std::vector<IndexEntry> tx;
