@@ -445,13 +445,14 @@ class Engine {
     RowIndex idx(b, b_cols);
     for (size_t i = 0; i < a.rows(); ++i) {
       const Value* ar = a.Row(i);
+      size_t before = out.count;
       idx.ForEachMatch(ar, a_cols.data(), [&](size_t j) {
         const Value* br = b.Row(j);
         out.data.insert(out.data.end(), ar, ar + a.arity());
         for (int c : b_extra) out.data.push_back(br[c]);
         ++out.count;
       });
-      if (!Tick()) break;
+      if (!Tick(1 + out.count - before)) break;
     }
     return out;
   }
@@ -867,7 +868,7 @@ class Engine {
       CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
         if (!RepeatsOk(d, pi)) return true;
         for (size_t r = 0; r < ctx.rows(); ++r) emit(ctx.Row(r), d);
-        return Tick();
+        return Tick(ctx.rows());
       }));
       return out;
     }
@@ -932,6 +933,7 @@ class Engine {
         out.data.insert(out.data.end(), row, row + arity);
         for (size_t k = 0; k < pi.free.size(); ++k) out.data.push_back(sr[pi.bound.size() + k]);
         ++out.count;
+        Tick();
       });
       if (!Tick()) break;
     }

@@ -1,0 +1,175 @@
+// Engine behaviours that are not rows: plans, cancellation, registries,
+// the memory index contract.
+#include <gtest/gtest.h>
+
+#include "datalog/engine.h"
+#include "datalog/memory_index.h"
+#include "datalog/parser.h"
+#include "test_db.h"
+
+namespace cairn::datalog {
+namespace {
+
+std::shared_ptr<MemoryIndex> People(testing::TestDb& db, int n) {
+  std::string tx = "[";
+  for (int i = 0; i < n; ++i) {
+    tx += "{:name \"" + std::string(i % 8 == 0 ? "Ivan" : "Petr") + "\" :age " + std::to_string(i % 100) + "}";
+  }
+  tx += "]";
+  EXPECT_TRUE(db.Transact(tx).ok());
+  return db.View();
+}
+
+Result<QueryResult> Q(const IndexSource* src, const std::string& q, const QueryOptions& opts = {},
+                      Explain* ex = nullptr, std::vector<Edn> args = {}) {
+  CAIRN_ASSIGN_OR_RETURN(Edn e, ReadEdn(q));
+  CAIRN_ASSIGN_OR_RETURN(auto inputs, BindApiInputs(e, src, std::move(args)));
+  return RunQuery(e, inputs, opts, ex);
+}
+
+TEST(DatalogPlanner, WrittenClauseOrderDoesNotChangeThePlan) {
+  testing::TestDb db;
+  auto src = People(db, 2000);
+  Explain a, b;
+  auto r1 = Q(src.get(), R"([:find ?e ?a :where [?e :name "Ivan"] [?e :age ?a]])", {}, &a);
+  auto r2 = Q(src.get(), R"([:find ?e ?a :where [?e :age ?a] [?e :name "Ivan"]])", {}, &b);
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_EQ(r1->rows.size(), 250u);
+  EXPECT_EQ(r2->rows.size(), 250u);
+  ASSERT_EQ(a.steps.size(), 2u);
+  ASSERT_EQ(b.steps.size(), 2u);
+  // Both start with the selective AVET scan and probe :age per row.
+  EXPECT_NE(a.steps[0].clause.find(":name"), std::string::npos);
+  EXPECT_NE(b.steps[0].clause.find(":name"), std::string::npos);
+  EXPECT_EQ(a.steps[0].strategy, "scan AVET");
+  EXPECT_EQ(a.steps[1].strategy, b.steps[1].strategy);
+  EXPECT_EQ(a.steps[0].actual_rows, 250u);
+  EXPECT_EQ(a.steps[0].estimated_rows, 250u);
+  EXPECT_NE(a.ToString().find("est=250 actual=250"), std::string::npos) << a.ToString();
+}
+
+TEST(DatalogPlanner, FiltersRunAsSoonAsTheirVariablesAreBound) {
+  testing::TestDb db;
+  auto src = People(db, 500);
+  Explain ex;
+  auto r = Q(src.get(), R"([:find ?e :where [(> ?a 90)] [?e :age ?a] [?e :name "Ivan"]])", {}, &ex);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(ex.steps.size(), 3u);
+  EXPECT_NE(ex.steps[0].clause.find(":name"), std::string::npos) << ex.ToString();
+  EXPECT_NE(ex.steps[1].clause.find(":age"), std::string::npos) << ex.ToString();
+  EXPECT_NE(ex.steps[2].clause.find("(> ?a 90)"), std::string::npos) << ex.ToString();
+  EXPECT_EQ(ex.steps[2].strategy, "filter");
+}
+
+TEST(DatalogEngine, StepBudgetCancelsARunawayQuery) {
+  testing::TestDb db;
+  auto src = People(db, 300);
+  QueryOptions opts;
+  opts.step_budget = 10000;
+  // A cartesian product of 300^3 rows.
+  auto r = Q(src.get(), "[:find (count ?a) :where [?a :age] [?b :age] [?c :age]]", opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kTimeout);
+}
+
+TEST(DatalogEngine, CancellationCallbackStopsTheQuery) {
+  testing::TestDb db;
+  auto src = People(db, 300);
+  QueryOptions opts;
+  int polls = 0;
+  opts.cancelled = [&polls]() { return ++polls > 2; };
+  auto r = Q(src.get(), "[:find (count ?a) :where [?a :age] [?b :age] [?c :age]]", opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kTimeout);
+  EXPECT_GT(polls, 2);
+}
+
+TEST(DatalogEngine, CustomFunctionsAndAggregatesFromCpp) {
+  testing::TestDb db;
+  auto src = People(db, 16);
+  FunctionRegistry reg;
+  reg.RegisterFunction("my/twice", {[](const FnArgs& a, Value* out) {
+                                      if (a.v[0].type() != ValueType::kLong)
+                                        return Status::InvalidArgument("my/twice: not a long");
+                                      *out = Value::Long(a.v[0].as_long() * 2);
+                                      return Status::OK();
+                                    },
+                                    1, 1});
+  reg.RegisterAggregate("my/span", {[](const std::vector<Value>&, std::vector<Value>& vs, Value* out) {
+                          auto [lo, hi] = std::minmax_element(vs.begin(), vs.end());
+                          *out = Value::Long(hi->as_long() - lo->as_long());
+                          return Status::OK();
+                        }});
+  QueryOptions opts;
+  opts.registry = &reg;
+  auto r = Q(src.get(), "[:find (my/span ?t) . :where [_ :age ?a] [(my/twice ?a) ?t]]", opts);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->rows[0][0], Value::Long(30));
+  auto bad = Q(src.get(), "[:find ?t :where [_ :name ?n] [(my/twice ?n) ?t]]", opts);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("my/twice: not a long in [(my/twice ?n) ?t] at 1:"), std::string::npos)
+      << bad.status().ToString();
+  // Without the registry the name is unknown.
+  EXPECT_FALSE(Q(src.get(), "[:find ?t :where [_ :age ?a] [(my/twice ?a) ?t]]").ok());
+}
+
+TEST(DatalogEngine, ResultShapeColumnsAndKeys) {
+  testing::TestDb db;
+  auto src = People(db, 3);
+  auto r = Q(src.get(), "[:find ?n (count ?e) :keys name n :where [?e :name ?n]]");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->key_kind, QueryResult::KeyKind::kKeys);
+  EXPECT_EQ(r->columns, (std::vector<std::string>{"name", "n"}));
+  auto s = Q(src.get(), "[:find ?n . :where [?e :name ?n] [?e :age 0]]");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->shape, QueryResult::Shape::kScalar);
+  EXPECT_EQ(s->columns, (std::vector<std::string>{"?n"}));
+}
+
+TEST(MemoryIndex, ScansFollowTheBoundComponentsAndEstimatesAreExactRanges) {
+  testing::TestDb db;
+  auto src = People(db, 100);
+  DatomPattern p;
+  p.a = Keyword::Intern("name");
+  p.v = Value::String("Ivan");
+  EXPECT_EQ(src->EstimateCount(p), 13u);
+  int n = 0;
+  ASSERT_TRUE(src->Scan(p, [&](const Datom& d) {
+                   EXPECT_EQ(d.v, Value::String("Ivan"));
+                   ++n;
+                   return true;
+                 }).ok());
+  EXPECT_EQ(n, 13);
+  DatomPattern by_e;
+  by_e.e = EntityId{5};
+  EXPECT_EQ(src->EstimateCount(by_e), 2u);
+  EXPECT_EQ(src->EstimateDistinct(Keyword::Intern("age"), 0), 100u);
+  EXPECT_EQ(src->EstimateDistinct(Keyword::Intern("name"), 2), 2u);
+  DatomPattern none;
+  none.a = Keyword::Intern("missing");
+  EXPECT_EQ(src->EstimateCount(none), 0u);
+}
+
+TEST(MemoryIndex, ViewsReplayTheLog) {
+  testing::TestDb db;
+  ASSERT_TRUE(db.Transact("[{:db/id 1 :age 1}]").ok());
+  ASSERT_TRUE(db.Transact("[[:db/add 1 :age 2]]").ok());
+  ASSERT_TRUE(db.Transact("[[:db/retract 1 :age 2]]").ok());
+  EXPECT_EQ(db.View()->size(), 0u);
+  EXPECT_EQ(db.View(MemoryIndex::View::kAsOf, TxTime{1})->size(), 1u);
+  EXPECT_EQ(db.View(MemoryIndex::View::kAsOf, TxTime{2})->datoms()[0].v, Value::Long(2));
+  EXPECT_EQ(db.View(MemoryIndex::View::kHistory)->size(), 4u);  // assert 1, retract 1, assert 2, retract 2
+}
+
+TEST(DatalogParser, ErrorsNameTheClauseAndPosition) {
+  auto r = ParseQuery("[:find ?x\n :where [?x :a]\n        (not-join ?x [?x :b])]");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("3:19"), std::string::npos) << r.status().ToString();
+  auto r2 = ParseQuery("[:find ?x :where [?x :a ?y ?z ?w ?extra]]");
+  ASSERT_FALSE(r2.ok());
+  EXPECT_NE(r2.status().message().find("1:18: a data pattern has 1 to 5 elements"), std::string::npos)
+      << r2.status().ToString();
+}
+
+}  // namespace
+}  // namespace cairn::datalog
