@@ -474,6 +474,23 @@ TEST(RaftNode, LeaseReadIsLocalWhileQuorumRecentlyAcked) {
   EXPECT_FALSE(c.node(1).LeaseValid());
 }
 
+TEST(RaftNode, RestartedNodeHonoursForgottenLeaseBeforeVoting) {
+  Config cfg = TestConfig();
+  cfg.lease_reads = true;
+  TestCluster c({1, 2, 3}, cfg);
+  AgeFollowers(c, {1, 2, 3});
+  c.Elect(1);
+  c.Restart(2);  // it may have acknowledged node 1's lease just before
+  Message v = Msg(MessageType::kVote, 3, 2, 9);
+  v.index = LogIndex(100);
+  v.log_term = Term(100);
+  ASSERT_TRUE(c.node(2).Step(v).ok());
+  EXPECT_EQ(c.node(2).term(), Term(2)) << "ignored: a lease may still be running";
+  for (uint32_t i = 0; i < cfg.election_ticks_min; i++) c.node(2).Tick();
+  ASSERT_TRUE(c.node(2).Step(v).ok());
+  EXPECT_EQ(c.node(2).vote(), NodeId(3));
+}
+
 TEST(RaftNode, TransferRevokesLease) {
   Config cfg = TestConfig();
   cfg.lease_reads = true;
