@@ -339,6 +339,8 @@ class Engine {
   }
 
   Status Stratify() {
+    scc_of_.clear();
+    sccs_.clear();
     if (rules_.rules.empty()) return Status::OK();
     std::map<std::string, std::vector<std::pair<std::string, bool>>> deps;
     for (const auto& [name, defs] : rules_.rules)
@@ -541,8 +543,16 @@ class Engine {
         return std::min(s * n, n * PerProbe(pi));
       }
       case Clause::Kind::kRule: {
-        if (computed_rules_.count(c.name)) {
-          double s = static_cast<double>(computed_rules_[c.name].rows());
+        const Relation* known = nullptr;
+        if (auto o = overrides_.find(&c); o != overrides_.end()) {
+          known = o->second;
+        } else if (auto p = in_progress_.find(c.name); p != in_progress_.end()) {
+          known = p->second;
+        } else if (auto k = computed_rules_.find(c.name); k != computed_rules_.end()) {
+          known = &k->second;
+        }
+        if (known != nullptr) {
+          double s = static_cast<double>(known->rows());
           return connected ? std::min(s * n, n * std::max(1.0, s / 10)) : s * n;
         }
         return connected ? n * 10 : 1e12;
@@ -1162,7 +1172,189 @@ class Engine {
     return &it->second;
   }
 
+  // ---------------------------------------------------------------- magic sets
+  // When the query calls a rule with some arguments bound (constants or
+  // variables bound by earlier clauses), the rules reachable from the call are
+  // rewritten with the magic-sets transformation so that bottom-up evaluation
+  // only derives tuples relevant to those bindings: each adorned rule
+  // p__bf(H) :- magic__p__bf(Hb), body' and, for each call q in a body with
+  // bound arguments, magic__q__β(args) :- magic__p__bf(Hb), prefix. The seed is
+  // the distinct bound argument values of the current rows. Information passes
+  // sideways in written order; calls inside not/or keep their full relation.
+  static std::string Adornment(const std::vector<bool>& b) {
+    std::string s;
+    for (bool x : b) s += x ? 'b' : 'f';
+    return s;
+  }
+
+  VarId FreshVar() {
+    q_.var_names.push_back("?__m" + std::to_string(q_.var_names.size()));
+    return static_cast<VarId>(q_.var_names.size() - 1);
+  }
+
+  Clause CallClause(const std::string& name, std::vector<Term> terms, const RuleDef& at) {
+    Clause c;
+    c.kind = Clause::Kind::kRule;
+    c.name = name;
+    c.terms = std::move(terms);
+    c.text = "(" + name + " ...)";
+    c.line = at.line;
+    c.column = at.column;
+    return c;
+  }
+
+  Result<std::string> MagicRewrite(const Clause& call, const std::vector<bool>& bound_pos, const Relation& ctx) {
+    std::string suffix = "#" + std::to_string(++magic_counter_);
+    auto adorned = [&](const std::string& n, const std::vector<bool>& a) { return n + "__" + Adornment(a) + suffix; };
+    auto magic = [&](const std::string& n, const std::vector<bool>& a) {
+      return "magic__" + n + "__" + Adornment(a) + suffix;
+    };
+    std::map<std::string, std::vector<RuleDef>> out;
+    std::set<std::string> done;
+    std::vector<std::pair<std::string, std::vector<bool>>> work{{call.name, bound_pos}};
+    while (!work.empty()) {
+      auto [name, adorn] = work.back();
+      work.pop_back();
+      if (!done.insert(adorned(name, adorn)).second) continue;
+      for (const RuleDef& def : rules_.rules.at(name)) {
+        RuleDef nd;
+        nd.name = adorned(name, adorn);
+        nd.head = def.head;
+        nd.text = def.text;
+        nd.line = def.line;
+        nd.column = def.column;
+        std::vector<Term> hb;
+        std::vector<VarId> bound;
+        for (size_t i = 0; i < def.head.size(); ++i) {
+          if (!adorn[i]) continue;
+          Term t;
+          t.kind = Term::Kind::kVar;
+          t.var = def.head[i];
+          hb.push_back(t);
+          AddUnique(&bound, def.head[i]);
+        }
+        std::vector<Clause> prefix{CallClause(magic(name, adorn), hb, def)};
+        nd.body = prefix;
+        for (const Clause& cl : def.body) {
+          Clause ncl = cl;
+          if (cl.kind == Clause::Kind::kRule && rules_.rules.count(cl.name)) {
+            std::vector<bool> beta;
+            bool any = false;
+            for (const Term& t : cl.terms) {
+              bool b = t.is_const() || (t.is_var() && std::find(bound.begin(), bound.end(), t.var) != bound.end());
+              beta.push_back(b);
+              any = any || b;
+            }
+            if (any) {
+              ncl.name = adorned(cl.name, beta);
+              work.push_back({cl.name, beta});
+              RuleDef md;
+              md.name = magic(cl.name, beta);
+              md.text = def.text;
+              md.line = def.line;
+              md.column = def.column;
+              md.body = prefix;
+              for (size_t i = 0; i < cl.terms.size(); ++i) {
+                if (!beta[i]) continue;
+                const Term& t = cl.terms[i];
+                if (t.is_var()) {
+                  md.head.push_back(t.var);
+                } else {
+                  VarId v = FreshVar();
+                  Clause g;
+                  g.kind = Clause::Kind::kFunction;
+                  g.name = "ground";
+                  g.terms.push_back(t);
+                  g.binding.kind = Binding::Kind::kScalar;
+                  g.binding.vars.push_back(v);
+                  g.text = "[(ground " + t.value.ToString() + ") ...]";
+                  md.body.push_back(g);
+                  md.head.push_back(v);
+                }
+              }
+              out[md.name].push_back(std::move(md));
+            }
+          }
+          nd.body.push_back(ncl);
+          // Extend the sideways prefix with what this clause binds.
+          std::vector<VarId> needs;
+          bool filter = cl.kind == Clause::Kind::kPredicate || cl.kind == Clause::Kind::kNot ||
+                        cl.kind == Clause::Kind::kNotJoin || cl.kind == Clause::Kind::kFunction;
+          if (cl.kind == Clause::Kind::kNot || cl.kind == Clause::Kind::kNotJoin) {
+            ClauseVars(cl, &needs);
+          } else if (filter) {
+            needs = TermVars(cl);
+          }
+          bool ready = true;
+          for (VarId v : needs) ready = ready && std::find(bound.begin(), bound.end(), v) != bound.end();
+          if (filter && !ready) continue;  // a magic set may be larger than needed, never smaller
+          prefix.push_back(ncl);
+          BindableVars(cl, &bound);
+        }
+        out[nd.name].push_back(std::move(nd));
+      }
+    }
+    // The seed: the bound argument values of the current rows.
+    std::string seed_name = "seed" + suffix;
+    Relation seed;
+    std::vector<int> cols;
+    std::vector<const Value*> consts;
+    for (size_t i = 0; i < call.terms.size(); ++i) {
+      if (!bound_pos[i]) continue;
+      seed.vars.push_back(static_cast<VarId>(seed.vars.size()));
+      const Term& t = call.terms[i];
+      cols.push_back(t.is_var() ? ctx.Col(t.var) : -1);
+      consts.push_back(t.is_const() ? &t.value : nullptr);
+    }
+    {
+      RowSet set(&seed);
+      std::vector<Value> row(cols.size());
+      for (size_t r = 0; r < ctx.rows(); ++r) {
+        for (size_t k = 0; k < cols.size(); ++k) row[k] = cols[k] >= 0 ? ctx.Row(r)[cols[k]] : *consts[k];
+        set.Insert(row.data());
+      }
+    }
+    computed_rules_[seed_name] = std::move(seed);
+    RuleDef sd;
+    sd.name = magic(call.name, bound_pos);
+    sd.text = "seed";
+    std::vector<Term> seed_terms;
+    for (size_t k = 0; k < cols.size(); ++k) {
+      Term t;
+      t.kind = Term::Kind::kVar;
+      t.var = FreshVar();
+      sd.head.push_back(t.var);
+      seed_terms.push_back(t);
+    }
+    sd.body.push_back(CallClause(seed_name, seed_terms, sd));
+    out[sd.name].push_back(std::move(sd));
+    for (auto& [name, defs] : out) rules_.rules[name] = std::move(defs);
+    CAIRN_RETURN_IF_ERROR(Stratify());
+    return adorned(call.name, bound_pos);
+  }
+
   Result<Relation> ApplyRule(const Clause& c, Relation ctx, int depth) {
+    if (!options_.reference && in_progress_.empty() && overrides_.empty() &&
+        computed_rules_.find(c.name) == computed_rules_.end()) {
+      std::vector<bool> bound_pos;
+      bool any = false;
+      for (const Term& t : c.terms) {
+        bool b = t.is_const() || (t.is_var() && ctx.Has(t.var));
+        bound_pos.push_back(b);
+        any = any || b;
+      }
+      if (any) {
+        CAIRN_ASSIGN_OR_RETURN(std::string name, MagicRewrite(c, bound_pos, ctx));
+        Clause seeded = c;
+        seeded.name = name;
+        magic_calls_.push_back(std::make_unique<Clause>(std::move(seeded)));
+        return ApplyRuleFull(*magic_calls_.back(), std::move(ctx), depth);
+      }
+    }
+    return ApplyRuleFull(c, std::move(ctx), depth);
+  }
+
+  Result<Relation> ApplyRuleFull(const Clause& c, Relation ctx, int depth) {
     CAIRN_ASSIGN_OR_RETURN(const Relation* rel, RuleRelation(c));
     strategy_ = "rule (" + std::to_string(rel->rows()) + " tuples) + hash join";
     Relation p;
@@ -1430,6 +1622,8 @@ class Engine {
   std::map<std::string, Relation> computed_rules_;
   std::map<std::string, Relation*> in_progress_;
   std::map<const Clause*, const Relation*> overrides_;
+  std::vector<std::unique_ptr<Clause>> magic_calls_;
+  int magic_counter_ = 0;
   std::string strategy_;
   uint64_t steps_ = 0;
   uint64_t next_check_ = 4096;
