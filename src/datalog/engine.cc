@@ -1366,6 +1366,49 @@ class Engine {
         var_pos.push_back(static_cast<int>(i));
       }
     }
+    // Few rows against a big (full) rule relation: probe a hash index on the
+    // shared positions that is kept across fixpoint rounds, instead of
+    // copying and re-hashing the whole relation every round.
+    std::vector<int> key_pos, key_ctx;
+    for (size_t k = 0; k < p.vars.size(); ++k) {
+      int col = ctx.Col(p.vars[k]);
+      if (col >= 0) {
+        key_pos.push_back(var_pos[k]);
+        key_ctx.push_back(col);
+      }
+    }
+    bool is_delta = overrides_.count(&c) > 0;
+    if (!options_.reference && !is_delta && !key_pos.empty() && ctx.rows() * 4 < rel->rows()) {
+      strategy_ = "rule (" + std::to_string(rel->rows()) + " tuples) probed by index";
+      auto& slot = rule_indexes_[{rel, key_pos}];
+      if (slot == nullptr) slot = std::make_unique<GrowingRowIndex>(*rel, key_pos);
+      slot->Sync();
+      Relation out;
+      out.vars = ctx.vars;
+      std::vector<int> extra;  // positions of variables new to ctx
+      for (size_t k = 0; k < p.vars.size(); ++k)
+        if (ctx.Col(p.vars[k]) < 0) {
+          out.vars.push_back(p.vars[k]);
+          extra.push_back(var_pos[k]);
+        }
+      for (size_t r = 0; r < ctx.rows(); ++r) {
+        const Value* row = ctx.Row(r);
+        slot->ForEachMatch(row, key_ctx.data(), [&](size_t j) {
+          const Value* tuple = rel->Row(j);
+          for (size_t i = 0; i < c.terms.size(); ++i) {
+            const Term& t = c.terms[i];
+            if (t.is_const() && !LooseEq(tuple[i], t.value)) return;
+            if (t.is_var() && !(tuple[i] == tuple[var_pos[static_cast<size_t>(p.Col(t.var))]])) return;
+          }
+          out.data.insert(out.data.end(), row, row + ctx.arity());
+          for (int pos : extra) out.data.push_back(tuple[pos]);
+          ++out.count;
+          Tick();
+        });
+        if (!Tick()) break;
+      }
+      return out;
+    }
     for (size_t r = 0; r < rel->rows(); ++r) {
       const Value* tuple = rel->Row(r);
       bool ok = true;
@@ -1430,6 +1473,7 @@ class Engine {
     }
     auto cleanup = [&]() {
       for (const std::string& name : members) in_progress_.erase(name);
+      rule_indexes_.clear();
     };
     auto add_new = [&](const std::string& name, const Relation& cand, std::map<std::string, Relation>* next,
                        std::map<std::string, std::unique_ptr<RowSet>>* next_set) {
@@ -1509,6 +1553,7 @@ class Engine {
       delta = std::move(next);
     }
     cleanup();
+    rule_indexes_.clear();  // they point into `full`, which goes away
     for (const std::string& name : members) computed_rules_[name] = std::move(full[name]);
     return Status::OK();
   }
@@ -1623,6 +1668,7 @@ class Engine {
   std::map<std::string, Relation*> in_progress_;
   std::map<const Clause*, const Relation*> overrides_;
   std::vector<std::unique_ptr<Clause>> magic_calls_;
+  std::map<std::pair<const Relation*, std::vector<int>>, std::unique_ptr<GrowingRowIndex>> rule_indexes_;
   int magic_counter_ = 0;
   std::string strategy_;
   uint64_t steps_ = 0;

@@ -121,6 +121,57 @@ class RowIndex {
   std::vector<size_t> hashes_;
 };
 
+// A hash index over some columns of a relation that only grows by appended
+// rows: Sync() indexes the rows added since the last call.
+class GrowingRowIndex {
+ public:
+  GrowingRowIndex(const Relation& rel, std::vector<int> cols) : rel_(rel), cols_(std::move(cols)) { Rehash(64); }
+
+  void Sync() {
+    size_t n = rel_.rows();
+    if (n * 2 > heads_.size()) {
+      size_t cap = heads_.size();
+      while (cap < n * 2) cap <<= 1;
+      Rehash(cap);
+      indexed_ = 0;
+      next_.clear();
+      hashes_.clear();
+    }
+    for (size_t i = indexed_; i < n; ++i) {
+      size_t h = HashValues(rel_.Row(i), cols_.data(), cols_.size());
+      hashes_.push_back(h);
+      next_.push_back(heads_[h & mask_]);
+      heads_[h & mask_] = static_cast<int64_t>(i);
+    }
+    indexed_ = n;
+  }
+
+  template <typename Fn>
+  void ForEachMatch(const Value* probe, const int* probe_cols, Fn&& fn) const {
+    size_t h = HashValues(probe, probe_cols, cols_.size());
+    for (int64_t i = heads_[h & mask_]; i >= 0; i = next_[static_cast<size_t>(i)]) {
+      if (hashes_[static_cast<size_t>(i)] != h) continue;
+      const Value* row = rel_.Row(static_cast<size_t>(i));
+      bool eq = true;
+      for (size_t k = 0; k < cols_.size() && eq; ++k) eq = row[cols_[k]] == probe[probe_cols[k]];
+      if (eq) fn(static_cast<size_t>(i));
+    }
+  }
+
+ private:
+  void Rehash(size_t cap) {
+    heads_.assign(cap, -1);
+    mask_ = cap - 1;
+  }
+  const Relation& rel_;
+  std::vector<int> cols_;
+  size_t indexed_ = 0;
+  size_t mask_ = 0;
+  std::vector<int64_t> heads_;
+  std::vector<int64_t> next_;
+  std::vector<size_t> hashes_;
+};
+
 // A growing set of rows (all columns are the key): Insert() appends a row to
 // `rel` only if it is new. Used for set semantics and rule fixpoints.
 class RowSet {
