@@ -368,3 +368,24 @@ TEST(TransactorFormErrors, IntegerIdMustNameExistingEntity) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+TEST(TransactorFormErrors, UnknownIdentAsRefValueIsNotFound) {
+  testing::MemoryDb db;
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :item/color :db/valueType :db.type/ref} {:db/ident :color/red}])").ok());
+  EXPECT_TRUE(testing::FailsWith(db.Transact(R"([{:db/id "i" :item/color :color/purple}])"), StatusCode::kNotFound,
+                                 {"1:26", ":color/purple"}));
+  EXPECT_TRUE(db.Transact(R"([{:db/id "i" :item/color :color/red}])").ok());
+}
+
+TEST(TransactorFormErrors, ErrorPositionsOnLaterLines) {
+  testing::MemoryDb db;
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :user/age :db/valueType :db.type/long}])").ok());
+  auto r = db.Transact("[{:db/id \"a\" :user/age 1}\n {:db/id \"b\"\n  :user/age \"ten\"}]");
+  EXPECT_TRUE(testing::FailsWith(r, StatusCode::kInvalidArgument, {"3:13", ":user/age", "\"ten\"", "long", "string"}));
+}
+
+}  // namespace
+}  // namespace cairn::shard
