@@ -1181,7 +1181,7 @@ SimResult Simulation::Run() {
   At(heal_us_, [this] {
     healed_ = true;
     cut_.clear();
-    drop_ppm_ = 0;
+    drop_ppm_ = opt_.network_dies_at_heal ? 1000000 : 0;
     dup_ppm_ = 0;
     Trace("heal");
     for (int n = 1; n <= nodes_; n++) Restart(n);

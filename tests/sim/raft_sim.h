@@ -29,6 +29,9 @@ struct SimOptions {
   raft::Mutations mutations;
   // Simulated milliseconds of faults before the network heals.
   uint64_t fault_ms = 4000;
+  // Test-only: the network stays dead after the heal, so the liveness check
+  // must fail (proves that it can).
+  bool network_dies_at_heal = false;
   // Print a trace of the run to stderr (for replaying one seed).
   bool verbose = false;
 };

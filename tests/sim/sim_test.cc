@@ -154,6 +154,17 @@ TEST(RaftSim, SameSeedReplaysExactly) {
   EXPECT_GT(a.ops_completed, 0u);
 }
 
+TEST(RaftSim, LivenessCheckFailsWhenTheNetworkNeverHeals) {
+  for (uint64_t seed = 1; seed <= 5; seed++) {
+    SimOptions opt;
+    opt.seed = seed;
+    opt.network_dies_at_heal = true;
+    SimResult r = RunRaftSim(opt);
+    ASSERT_FALSE(r.ok) << seed;
+    EXPECT_NE(r.violation.find("liveness"), std::string::npos) << r.violation;
+  }
+}
+
 // --- the checker itself
 
 RegisterOp Op(RegisterOp::Kind k, int64_t v, int64_t result, uint64_t inv, uint64_t ret) {
