@@ -115,73 +115,61 @@ class ChunkedSet {
       RebuildPrefix();
       return;
     }
-    std::vector<std::shared_ptr<const Chunk>> out;
-    out.reserve(chunks_.size() + insert.size() / kChunkTarget + 1);
+    // Group the changes by the chunk they fall in (binary searches, so the
+    // cost does not grow with the number of untouched chunks). Items up to
+    // and including a chunk's last item belong to it; the last chunk takes
+    // everything beyond.
+    struct Touch {
+      size_t chunk, e_begin, e_end, i_begin, i_end;
+    };
+    std::vector<Touch> touches;
     size_t ei = 0, ii = 0;
-    for (size_t c = 0; c < chunks_.size(); ++c) {
-      const std::vector<T>& items = chunks_[c]->items;
-      bool last = c + 1 == chunks_.size();
-      // Items up to and including this chunk's last item belong here; the last
-      // chunk takes everything that remains.
-      size_t e_end = ei, i_end = ii;
-      while (e_end < erase.size() && (last || !less(items.back(), erase[e_end]))) ++e_end;
-      while (i_end < insert.size() && (last || !less(items.back(), insert[i_end]))) ++i_end;
-      if (e_end == ei && i_end == ii) {
-        out.push_back(std::move(chunks_[c]));  // chunks_ is replaced below
-        continue;
+    while (ei < erase.size() || ii < insert.size()) {
+      bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
+      const T& x = from_erase ? erase[ei] : insert[ii];
+      size_t lo = 0, hi = chunks_.size();
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (less(chunks_[mid]->items.back(), x)) lo = mid + 1;
+        else hi = mid;
       }
-      // A chunk no other snapshot shares can give up its items (moves, no
-      // reference-count traffic); a shared one is copied (copy-on-write).
-      bool exclusive = chunks_[c].use_count() == 1;
-      std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
-      std::vector<T> merged;
-      merged.reserve(items.size() + (i_end - ii));
-      size_t a = 0;
-      auto take_item = [&]() {
-        if (exclusive) merged.push_back(std::move(own[a++]));
-        else merged.push_back(items[a++]);
-      };
-      while (a < items.size() || ii < i_end) {
-        // Next candidate: smallest of the existing item and the next insert.
-        bool take_insert = a == items.size() || (ii < i_end && !less(items[a], insert[ii]));
-        if (take_insert) {
-          if (a < items.size() && !less(insert[ii], items[a])) ++a;  // replaces equal item
-          // Skip duplicate inserts; the last one wins.
-          if (ii + 1 < i_end && !less(insert[ii], insert[ii + 1])) {
-            ++ii;
-            continue;
-          }
-          merged.push_back(insert[ii++]);
-        } else {
-          take_item();
-        }
+      size_t c = std::min(lo, chunks_.size() - 1);
+      size_t e_end = erase.size(), i_end = insert.size();
+      if (c + 1 < chunks_.size()) {
+        const T& back = chunks_[c]->items.back();
+        e_end = static_cast<size_t>(std::upper_bound(erase.begin() + ei, erase.end(), back, less) - erase.begin());
+        i_end = static_cast<size_t>(std::upper_bound(insert.begin() + ii, insert.end(), back, less) - insert.begin());
       }
-      ii = i_end;
-      // Erase: both sorted, one pass.
-      if (ei < e_end) {
-        std::vector<T> kept;
-        kept.reserve(merged.size());
-        size_t e = ei;
-        for (T& item : merged) {
-          while (e < e_end && less(erase[e], item)) ++e;
-          if (e < e_end && !less(item, erase[e])) continue;
-          kept.push_back(std::move(item));
-        }
-        merged = std::move(kept);
-      }
+      touches.push_back(Touch{c, ei, e_end, ii, i_end});
       ei = e_end;
-      if (merged.size() > 2 * kChunkTarget) {
-        AppendChunks(std::move(merged), &out);
-      } else if (!merged.empty()) {
-        auto chunk = std::make_shared<Chunk>();
-        chunk->items = std::move(merged);
-        out.push_back(std::move(chunk));
-      }
+      ii = i_end;
     }
-    chunks_ = std::move(out);
+    // Rewrite each touched chunk into zero or more chunks.
+    std::vector<std::vector<std::shared_ptr<const Chunk>>> replacements(touches.size());
+    bool same_shape = true;
+    for (size_t k = 0; k < touches.size(); ++k) {
+      const Touch& t = touches[k];
+      RewriteChunk(t.chunk, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replacements[k]);
+      same_shape &= replacements[k].size() == 1;
+    }
+    if (same_shape) {
+      for (size_t k = 0; k < touches.size(); ++k) chunks_[touches[k].chunk] = std::move(replacements[k][0]);
+    } else {
+      std::vector<std::shared_ptr<const Chunk>> out;
+      out.reserve(chunks_.size() + insert.size() / kChunkTarget + 1);
+      size_t k = 0;
+      for (size_t c = 0; c < chunks_.size(); ++c) {
+        if (k < touches.size() && touches[k].chunk == c) {
+          for (auto& r : replacements[k]) out.push_back(std::move(r));
+          ++k;
+        } else {
+          out.push_back(std::move(chunks_[c]));
+        }
+      }
+      chunks_ = std::move(out);
+    }
     RebuildPrefix();
   }
-
   // Validates the ordering invariant (tests).
   bool CheckInvariants() const {
     Less less;
@@ -197,6 +185,74 @@ class ChunkedSet {
   }
 
  private:
+  // Applies erase[e_begin, e_end) and insert[i_begin, i_end) (sorted) to
+  // chunk c and appends what replaces it to `out` (nothing if it empties).
+  void RewriteChunk(size_t c, std::vector<T>& erase, size_t e_begin, size_t e_end, std::vector<T>& insert,
+                    size_t i_begin, size_t i_end, std::vector<std::shared_ptr<const Chunk>>* out) {
+    Less less;
+    const std::vector<T>& items = chunks_[c]->items;
+    bool exclusive = chunks_[c].use_count() == 1;
+    size_t ii = i_begin;
+    // A chunk no other snapshot shares is changed where it is; with few
+    // changes that is a handful of element moves (new entities usually land
+    // at the end of their partition's run).
+    if (exclusive && (e_end - e_begin) + (i_end - i_begin) <= 16 && items.size() + (i_end - i_begin) <= 2 * kChunkTarget) {
+      std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
+      for (; ii < i_end; ++ii) {
+        if (ii + 1 < i_end && !less(insert[ii], insert[ii + 1])) continue;  // the last equal insert wins
+        auto pos = std::lower_bound(own.begin(), own.end(), insert[ii], less);
+        if (pos != own.end() && !less(insert[ii], *pos)) *pos = std::move(insert[ii]);
+        else own.insert(pos, std::move(insert[ii]));
+      }
+      for (size_t e = e_begin; e < e_end; ++e) {
+        auto pos = std::lower_bound(own.begin(), own.end(), erase[e], less);
+        if (pos != own.end() && !less(erase[e], *pos)) own.erase(pos);
+      }
+      if (!own.empty()) out->push_back(std::move(chunks_[c]));
+      return;
+    }
+    // Otherwise the chunk is rebuilt: an exclusive one gives up its items
+    // (moves, no reference-count traffic), a shared one is copied
+    // (copy-on-write).
+    std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
+    std::vector<T> merged;
+    merged.reserve(items.size() + (i_end - i_begin));
+    size_t a = 0;
+    while (a < items.size() || ii < i_end) {
+      bool take_insert = a == items.size() || (ii < i_end && !less(items[a], insert[ii]));
+      if (take_insert) {
+        if (a < items.size() && !less(insert[ii], items[a])) ++a;  // replaces the equal item
+        if (ii + 1 < i_end && !less(insert[ii], insert[ii + 1])) {   // the last equal insert wins
+          ++ii;
+          continue;
+        }
+        merged.push_back(insert[ii++]);
+      } else if (exclusive) {
+        merged.push_back(std::move(own[a++]));
+      } else {
+        merged.push_back(items[a++]);
+      }
+    }
+    if (e_begin < e_end) {
+      std::vector<T> kept;
+      kept.reserve(merged.size());
+      size_t e = e_begin;
+      for (T& item : merged) {
+        while (e < e_end && less(erase[e], item)) ++e;
+        if (e < e_end && !less(item, erase[e])) continue;
+        kept.push_back(std::move(item));
+      }
+      merged = std::move(kept);
+    }
+    if (merged.size() > 2 * kChunkTarget) {
+      AppendChunks(std::move(merged), out);
+    } else if (!merged.empty()) {
+      auto chunk = std::make_shared<Chunk>();
+      chunk->items = std::move(merged);
+      out->push_back(std::move(chunk));
+    }
+  }
+
   template <typename Probe, typename Before>
   Pos Bound(const Probe& probe, const Before& before) const {
     // First chunk whose last item is not before the bound.

@@ -26,7 +26,11 @@ TEST(ChunkedSet, MatchesStdSetUnderRandomBatches) {
   std::mt19937 rng(1);
   Set s;
   std::set<int> model;
+  // Every 7th round keeps a snapshot alive so both the in-place and the
+  // copy-on-write paths run; each snapshot must keep its contents.
+  std::vector<std::pair<Set, std::vector<int>>> snapshots;
   for (int round = 0; round < 300; ++round) {
+    if (round % 7 == 0) snapshots.emplace_back(s, std::vector<int>(model.begin(), model.end()));
     std::vector<int> ins, del;
     int n = static_cast<int>(rng() % (round % 10 == 0 ? 3000 : 60));
     for (int i = 0; i < n; ++i) ins.push_back(static_cast<int>(rng() % 20000));
@@ -40,6 +44,10 @@ TEST(ChunkedSet, MatchesStdSetUnderRandomBatches) {
   }
   EXPECT_EQ(Items(s), std::vector<int>(model.begin(), model.end()));
   EXPECT_GT(s.chunk_count(), 1u);
+  for (const auto& [snap, items] : snapshots) {
+    ASSERT_TRUE(snap.CheckInvariants());
+    ASSERT_EQ(Items(snap), items);
+  }
   // Ranges and ranks.
   for (int q = 0; q < 200; ++q) {
     int lo = static_cast<int>(rng() % 20000), hi = lo + static_cast<int>(rng() % 500);
