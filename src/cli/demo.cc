@@ -79,6 +79,7 @@ int RunDemo(const DemoArgs& args) {
   }
   Database& db = **opened;
   std::printf("Cairn demo: ISO 3166 into %s\n", args.db_path.c_str());
+  std::fflush(stdout);
 
   auto check = [](const Result<TxReport>& r, const char* what) {
     if (!r.ok()) {

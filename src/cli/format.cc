@@ -7,6 +7,13 @@ namespace cairn::cli {
 
 namespace {
 
+// Display width: UTF-8 code points (continuation bytes do not count).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
 std::string CellText(const Value& v) {
   if (v.type() == ValueType::kString) return v.as_string();
   return v.ToString();
@@ -18,12 +25,12 @@ std::string FormatTable(const QueryResult& r) {
   std::vector<size_t> width(ncols, 0);
   std::vector<std::vector<std::string>> cells;
   cells.reserve(r.rows.size());
-  for (size_t c = 0; c < r.columns.size(); ++c) width[c] = r.columns[c].size();
+  for (size_t c = 0; c < r.columns.size(); ++c) width[c] = Width(r.columns[c]);
   for (const auto& row : r.rows) {
     std::vector<std::string> line;
     for (size_t c = 0; c < row.size(); ++c) {
       line.push_back(CellText(row[c]));
-      width[c] = std::max(width[c], line.back().size());
+      width[c] = std::max(width[c], Width(line.back()));
     }
     cells.push_back(std::move(line));
   }
@@ -37,7 +44,7 @@ std::string FormatTable(const QueryResult& r) {
     out << '|';
     for (size_t c = 0; c < ncols; ++c) {
       std::string s = c < items.size() ? items[c] : "";
-      out << ' ' << s << std::string(width[c] - s.size(), ' ') << " |";
+      out << ' ' << s << std::string(width[c] - Width(s), ' ') << " |";
     }
     out << '\n';
   };
