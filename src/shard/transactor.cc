@@ -169,9 +169,12 @@ class PrepareRun {
 
   Result<Target> Resolve(const TxEntityRef& r) {
     switch (r.kind) {
-      case TxEntityRef::Kind::kId: return Target{-1, r.id};
-      case TxEntityRef::Kind::kTx: return Target{-1, tx_id_};
-      case TxEntityRef::Kind::kTempid: return Target{slot_index_.at(r.tempid), {}};
+      case TxEntityRef::Kind::kId:
+        return Target{-1, r.id};
+      case TxEntityRef::Kind::kTx:
+        return Target{-1, tx_id_};
+      case TxEntityRef::Kind::kTempid:
+        return Target{slot_index_.at(r.tempid), {}};
       case TxEntityRef::Kind::kLookup: {
         std::optional<EntityId> e = db_.Lookup(r.attr, r.value);
         if (!e) {
@@ -209,7 +212,8 @@ class PrepareRun {
       // hand out later.
       if (op.kind == TxOp::Kind::kAdd || op.kind == TxOp::Kind::kCas) {
         if (op.e.kind == TxEntityRef::Kind::kId) CAIRN_RETURN_IF_ERROR(CheckExists(e_[i].id, op.e));
-        if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kId) CAIRN_RETURN_IF_ERROR(CheckExists(v_[i].id, op.v_ref));
+        if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kId)
+          CAIRN_RETURN_IF_ERROR(CheckExists(v_[i].id, op.v_ref));
       }
     }
     return Status::OK();
@@ -280,8 +284,8 @@ class PrepareRun {
     if (root.upsert) {
       if (*root.upsert == e) return Status::OK();
       return ErrorAt(StatusCode::kConflict, root.where,
-                     SlotName(r) + " upserts to two different entities: " + std::to_string(root.upsert->raw) +
-                         " (by " + root.upsert_reason + ") and " + std::to_string(e.raw) + " (by " + reason + ")");
+                     SlotName(r) + " upserts to two different entities: " + std::to_string(root.upsert->raw) + " (by " +
+                         root.upsert_reason + ") and " + std::to_string(e.raw) + " (by " + reason + ")");
     }
     root.upsert = e;
     root.upsert_reason = std::move(reason);
@@ -447,7 +451,8 @@ class PrepareRun {
         x.id = *x.upsert;
         continue;
       }
-      if (!x.partition) x.partition = default_partition ? *default_partition : TempidPartition(x.name, options_.partitions);
+      if (!x.partition)
+        x.partition = default_partition ? *default_partition : TempidPartition(x.name, options_.partitions);
       x.id = ProvisionalId(s);
     }
     return Status::OK();
@@ -509,9 +514,9 @@ class PrepareRun {
     }));
     for (const Datom& d : own) {
       if (d.a == k_.db_ident && d.v.type() == ValueType::kKeyword && schema_->Find(d.v.as_keyword()) != nullptr) {
-        return ErrorAt(StatusCode::kInvalidArgument, where,
-                       "cannot retract entity " + std::to_string(e.raw) + ": it is the attribute " +
-                           d.v.as_keyword().ToString());
+        return ErrorAt(
+            StatusCode::kInvalidArgument, where,
+            "cannot retract entity " + std::to_string(e.raw) + ": it is the attribute " + d.v.as_keyword().ToString());
       }
     }
     for (const Datom& d : own) {
@@ -540,8 +545,11 @@ class PrepareRun {
       EntityId e = IdOf(e_[i]);
       Value v = op.v_is_ref ? Value::Ref(IdOf(v_[i])) : op.v;
       switch (op.kind) {
-        case TxOp::Kind::kPartitionHint: break;
-        case TxOp::Kind::kAdd: actions_.push_back(Action{true, e, op.a, std::move(v), op.v_node}); break;
+        case TxOp::Kind::kPartitionHint:
+          break;
+        case TxOp::Kind::kAdd:
+          actions_.push_back(Action{true, e, op.a, std::move(v), op.v_node});
+          break;
         case TxOp::Kind::kRetract:
           if (op.a == k_.db_ident && v.type() == ValueType::kKeyword && schema_->Find(v.as_keyword()) != nullptr) {
             return ErrorAt(StatusCode::kInvalidArgument, op.v_node,
@@ -563,10 +571,10 @@ class PrepareRun {
           CAIRN_RETURN_IF_ERROR(ValuesOf(e, op.a, &current));
           bool expect_absent = !op.old_is_ref && op.old.is_nil();
           Value old = op.old_is_ref ? Value::Ref(IdOf(old_[i])) : op.old;
-          bool ok = expect_absent ? current.empty()
-                                  : (schema_->IsMany(op.a)
-                                         ? std::find(current.begin(), current.end(), old) != current.end()
-                                         : current.size() == 1 && current[0] == old);
+          bool ok = expect_absent
+                        ? current.empty()
+                        : (schema_->IsMany(op.a) ? std::find(current.begin(), current.end(), old) != current.end()
+                                                 : current.size() == 1 && current[0] == old);
           if (!ok) {
             std::string found;
             if (current.empty()) found = "no value";
@@ -669,8 +677,8 @@ class PrepareRun {
           const Action& other = actions_[it->second];
           return ErrorAt(StatusCode::kInvalidArgument, act.where,
                          "two values for cardinality-one attribute " + act.a.ToString() + " of " + Describe(act.e) +
-                             " in one transaction: " + other.v.ToString() + " (at " + WhereOf(other.where) +
-                             ") and " + act.v.ToString());
+                             " in one transaction: " + other.v.ToString() + " (at " + WhereOf(other.where) + ") and " +
+                             act.v.ToString());
         }
       }
       if (IsUnique(act.a)) {
@@ -713,7 +721,8 @@ class PrepareRun {
   Status Emit() {
     std::unordered_map<EavKey, bool, EavHash> emitted_retracts;
     bool user_instant = false;
-    for (const Action& act : actions_) user_instant = user_instant || (act.added && act.e == tx_id_ && act.a == k_.tx_instant);
+    for (const Action& act : actions_)
+      user_instant = user_instant || (act.added && act.e == tx_id_ && act.a == k_.tx_instant);
     if (!user_instant) {
       int64_t ms = options_.tx_instant_ms != 0 ? options_.tx_instant_ms : static_cast<int64_t>(t_.physical_ms());
       out_.datoms.push_back(Datom{tx_id_, k_.tx_instant, Value::Instant(ms), t_, true});

@@ -72,7 +72,7 @@ struct TxResult {
   // cardinality-one replacement's retraction just before its assertion.
   // Redundant assertions and retractions of absent datoms are omitted.
   std::vector<Datom> datoms;
-  std::map<std::string, EntityId> tempids;      // user tempid string -> entity
+  std::map<std::string, EntityId> tempids;  // user tempid string -> entity
   // Full new definitions (with Attribute::id) of the attributes installed or
   // changed; the caller Put()s them into its schema when it commits.
   std::vector<Attribute> schema_changes;
@@ -92,8 +92,7 @@ class Transactor {
   // transaction's time; `ids` hands out fresh ids for new entities. Returns
   // the datoms to write (tx = t), the tempids and the schema changes, or an
   // error. Reads `db` only; writes nothing.
-  Result<TxResult> Prepare(const Edn& tx_data, const datalog::IndexSource& db, TxTime t,
-                           IdAllocator& ids) const;
+  Result<TxResult> Prepare(const Edn& tx_data, const datalog::IndexSource& db, TxTime t, IdAllocator& ids) const;
 
  private:
   TransactorOptions options_;

@@ -8,13 +8,17 @@ namespace cairn::shard {
 
 std::string TxEntityRef::Describe() const {
   switch (kind) {
-    case Kind::kId: return "entity " + std::to_string(id.raw);
+    case Kind::kId:
+      return "entity " + std::to_string(id.raw);
     case Kind::kTempid:
       if (internal) return "the entity of the map at " + (where ? where->Where() : std::string("?"));
       return "tempid \"" + tempid + "\"";
-    case Kind::kLookup: return "lookup ref [" + attr.ToString() + " " + value.ToString() + "]";
-    case Kind::kIdent: return "ident " + attr.ToString();
-    case Kind::kTx: return "the transaction entity";
+    case Kind::kLookup:
+      return "lookup ref [" + attr.ToString() + " " + value.ToString() + "]";
+    case Kind::kIdent:
+      return "ident " + attr.ToString();
+    case Kind::kTx:
+      return "the transaction entity";
   }
   return "entity";
 }
@@ -49,8 +53,8 @@ Status TxExpander::ExpandForm(const Edn& form) {
     return ExpandMapBody(form, self);
   }
   return ErrorAt(StatusCode::kInvalidArgument, &form,
-                 "expected a list form like [:db/add e a v] or an entity map, got " +
-                     std::string(EdnKindName(form)) + " " + Snippet(form));
+                 "expected a list form like [:db/add e a v] or an entity map, got " + std::string(EdnKindName(form)) +
+                     " " + Snippet(form));
 }
 
 Result<Keyword> TxExpander::ParseAttribute(const Edn& node, bool allow_reverse) {
@@ -63,8 +67,8 @@ Result<Keyword> TxExpander::ParseAttribute(const Edn& node, bool allow_reverse) 
     return ErrorAt(StatusCode::kInvalidArgument, &node,
                    "reverse attribute " + k.ToString() + " is only allowed in entity maps");
   }
-  if (IsReserved(k) && schema_.Find(k) == nullptr && !IsSchemaKey(k) && k != Kws().db_ident &&
-      k != Kws().tx_instant && k != Kws().partition) {
+  if (IsReserved(k) && schema_.Find(k) == nullptr && !IsSchemaKey(k) && k != Kws().db_ident && k != Kws().tx_instant &&
+      k != Kws().partition) {
     return ErrorAt(StatusCode::kInvalidArgument, &node, "unknown attribute " + k.ToString());
   }
   return k;
@@ -129,8 +133,9 @@ Result<TxEntityRef> TxExpander::ParseEntity(const Edn& node, const char* role) {
       break;
   }
   return ErrorAt(StatusCode::kInvalidArgument, &node,
-                 std::string(role) + ": expected an entity id, a tempid string, a lookup ref [:attr value] or an "
-                                     "ident keyword, got " +
+                 std::string(role) +
+                     ": expected an entity id, a tempid string, a lookup ref [:attr value] or an "
+                     "ident keyword, got " +
                      std::string(EdnKindName(node)) + " " + Snippet(node));
 }
 
@@ -138,9 +143,9 @@ Status TxExpander::ParseValue(const Attribute& attr, const Edn& node, bool allow
   op->v_node = &node;
   if (attr.ident == Kws().db_ident) {
     if (!node.is(Edn::Kind::kKeyword)) {
-      return ErrorAt(StatusCode::kInvalidArgument, &node,
-                     "value " + Snippet(node) + " for :db/ident must be a keyword, got " +
-                         std::string(EdnKindName(node)));
+      return ErrorAt(
+          StatusCode::kInvalidArgument, &node,
+          "value " + Snippet(node) + " for :db/ident must be a keyword, got " + std::string(EdnKindName(node)));
     }
     op->v = Value::Kw(Keyword::Intern(node.text));
     return Status::OK();
@@ -323,9 +328,9 @@ Status TxExpander::ExpandMapBody(const Edn& map, const TxEntityRef& self) {
       Keyword forward = Keyword::Intern(forward_text);
       const Attribute& fa = schema_.Get(forward);
       if (!fa.is_ref()) {
-        return ErrorAt(StatusCode::kInvalidArgument, &key,
-                       "reverse attribute " + a.ToString() + " needs " + forward.ToString() +
-                           " to be declared :db.type/ref");
+        return ErrorAt(
+            StatusCode::kInvalidArgument, &key,
+            "reverse attribute " + a.ToString() + " needs " + forward.ToString() + " to be declared :db.type/ref");
       }
       std::vector<const Edn*> sources;
       if (IsListLike(val) && !LooksLikeLookupRef(val)) {

@@ -10,10 +10,9 @@
 namespace cairn::shard {
 
 bool SameDefinition(const Attribute& x, const Attribute& y) {
-  return x.ident == y.ident && x.value_type == y.value_type && x.cardinality == y.cardinality &&
-         x.unique == y.unique && x.indexed == y.indexed && x.is_component == y.is_component &&
-         x.declared == y.declared && x.doc == y.doc && x.tuple_attrs == y.tuple_attrs &&
-         x.tuple_types == y.tuple_types && x.tuple_type == y.tuple_type;
+  return x.ident == y.ident && x.value_type == y.value_type && x.cardinality == y.cardinality && x.unique == y.unique &&
+         x.indexed == y.indexed && x.is_component == y.is_component && x.declared == y.declared && x.doc == y.doc &&
+         x.tuple_attrs == y.tuple_attrs && x.tuple_types == y.tuple_types && x.tuple_type == y.tuple_type;
 }
 
 namespace {
@@ -92,14 +91,14 @@ class Planner {
         }
         Attribute ca = schema->Get(c);
         if (!ca.tuple_attrs.empty()) {
-          return ErrorAt(StatusCode::kInvalidArgument, where,
-                         ident.ToString() + ": :db/tupleAttrs component " + c.ToString() +
-                             " is itself a composite tuple");
+          return ErrorAt(
+              StatusCode::kInvalidArgument, where,
+              ident.ToString() + ": :db/tupleAttrs component " + c.ToString() + " is itself a composite tuple");
         }
         if (ca.is_many()) {
-          return ErrorAt(StatusCode::kInvalidArgument, where,
-                         ident.ToString() + ": :db/tupleAttrs component " + c.ToString() +
-                             " must have cardinality one");
+          return ErrorAt(
+              StatusCode::kInvalidArgument, where,
+              ident.ToString() + ": :db/tupleAttrs component " + c.ToString() + " must have cardinality one");
         }
       }
     }
@@ -152,8 +151,7 @@ class Planner {
       }
       case Edn::Kind::kVector:
       case Edn::Kind::kList:
-        if (node.items.size() == 2 && node.items[0].IsKeyword("db/ident") &&
-            node.items[1].is(Edn::Kind::kKeyword)) {
+        if (node.items.size() == 2 && node.items[0].IsKeyword("db/ident") && node.items[1].is(Edn::Kind::kKeyword)) {
           return Keyword::Intern(node.items[1].text);
         }
         if (node.items.size() == 2 && node.items[0].is(Edn::Kind::kKeyword)) {
@@ -234,7 +232,8 @@ class Planner {
     const Edn* where = defs.front().form;
     if (Schema::IsBuiltin(ident) || ident.ns() == "db" || ident.ns().starts_with("db.")) {
       return ErrorAt(StatusCode::kInvalidArgument, where,
-                     "attribute " + ident.ToString() + " is built in (or in the reserved :db namespace) and cannot be defined or changed");
+                     "attribute " + ident.ToString() +
+                         " is built in (or in the reserved :db namespace) and cannot be defined or changed");
     }
     const Attribute* old = db_.schema().Find(ident);
     Attribute a = old != nullptr ? *old : Attribute{};
@@ -288,12 +287,12 @@ class Planner {
     }
     // Definitions that cannot hold whatever the data.
     if (a.is_component && a.value_type != ValueType::kRef) {
-      return ErrorAt(StatusCode::kInvalidArgument, where,
-                     ":db/isComponent true requires :db/valueType :db.type/ref, but " + ident.ToString() + " is " +
-                         TypeName(a));
+      return ErrorAt(
+          StatusCode::kInvalidArgument, where,
+          ":db/isComponent true requires :db/valueType :db.type/ref, but " + ident.ToString() + " is " + TypeName(a));
     }
-    int tuple_kinds = (a.tuple_attrs.empty() ? 0 : 1) + (a.tuple_types.empty() ? 0 : 1) +
-                      (a.tuple_type == ValueType::kNil ? 0 : 1);
+    int tuple_kinds =
+        (a.tuple_attrs.empty() ? 0 : 1) + (a.tuple_types.empty() ? 0 : 1) + (a.tuple_type == ValueType::kNil ? 0 : 1);
     if (a.value_type == ValueType::kTuple) {
       if (tuple_kinds != 1) {
         return ErrorAt(StatusCode::kInvalidArgument, where,
@@ -307,8 +306,9 @@ class Planner {
       }
     } else if (tuple_kinds != 0) {
       return ErrorAt(StatusCode::kInvalidArgument, where,
-                     ident.ToString() + ": :db/tupleAttrs, :db/tupleTypes and :db/tupleType require :db/valueType "
-                                        ":db.type/tuple");
+                     ident.ToString() +
+                         ": :db/tupleAttrs, :db/tupleTypes and :db/tupleType require :db/valueType "
+                         ":db.type/tuple");
     }
     if (!a.tuple_attrs.empty() && a.is_many()) {
       return ErrorAt(StatusCode::kInvalidArgument, where,
@@ -337,8 +337,8 @@ class Planner {
         if (before.value_type != ValueType::kNil || !a.tuple_attrs.empty()) {
           problem = ErrorAt(StatusCode::kConflict, where,
                             "cannot change :db/valueType of " + a.ident.ToString() + " from " + TypeName(before) +
-                                " to " + TypeName(a) + ": the attribute is in use (entity " +
-                                std::to_string(d.e.raw) + " has value " + d.v.ToString() + ")");
+                                " to " + TypeName(a) + ": the attribute is in use (entity " + std::to_string(d.e.raw) +
+                                " has value " + d.v.ToString() + ")");
           return false;
         }
         if (!ValueConforms(a, d.v)) {
@@ -361,10 +361,10 @@ class Planner {
       if (to_unique) {
         auto [it, inserted] = seen.emplace(d.v, d.e);
         if (!inserted && it->second != d.e) {
-          problem = ErrorAt(StatusCode::kConflict, where,
-                            "cannot make " + a.ident.ToString() + " unique: value " + d.v.ToString() +
-                                " is held by entities " + std::to_string(it->second.raw) + " and " +
-                                std::to_string(d.e.raw));
+          problem =
+              ErrorAt(StatusCode::kConflict, where,
+                      "cannot make " + a.ident.ToString() + " unique: value " + d.v.ToString() +
+                          " is held by entities " + std::to_string(it->second.raw) + " and " + std::to_string(d.e.raw));
           return false;
         }
       }

@@ -78,21 +78,36 @@ std::string Snippet(const Edn& node) {
 
 std::string_view EdnKindName(const Edn& node) {
   switch (node.kind) {
-    case Edn::Kind::kNil: return "nil";
-    case Edn::Kind::kBool: return "boolean";
-    case Edn::Kind::kInt: return "integer";
-    case Edn::Kind::kFloat: return "float";
-    case Edn::Kind::kString: return "string";
-    case Edn::Kind::kChar: return "character";
-    case Edn::Kind::kKeyword: return "keyword";
-    case Edn::Kind::kSymbol: return "symbol";
-    case Edn::Kind::kList: return "list";
-    case Edn::Kind::kVector: return "vector";
-    case Edn::Kind::kMap: return "map";
-    case Edn::Kind::kSet: return "set";
-    case Edn::Kind::kInst: return "#inst";
-    case Edn::Kind::kUuid: return "#uuid";
-    case Edn::Kind::kTagged: return "tagged value";
+    case Edn::Kind::kNil:
+      return "nil";
+    case Edn::Kind::kBool:
+      return "boolean";
+    case Edn::Kind::kInt:
+      return "integer";
+    case Edn::Kind::kFloat:
+      return "float";
+    case Edn::Kind::kString:
+      return "string";
+    case Edn::Kind::kChar:
+      return "character";
+    case Edn::Kind::kKeyword:
+      return "keyword";
+    case Edn::Kind::kSymbol:
+      return "symbol";
+    case Edn::Kind::kList:
+      return "list";
+    case Edn::Kind::kVector:
+      return "vector";
+    case Edn::Kind::kMap:
+      return "map";
+    case Edn::Kind::kSet:
+      return "set";
+    case Edn::Kind::kInst:
+      return "#inst";
+    case Edn::Kind::kUuid:
+      return "#uuid";
+    case Edn::Kind::kTagged:
+      return "tagged value";
   }
   return "value";
 }
@@ -167,8 +182,7 @@ Result<Value> TupleOf(const Attribute& attr, const Edn& node) {
   if (!attr.tuple_types.empty() && node.items.size() != attr.tuple_types.size()) {
     return ErrorAt(StatusCode::kInvalidArgument, &node,
                    "value " + Snippet(node) + " for " + attr.ident.ToString() + " must be a tuple of " +
-                       std::to_string(attr.tuple_types.size()) + " elements, got " +
-                       std::to_string(node.items.size()));
+                       std::to_string(attr.tuple_types.size()) + " elements, got " + std::to_string(node.items.size()));
   }
   for (size_t i = 0; i < node.items.size(); ++i) {
     const Edn& item = node.items[i];
@@ -201,9 +215,9 @@ Result<Value> ConvertValue(const Attribute& attr, const Edn& node) {
   if (attr.value_type != ValueType::kNil) return ScalarOf(attr, attr.value_type, node);
   // Untyped: anything a datom can hold.
   if (node.is(Edn::Kind::kMap)) {
-    return ErrorAt(StatusCode::kInvalidArgument, &node,
-                   "a map is not a valid value for " + attr.ident.ToString() +
-                       " (nested maps need a :db.type/ref attribute)");
+    return ErrorAt(
+        StatusCode::kInvalidArgument, &node,
+        "a map is not a valid value for " + attr.ident.ToString() + " (nested maps need a :db.type/ref attribute)");
   }
   Result<Value> v = EdnToValue(node);
   if (!v.ok()) {

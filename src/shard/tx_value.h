@@ -19,9 +19,8 @@
 namespace cairn::shard {
 
 struct TxKeywords {
-  Keyword db_id, db_ident, value_type, cardinality, unique, index, is_component, doc, tuple_attrs,
-      tuple_types, tuple_type, tx_instant, partition, current_tx, add, retract, cas, cas_fn,
-      retract_entity, retract_entity_fn;
+  Keyword db_id, db_ident, value_type, cardinality, unique, index, is_component, doc, tuple_attrs, tuple_types,
+      tuple_type, tx_instant, partition, current_tx, add, retract, cas, cas_fn, retract_entity, retract_entity_fn;
   Keyword card_one, card_many, unique_identity, unique_value;
 };
 const TxKeywords& Kws();

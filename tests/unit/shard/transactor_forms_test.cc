@@ -249,8 +249,8 @@ TEST(TransactorFormErrors, WrongArity) {
   EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/add "a" :x]])"), StatusCode::kInvalidArgument,
                         {"1:2", "malformed :db/add", "[:db/add e a v]"}));
   EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/cas 1 :x 2]])"), StatusCode::kInvalidArgument, {"1:2", ":db/cas"}));
-  EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/retractEntity]])"), StatusCode::kInvalidArgument,
-                        {"1:2", ":db/retractEntity"}));
+  EXPECT_TRUE(
+      FailsWith(db.Transact(R"([[:db/retractEntity]])"), StatusCode::kInvalidArgument, {"1:2", ":db/retractEntity"}));
 }
 
 TEST(TransactorFormErrors, FormNotListOrMap) {
@@ -276,8 +276,8 @@ TEST(TransactorFormErrors, AttributeMustBeKeyword) {
 
 TEST(TransactorFormErrors, UnknownDbAttribute) {
   MemoryDb db;
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "a" :db/valuetype :db.type/string}])"),
-                        StatusCode::kInvalidArgument, {"1:14", "unknown attribute :db/valuetype"}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "a" :db/valuetype :db.type/string}])"), StatusCode::kInvalidArgument,
+                        {"1:14", "unknown attribute :db/valuetype"}));
 }
 
 TEST(TransactorFormErrors, NilValue) {
@@ -305,8 +305,8 @@ TEST(TransactorFormErrors, LookupRefMatchingNothingIsNotFound) {
 
 TEST(TransactorFormErrors, UnknownIdentIsNotFound) {
   MemoryDb db;
-  EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/add :no/such :user/name "N"]])"), StatusCode::kNotFound,
-                        {"1:11", ":no/such"}));
+  EXPECT_TRUE(
+      FailsWith(db.Transact(R"([[:db/add :no/such :user/name "N"]])"), StatusCode::kNotFound, {"1:11", ":no/such"}));
 }
 
 TEST(TransactorFormErrors, TempidUsedOnlyAsValue) {

@@ -34,11 +34,34 @@ const char* kSeeds[] = {
     R"([[:db/retract [:user/email "a@x"] :user/age] {:db/id :color/red :db/doc "red"} [:db/add "q" :reg/a "m"] [:db/add "q" :reg/b 1]])",
 };
 
-const char* kTokens[] = {"nil", "1", "-1", "\"a@x\"", "\"s\"", ":user/email", ":user/friend", ":user/age",
-                         "[:user/email \"a@x\"]", "{}", "[]", "#{}", ":db/add", ":db/retract", ":db/cas",
-                         ":db/retractEntity", "\"datomic.tx\"", ":db/current-tx", ":db/valueType",
-                         ":db.type/long", ":db/ident", "1.5", "true", "#inst \"2020-01-01T00:00:00Z\"",
-                         "{:db/id \"z\" :user/age 1}", ":reg/a+b", "[1 2]", ":user/_friend"};
+const char* kTokens[] = {"nil",
+                         "1",
+                         "-1",
+                         "\"a@x\"",
+                         "\"s\"",
+                         ":user/email",
+                         ":user/friend",
+                         ":user/age",
+                         "[:user/email \"a@x\"]",
+                         "{}",
+                         "[]",
+                         "#{}",
+                         ":db/add",
+                         ":db/retract",
+                         ":db/cas",
+                         ":db/retractEntity",
+                         "\"datomic.tx\"",
+                         ":db/current-tx",
+                         ":db/valueType",
+                         ":db.type/long",
+                         ":db/ident",
+                         "1.5",
+                         "true",
+                         "#inst \"2020-01-01T00:00:00Z\"",
+                         "{:db/id \"z\" :user/age 1}",
+                         ":reg/a+b",
+                         "[1 2]",
+                         ":user/_friend"};
 
 // Splits EDN text into crude tokens (strings kept whole) so mutations stay
 // mostly readable.
@@ -63,7 +86,9 @@ std::vector<std::string> Tokens(const std::string& s) {
       continue;
     }
     size_t j = i;
-    while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j])) && std::string("[]{}()\"").find(s[j]) == std::string::npos) ++j;
+    while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j])) &&
+           std::string("[]{}()\"").find(s[j]) == std::string::npos)
+      ++j;
     out.push_back(s.substr(i, j - i));
     i = j;
   }
@@ -83,9 +108,15 @@ TEST(TransactorFuzz, MutatedTransactionsFailCleanlyOrApply) {
     for (int m = 0; m < mutations && !toks.empty(); ++m) {
       size_t at = rng() % toks.size();
       switch (rng() % 3) {
-        case 0: toks.erase(toks.begin() + static_cast<long>(at)); break;
-        case 1: toks[at] = kTokens[rng() % std::size(kTokens)]; break;
-        default: toks.insert(toks.begin() + static_cast<long>(at), kTokens[rng() % std::size(kTokens)]); break;
+        case 0:
+          toks.erase(toks.begin() + static_cast<long>(at));
+          break;
+        case 1:
+          toks[at] = kTokens[rng() % std::size(kTokens)];
+          break;
+        default:
+          toks.insert(toks.begin() + static_cast<long>(at), kTokens[rng() % std::size(kTokens)]);
+          break;
       }
     }
     std::string text;

@@ -49,7 +49,8 @@ TEST(TransactorSchema, ReinstallingSameDefinitionIsRedundant) {
 TEST(TransactorSchema, ChangesAttributeByIdentOrListForm) {
   MemoryDb db;
   ASSERT_TRUE(db.Transact(R"([{:db/ident :user/tag :db/valueType :db.type/string}])").ok());
-  auto r = db.Transact(R"([[:db/add :user/tag :db/cardinality :db.cardinality/many] [:db/add :user/tag :db/doc "tags"]])");
+  auto r =
+      db.Transact(R"([[:db/add :user/tag :db/cardinality :db.cardinality/many] [:db/add :user/tag :db/doc "tags"]])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->schema_changes.size(), 1u);
   EXPECT_TRUE(db.schema().IsMany(Keyword::Intern("user/tag")));
@@ -120,8 +121,8 @@ TEST(TransactorSchema, DoubleAcceptsIntegerLiteral) {
 
 TEST(TransactorSchema, RejectsMalformedDefinitions) {
   MemoryDb db;
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/valueType :db.type/strin}])"),
-                        StatusCode::kInvalidArgument, {"1:32", ":db/valueType", ":db.type/strin"}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/valueType :db.type/strin}])"), StatusCode::kInvalidArgument,
+                        {"1:32", ":db/valueType", ":db.type/strin"}));
   EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/cardinality :many}])"), StatusCode::kInvalidArgument,
                         {":db/cardinality", ":db.cardinality/one"}));
   EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/unique true}])"), StatusCode::kInvalidArgument,
@@ -130,8 +131,8 @@ TEST(TransactorSchema, RejectsMalformedDefinitions) {
                         StatusCode::kInvalidArgument, {":db/isComponent", ":a/b"}));
   EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :a/b :db/index "yes"}])"), StatusCode::kInvalidArgument,
                         {":db/index", "true or false"}));
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "x" :db/valueType :db.type/string}])"),
-                        StatusCode::kInvalidArgument, {"1:10", ":db/valueType", ":db/ident"}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "x" :db/valueType :db.type/string}])"), StatusCode::kInvalidArgument,
+                        {"1:10", ":db/valueType", ":db/ident"}));
   EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :db/mine :db/valueType :db.type/string}])"),
                         StatusCode::kInvalidArgument, {":db/mine", "reserved"}));
   EXPECT_TRUE(db.schema().Find(Keyword::Intern("a/b")) == nullptr);
@@ -152,8 +153,8 @@ TEST(TransactorSchema, TypingAnUntypedAttributeChecksStoredValues) {
   MemoryDb db;
   ASSERT_TRUE(db.Transact(R"([{:db/id "a" :item/n 1} {:db/id "b" :item/s "x"}])").ok());
   ASSERT_TRUE(db.Transact(R"([{:db/ident :item/n :db/valueType :db.type/long}])").ok());
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :item/s :db/valueType :db.type/long}])"),
-                        StatusCode::kConflict, {":item/s", "\"x\""}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :item/s :db/valueType :db.type/long}])"), StatusCode::kConflict,
+                        {":item/s", "\"x\""}));
 }
 
 TEST(TransactorSchema, CardinalityManyToOneNeedsSingleValues) {
@@ -167,8 +168,8 @@ TEST(TransactorSchema, CardinalityManyToOneNeedsSingleValues) {
 TEST(TransactorSchema, AddingUniqueNeedsDistinctValues) {
   MemoryDb db;
   ASSERT_TRUE(db.Transact(R"([{:db/id "a" :user/email "same"} {:db/id "b" :user/email "same"}])").ok());
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :user/email :db/unique :db.unique/value}])"),
-                        StatusCode::kConflict, {":user/email", "\"same\""}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/ident :user/email :db/unique :db.unique/value}])"), StatusCode::kConflict,
+                        {":user/email", "\"same\""}));
 }
 
 TEST(TransactorSchema, RetractingUniqueRemovesIt) {
@@ -189,8 +190,8 @@ TEST(TransactorSchema, RefusesRenameAndRetractionOfAttributes) {
                         StatusCode::kInvalidArgument, {"rename"}));
   EXPECT_TRUE(FailsWith(db.Transact("[[:db/retractEntity " + std::to_string(id.raw) + "]]"),
                         StatusCode::kInvalidArgument, {"attribute :user/name"}));
-  EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/retract :user/name :db/ident :user/name]])"),
-                        StatusCode::kInvalidArgument, {":user/name"}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([[:db/retract :user/name :db/ident :user/name]])"), StatusCode::kInvalidArgument,
+                        {":user/name"}));
 }
 
 TEST(TransactorSchema, TupleTypesValidated) {
@@ -249,14 +250,14 @@ TEST_F(CompositeTupleTest, MissingComponentIsNilAndAllMissingRetracts) {
 }
 
 TEST_F(CompositeTupleTest, CannotBeAssertedDirectly) {
-  EXPECT_TRUE(FailsWith(db_.Transact(R"([{:db/id "r" :reg/course+semester ["x" 1]}])"),
-                        StatusCode::kInvalidArgument, {"1:35", ":reg/course+semester", "composite"}));
+  EXPECT_TRUE(FailsWith(db_.Transact(R"([{:db/id "r" :reg/course+semester ["x" 1]}])"), StatusCode::kInvalidArgument,
+                        {"1:35", ":reg/course+semester", "composite"}));
 }
 
 TEST_F(CompositeTupleTest, UniqueCompositeConflicts) {
   ASSERT_TRUE(db_.Transact(R"([{:db/id "r" :reg/course "math" :reg/semester 1}])").ok());
-  EXPECT_TRUE(FailsWith(db_.Transact(R"([{:db/id "q" :reg/course "math" :reg/semester 1}])"),
-                        StatusCode::kConflict, {":reg/course+semester", "\"math\""}));
+  EXPECT_TRUE(FailsWith(db_.Transact(R"([{:db/id "q" :reg/course "math" :reg/semester 1}])"), StatusCode::kConflict,
+                        {":reg/course+semester", "\"math\""}));
 }
 
 TEST_F(CompositeTupleTest, TupleAttrsCannotChange) {

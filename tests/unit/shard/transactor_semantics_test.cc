@@ -66,7 +66,8 @@ TEST_F(UserDb, TwoTempidsUpsertingToOneEntityUnify) {
 }
 
 TEST_F(UserDb, TwoTempidsWithSameNewIdentityValueBecomeOneEntity) {
-  auto r = db_.Transact(R"([{:db/id "a" :user/email "new@x" :user/name "N"} {:db/id "b" :user/email "new@x" :user/tags "t"}])");
+  auto r = db_.Transact(
+      R"([{:db/id "a" :user/email "new@x" :user/name "N"} {:db/id "b" :user/email "new@x" :user/tags "t"}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tempids.at("a"), r->tempids.at("b"));
   EXPECT_EQ(db_.Value1(r->tempids.at("a"), "user/tags"), S("t"));
@@ -82,7 +83,8 @@ TEST_F(UserDb, UpsertThroughRefToUpsertedTempid) {
 TEST_F(UserDb, ConflictingUpsertsForOneTempidFail) {
   ASSERT_TRUE(db_.Transact(R"([{:db/id "bob" :user/email "bob@x" :user/handle "bob"}])").ok());
   auto r = db_.Transact(R"([{:db/id "x" :user/email "ann@x" :user/handle "bob"}])");
-  EXPECT_TRUE(FailsWith(r, StatusCode::kConflict, {"tempid \"x\"", "two different entities", ":user/email", ":user/handle"}));
+  EXPECT_TRUE(
+      FailsWith(r, StatusCode::kConflict, {"tempid \"x\"", "two different entities", ":user/email", ":user/handle"}));
 }
 
 TEST_F(UserDb, UniqueValueViolationIsConflict) {
@@ -93,7 +95,8 @@ TEST_F(UserDb, UniqueValueViolationIsConflict) {
 }
 
 TEST_F(UserDb, UniqueValueMayMoveWhenRetractedInSameTx) {
-  auto r = db_.Transact("[[:db/retract " + N(ann_) + " :user/ssn \"1\"] {:db/id \"x\" :user/email \"x@x\" :user/ssn \"1\"}]");
+  auto r = db_.Transact("[[:db/retract " + N(ann_) +
+                        " :user/ssn \"1\"] {:db/id \"x\" :user/email \"x@x\" :user/ssn \"1\"}]");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(db_.Entid("user/ssn", S("1")), r->tempids.at("x"));
 }
@@ -167,11 +170,15 @@ TEST_F(UserDb, CasWithNilRequiresAbsence) {
 TEST_F(UserDb, CasOnLookupRefAndRefValues) {
   auto r = db_.Transact(R"([{:db/id "b" :user/email "b@x"}])");
   ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(db_.Transact(R"([[:db/cas [:user/email "ann@x"] :user/address nil "addr"] {:db/id "addr" :addr/city "X"}])").ok());
+  ASSERT_TRUE(
+      db_.Transact(R"([[:db/cas [:user/email "ann@x"] :user/address nil "addr"] {:db/id "addr" :addr/city "X"}])")
+          .ok());
   auto addr = db_.Value1(ann_, "user/address");
   ASSERT_TRUE(addr.has_value());
-  EXPECT_TRUE(FailsWith(db_.Transact(R"([[:db/cas [:user/email "ann@x"] :user/address [:user/email "b@x"] "n"] {:db/id "n" :addr/city "Y"}])"),
-                        StatusCode::kConflict, {":user/address", "expected " + N(r->tempids.at("b"))}));
+  EXPECT_TRUE(FailsWith(
+      db_.Transact(
+          R"([[:db/cas [:user/email "ann@x"] :user/address [:user/email "b@x"] "n"] {:db/id "n" :addr/city "Y"}])"),
+      StatusCode::kConflict, {":user/address", "expected " + N(r->tempids.at("b"))}));
 }
 
 // ---- :db/retractEntity -------------------------------------------------------
@@ -187,8 +194,8 @@ TEST_F(UserDb, RetractEntityRemovesDatomsRefsAndComponents) {
   auto r2 = db_.Transact(R"([[:db/retractEntity [:user/email "b@x"]]])");
   ASSERT_TRUE(r2.ok()) << r2.status().ToString();
   EXPECT_EQ(db_.EntityDatomCount(b), 0u);
-  EXPECT_EQ(db_.EntityDatomCount(addr), 0u);  // component, cascaded
-  EXPECT_EQ(db_.EntityDatomCount(geo), 0u);   // component of component
+  EXPECT_EQ(db_.EntityDatomCount(addr), 0u);             // component, cascaded
+  EXPECT_EQ(db_.EntityDatomCount(geo), 0u);              // component of component
   EXPECT_TRUE(db_.Values(ann_, "user/friend").empty());  // ref to b retracted (VAET)
   EXPECT_EQ(db_.Value1(ann_, "user/name"), S("Ann"));
   for (const Datom& d : DataDatoms(*r2)) EXPECT_FALSE(d.added);
@@ -203,7 +210,8 @@ TEST_F(UserDb, RetractEntityThenReassertIsError) {
 
 TEST(TransactorPlacement, UniqueIdentityValuePlacesByHash) {
   MemoryDb db;
-  ASSERT_TRUE(db.Transact(R"([{:db/ident :user/email :db/valueType :db.type/string :db/unique :db.unique/identity}])").ok());
+  ASSERT_TRUE(
+      db.Transact(R"([{:db/ident :user/email :db/valueType :db.type/string :db/unique :db.unique/identity}])").ok());
   auto r = db.Transact(R"([{:db/id "a" :user/name "A" :user/email "a@b"}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   uint32_t expected = UniqueIdentityPartition(Keyword::Intern("user/email"), Value::String("a@b"), 256);
@@ -213,7 +221,8 @@ TEST(TransactorPlacement, UniqueIdentityValuePlacesByHash) {
 
 TEST(TransactorPlacement, AttributesGoToSystemPartition) {
   MemoryDb db;
-  auto r = db.Transact(R"([{:db/id "attr" :db/ident :x/y :db/valueType :db.type/long} {:db/id "e" :db/ident :color/red}])");
+  auto r =
+      db.Transact(R"([{:db/id "attr" :db/ident :x/y :db/valueType :db.type/long} {:db/id "e" :db/ident :color/red}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tempids.at("attr").partition(), EntityId::kSystemPartition);
   EXPECT_EQ(r->tempids.at("e").partition(), EntityId::kSystemPartition);
@@ -221,13 +230,14 @@ TEST(TransactorPlacement, AttributesGoToSystemPartition) {
 
 TEST(TransactorPlacement, PartitionHint) {
   MemoryDb db;
-  auto r = db.Transact(R"([{:db/id "a" :db/partition 17 :user/name "A"} {:db/id "b" :db/partition "a" :user/name "B"}])");
+  auto r =
+      db.Transact(R"([{:db/id "a" :db/partition 17 :user/name "A"} {:db/id "b" :db/partition "a" :user/name "B"}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tempids.at("a").partition(), 17u);
   EXPECT_EQ(r->tempids.at("b").partition(), 17u);
   for (const Datom& d : r->datoms) EXPECT_NE(d.a, Keyword::Intern("db/partition"));
-  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "a" :db/partition 999 :user/name "A"}])"),
-                        StatusCode::kInvalidArgument, {"1:28", ":db/partition", "999", "256"}));
+  EXPECT_TRUE(FailsWith(db.Transact(R"([{:db/id "a" :db/partition 999 :user/name "A"}])"), StatusCode::kInvalidArgument,
+                        {"1:28", ":db/partition", "999", "256"}));
 }
 
 TEST(TransactorPlacement, NewEntitiesFollowFirstExistingEntity) {
@@ -315,7 +325,8 @@ using testing::FailsWith;
 using testing::MemoryDb;
 
 TEST_F(UserDb, TempidJoinsExistingEntityAssertingSameIdentityValue) {
-  auto r = db_.Transact("[[:db/add " + N(ann_) + " :user/handle \"annie\"] {:db/id \"t\" :user/handle \"annie\" :user/tags \"q\"}]");
+  auto r = db_.Transact("[[:db/add " + N(ann_) +
+                        " :user/handle \"annie\"] {:db/id \"t\" :user/handle \"annie\" :user/tags \"q\"}]");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tempids.at("t"), ann_);
   EXPECT_EQ(db_.Values(ann_, "user/tags"), std::vector<Value>{S("q")});
@@ -335,7 +346,8 @@ TEST_F(UserDb, RetractThroughLookupRefAndIdent) {
 }
 
 TEST_F(UserDb, RetractEntityStopsOnComponentCycles) {
-  auto r = db_.Transact(R"([{:db/id "a" :user/email "cyc@x" :user/address "b"} {:db/id "b" :addr/city "C" :user/address "a"}])");
+  auto r = db_.Transact(
+      R"([{:db/id "a" :user/email "cyc@x" :user/address "b"} {:db/id "b" :addr/city "C" :user/address "a"}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto r2 = db_.Transact(R"([[:db/retractEntity [:user/email "cyc@x"]]])");
   ASSERT_TRUE(r2.ok()) << r2.status().ToString();
