@@ -108,8 +108,28 @@ class Gen {
       ++next_var_;
       return "(or-join [" + v + "] " + b1 + " " + b2 + ")";
     }
-    // Recursive rule over refs.
+    if (k < 95 && depth < 2) {
+      std::string v = Pick(*bound);
+      return "(or [" + v + " :l0 " + Const("l0") + "] [" + v + " :l1 " + Const("l1") + "] [" + v + " :r1 _])";
+    }
+    if (k < 97) {
+      std::string out = "?c" + std::to_string(next_var_++);
+      bound->push_back(out);
+      return "[(vector " + Pick(*bound) + " 1) [" + out + " ...]]";
+    }
+    if (k < 98) {
+      used_rules_ = true;
+      std::string x = Pick(*bound);
+      return Chance(50) ? "(not (reach " + x + " " + x + "))" : "(not (odd-hop " + x + " _))";
+    }
+    // Recursive rules over refs (reach; mutually recursive odd-hop/even-hop).
     std::string x = Pick(*bound);
+    if (Chance(30)) {
+      std::string y = "?h" + std::to_string(next_var_++);
+      bound->push_back(y);
+      used_rules_ = true;
+      return "(" + std::string(Chance(50) ? "odd-hop " : "even-hop ") + x + " " + y + ")";
+    }
     std::string y = "?t" + std::to_string(next_var_++);
     bound->push_back(y);
     used_rules_ = true;
@@ -136,19 +156,31 @@ class Gen {
       if (Chance(60) && std::find(find.begin(), find.end(), v) == find.end()) find.push_back(v);
     if (find.empty()) find.push_back(bound.empty() ? "?v0" : bound[0]);
     std::string f;
-    bool agg = Chance(15);
+    bool agg = Chance(20);
+    const char* aggs[] = {"count", "count-distinct", "min", "max", "distinct"};
+    std::string agg_fn = aggs[Int(5)];
     for (size_t i = 0; i < find.size(); ++i) {
       if (agg && i == 0) {
-        f += "(count " + find[i] + ")";
+        f += "(" + agg_fn + " " + find[i] + ")";
       } else {
         f += (f.empty() ? "" : " ") + find[i];
       }
     }
+    std::string with;
+    if (agg && bound.size() > find.size() && Chance(50)) {
+      for (const std::string& v : bound)
+        if (std::find(find.begin(), find.end(), v) == find.end()) {
+          with = " :with " + v;
+          break;
+        }
+    }
     std::string where;
     for (const auto& cl : clauses) where += " " + cl;
-    c.query = "[:find " + f + (used_rules_ ? " :in $ %" : "") + " :where" + where + "]";
+    c.query = "[:find " + f + with + (used_rules_ ? " :in $ %" : "") + " :where" + where + "]";
     if (used_rules_)
-      c.rules = "[[(reach ?a ?b) [?a :r0 ?b]] [(reach ?a ?b) [?a :r1 ?b]] [(reach ?a ?b) [?a :r0 ?m] (reach ?m ?b)]]";
+      c.rules = "[[(reach ?a ?b) [?a :r0 ?b]] [(reach ?a ?b) [?a :r1 ?b]] [(reach ?a ?b) [?a :r0 ?m] (reach ?m ?b)]"
+                " [(odd-hop ?a ?b) [?a :r0 ?b]] [(odd-hop ?a ?b) [?a :r1 ?m] (even-hop ?m ?b)]"
+                " [(even-hop ?a ?b) [?a :r0 ?m] (odd-hop ?m ?b)]]";
     return c;
   }
 
