@@ -129,7 +129,7 @@ class Planner {
 
   // The ident of the entity written at `node` (an entity position).
   Result<Keyword> IdentAt(const Edn& node, Keyword key) {
-    auto missing = [&](std::string what) {
+    auto missing = [&](const std::string& what) {
       return ErrorAt(StatusCode::kInvalidArgument, &node,
                      key.ToString() + " is asserted on " + what +
                          ", which has no :db/ident; an attribute is an entity with a :db/ident");
