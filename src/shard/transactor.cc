@@ -499,41 +499,43 @@ class PrepareRun {
 
   // ---- actions -------------------------------------------------------------
 
-  Status RetractEntity(EntityId e, const Edn* where, std::vector<EntityId>* visited) {
-    for (EntityId v : *visited) {
-      if (v == e) return Status::OK();
-    }
-    visited->push_back(e);
+  // Retracts `root`, the references to it and, breadth first, the entities
+  // it owns through component attributes (iterative: component chains in the
+  // data may be long; `seen` stops cycles).
+  Status RetractEntity(EntityId root, const Edn* where) {
+    std::unordered_map<uint64_t, bool> seen;
+    std::vector<EntityId> queue{root};
     std::vector<Datom> own;
-    DatomPattern p;
-    p.e = e;
-    p.added = true;
-    CAIRN_RETURN_IF_ERROR(db_.Scan(p, [&](const Datom& d) {
-      own.push_back(d);
-      return true;
-    }));
-    for (const Datom& d : own) {
-      if (d.a == k_.db_ident && d.v.type() == ValueType::kKeyword && schema_->Find(d.v.as_keyword()) != nullptr) {
-        return ErrorAt(
-            StatusCode::kInvalidArgument, where,
-            "cannot retract entity " + std::to_string(e.raw) + ": it is the attribute " + d.v.as_keyword().ToString());
+    for (size_t next = 0; next < queue.size(); ++next) {
+      EntityId e = queue[next];
+      if (!seen.emplace(e.raw, true).second) continue;
+      own.clear();
+      DatomPattern p;
+      p.e = e;
+      p.added = true;
+      CAIRN_RETURN_IF_ERROR(db_.Scan(p, [&](const Datom& d) {
+        own.push_back(d);
+        return true;
+      }));
+      for (const Datom& d : own) {
+        if (d.a == k_.db_ident && d.v.type() == ValueType::kKeyword && schema_->Find(d.v.as_keyword()) != nullptr) {
+          return ErrorAt(StatusCode::kInvalidArgument, where,
+                         "cannot retract entity " + std::to_string(e.raw) + ": it is the attribute " +
+                             d.v.as_keyword().ToString());
+        }
       }
-    }
-    for (const Datom& d : own) {
-      actions_.push_back(Action{false, d.e, d.a, d.v, where});
-      if (d.v.type() == ValueType::kRef && schema_->IsComponent(d.a)) {
-        CAIRN_RETURN_IF_ERROR(RetractEntity(d.v.as_ref(), where, visited));
+      for (const Datom& d : own) {
+        actions_.push_back(Action{false, d.e, d.a, d.v, where});
+        if (d.v.type() == ValueType::kRef && schema_->IsComponent(d.a)) queue.push_back(d.v.as_ref());
       }
+      DatomPattern refs;
+      refs.v = Value::Ref(e);
+      refs.added = true;
+      CAIRN_RETURN_IF_ERROR(db_.Scan(refs, [&](const Datom& d) {
+        if (d.v.type() == ValueType::kRef && d.v.as_ref() == e) actions_.push_back(Action{false, d.e, d.a, d.v, where});
+        return true;
+      }));
     }
-    DatomPattern refs;
-    refs.v = Value::Ref(e);
-    refs.added = true;
-    std::vector<Datom> incoming;
-    CAIRN_RETURN_IF_ERROR(db_.Scan(refs, [&](const Datom& d) {
-      if (d.v.type() == ValueType::kRef && d.v.as_ref() == e) incoming.push_back(d);
-      return true;
-    }));
-    for (const Datom& d : incoming) actions_.push_back(Action{false, d.e, d.a, d.v, where});
     return Status::OK();
   }
 
@@ -588,8 +590,7 @@ class PrepareRun {
         }
         case TxOp::Kind::kRetractEntity: {
           if (IsNew(e)) break;
-          std::vector<EntityId> visited;
-          CAIRN_RETURN_IF_ERROR(RetractEntity(e, op.form, &visited));
+          CAIRN_RETURN_IF_ERROR(RetractEntity(e, op.form));
           break;
         }
       }
