@@ -124,10 +124,19 @@ class ChunkedSet {
     };
     std::vector<Touch> touches;
     size_t ei = 0, ii = 0;
+    size_t from = 0;  // changes come in order: search onward from the last chunk
     while (ei < erase.size() || ii < insert.size()) {
       bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
       const T& x = from_erase ? erase[ei] : insert[ii];
-      size_t lo = 0, hi = chunks_.size();
+      // Gallop from `from`, then binary search: few chunk reads (each one a
+      // likely cache miss) when changes cluster.
+      size_t lo = from, step = 1, hi = from;
+      while (hi < chunks_.size() && less(chunks_[hi]->items.back(), x)) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+      }
+      hi = std::min(hi, chunks_.size());
       while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (less(chunks_[mid]->items.back(), x)) lo = mid + 1;
@@ -141,6 +150,7 @@ class ChunkedSet {
         i_end = static_cast<size_t>(std::upper_bound(insert.begin() + ii, insert.end(), back, less) - insert.begin());
       }
       touches.push_back(Touch{c, ei, e_end, ii, i_end});
+      from = c;
       ei = e_end;
       ii = i_end;
     }
