@@ -194,7 +194,8 @@ void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size
     first = idx.begin() + (r.first - eavt_e_.begin());
     last = idx.begin() + (r.second - eavt_e_.begin());
     *checks &= ~1u;
-    if (k.a == nullptr || first == last) {
+    // An entity has few datoms: filtering them beats a second binary search.
+    if (k.a == nullptr || first == last || last - first <= 32) {
       *begin = static_cast<size_t>(first - idx.begin());
       *end = static_cast<size_t>(last - idx.begin());
       return;
