@@ -1697,7 +1697,8 @@ Result<std::vector<Input>> BindApiInputs(const Edn& query, const IndexSource* db
   size_t next = 0;
   bool db_used = false;
   for (const InElem& in : q.in) {
-    if (in.kind == InElem::Kind::kSource && !db_used && in.source == "$") {
+    // The database goes to `$`, or to the first :in element if that is a source ($db).
+    if (in.kind == InElem::Kind::kSource && !db_used && (in.source == "$" || &in == &q.in.front())) {
       inputs.push_back(Input::Db(db));
       db_used = true;
       continue;
