@@ -10,6 +10,8 @@
 //                             1,000 prepared datoms + memory index update
 //   Cairn/TransactSingleDatom one datom per transaction, durable; tx/s
 //   RawSqlite/SingleRowTx     one row per SQLite transaction, same settings
+//   Cairn/Open/200000         Database::open of a 200k-datom file (reads the
+//                             log, builds the memory index); datoms/s
 //
 // Files live in $CAIRN_BENCH_DIR (default: the current directory) so that
 // fsync hits a real disk, not tmpfs. At the end the Cairn/raw ratio is
@@ -217,6 +219,40 @@ void BM_CairnTransactSingleDatom(benchmark::State& state) {
   RemoveDb(path);
 }
 BENCHMARK(BM_CairnTransactSingleDatom)->Name("Cairn/TransactSingleDatom")->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Open time of the log-plus-memory-index design: Database::open reads the
+// whole log and builds the current index. Datoms loaded per second.
+void BM_CairnOpen(benchmark::State& state) {
+  std::string path = BenchPath("open");
+  const int64_t batches = state.range(0) / kBatch;
+  {
+    cairn::Options fast;
+    fast.sync = false;  // set-up only
+    auto db = cairn::Database::open(path, fast);
+    if (!db.ok()) {
+      state.SkipWithError(db.status().ToString().c_str());
+      return;
+    }
+    for (int64_t b = 0; b < batches; ++b) {
+      auto r = (*db)->transact(BulkEdn(b * kEntitiesPerBatch));
+      if (!r.ok()) {
+        state.SkipWithError(r.status().ToString().c_str());
+        return;
+      }
+    }
+  }
+  for (auto _ : state) {
+    auto db = cairn::Database::open(path);
+    if (!db.ok()) {
+      state.SkipWithError(db.status().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(db->get());
+  }
+  state.SetItemsProcessed(state.iterations() * batches * (kBatch + 1));
+  RemoveDb(path);
+}
+BENCHMARK(BM_CairnOpen)->Name("Cairn/Open")->Arg(200000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 // Records items/s per benchmark so main() can print the ratios.
 class RatioReporter : public benchmark::ConsoleReporter {
