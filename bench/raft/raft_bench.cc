@@ -71,9 +71,9 @@ class Trio {
 void BM_CommitThroughput(benchmark::State& state) {
   const int64_t batch = state.range(0);
   Config cfg;
-  cfg.max_entries_per_msg = 4096;
-  cfg.max_bytes_per_msg = 8 << 20;
-  cfg.max_uncommitted_bytes = 1ULL << 30;
+  cfg.entries_per_msg_max = 4096;
+  cfg.bytes_per_msg_max = 8 << 20;
+  cfg.uncommitted_bytes_max = 1ULL << 30;
   Trio trio(cfg, 1);
   trio.node(1).Campaign();
   trio.Settle();

@@ -42,11 +42,11 @@ struct Config {
   bool check_quorum = true;
 
   // Replication bounds.
-  uint32_t max_entries_per_msg = 256;
-  uint64_t max_bytes_per_msg = 1 << 20;
-  uint32_t max_inflight_msgs = 64;
-  uint64_t max_inflight_bytes = 8 << 20;
-  uint64_t max_uncommitted_bytes = 64 << 20;
+  uint32_t entries_per_msg_max = 256;
+  uint64_t bytes_per_msg_max = 1 << 20;
+  uint32_t inflight_msgs_max = 64;
+  uint64_t inflight_bytes_max = 8 << 20;
+  uint64_t uncommitted_bytes_max = 64 << 20;
 
   // Leader leases (opt-in): a leader serves reads locally while a quorum has
   // acknowledged a heartbeat sent within the last

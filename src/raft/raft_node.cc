@@ -12,7 +12,7 @@ namespace cairn::raft {
 namespace {
 // Bounds the work one Ready hands to the state machine, so a replica that
 // catches up on a long log still answers heartbeats between batches.
-constexpr size_t kMaxApplyEntriesPerReady = 4096;
+constexpr size_t kApplyEntriesPerReadyMax = 4096;
 constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 }  // namespace
 
@@ -39,7 +39,7 @@ RaftNode::RaftNode(const Config& config, RestoredState restored)
   CAIRN_CHECK(!config_.id.IsZero());
   CAIRN_CHECK(config_.election_ticks_min < config_.election_ticks_max);
   CAIRN_CHECK(config_.heartbeat_ticks < config_.election_ticks_min);
-  CAIRN_CHECK(config_.max_inflight_msgs > 0 && config_.max_entries_per_msg > 0);
+  CAIRN_CHECK(config_.inflight_msgs_max > 0 && config_.entries_per_msg_max > 0);
   if (restored.snapshot) {
     snapshot_ = *restored.snapshot;
     log_.Reset(snapshot_.meta.index, snapshot_.meta.term);
@@ -566,7 +566,7 @@ void RaftNode::HandleHeartbeatResp(Progress* pr, const Message& m) {
       // An empty append at next: if appends were lost, the follower rejects it
       // and we fall back to probing; otherwise it simply acknowledges.
       if (pr->match() < log_.last_index()) {
-        if (pr->InflightFull(config_.max_inflight_msgs, config_.max_inflight_bytes)) {
+        if (pr->InflightFull(config_.inflight_msgs_max, config_.inflight_bytes_max)) {
           pr->BecomeProbe(pr->match().Next());
         }
         SendAppend(pr, true);
@@ -600,8 +600,8 @@ bool RaftNode::SendAppend(Progress* pr, bool allow_empty) {
   m.log_term = log_.TermAt(prev);
   m.commit = commit_;
   if (pr->next() <= log_.last_index()) {
-    m.entries = log_.Slice(pr->next(), log_.last_index(), config_.max_bytes_per_msg,
-                           config_.max_entries_per_msg);
+    m.entries = log_.Slice(pr->next(), log_.last_index(), config_.bytes_per_msg_max,
+                           config_.entries_per_msg_max);
   }
   if (m.entries.empty() && !allow_empty) return false;
   const LogIndex last = m.entries.empty() ? prev : m.entries.back().index;
@@ -611,7 +611,7 @@ bool RaftNode::SendAppend(Progress* pr, bool allow_empty) {
 }
 
 void RaftNode::SendAppendsWhileOpen(Progress* pr) {
-  while (!pr->IsPaused(config_.max_inflight_msgs, config_.max_inflight_bytes) &&
+  while (!pr->IsPaused(config_.inflight_msgs_max, config_.inflight_bytes_max) &&
          pr->next() <= log_.last_index()) {
     if (!SendAppend(pr, false)) return;
     if (pr->state() != Progress::State::kReplicate) return;
@@ -650,7 +650,7 @@ void RaftNode::BroadcastAppend() {
     if (pr.id() == config_.id || pr.state() == Progress::State::kSnapshot) continue;
     if (pr.next() <= log_.last_index()) {
       SendAppendsWhileOpen(&pr);
-    } else if (!pr.IsPaused(config_.max_inflight_msgs, config_.max_inflight_bytes)) {
+    } else if (!pr.IsPaused(config_.inflight_msgs_max, config_.inflight_bytes_max)) {
       SendAppend(&pr, /*allow_empty=*/true);  // carries the new commit index
     }
   }
@@ -875,7 +875,7 @@ Result<LogIndex> RaftNode::Propose(std::string data) {
   }
   if (!lead_transferee_.IsZero()) return Status::Unavailable("leadership transfer in progress");
   const uint64_t size = data.size() + 24;
-  if (uncommitted_bytes_ > 0 && uncommitted_bytes_ + size > config_.max_uncommitted_bytes) {
+  if (uncommitted_bytes_ > 0 && uncommitted_bytes_ + size > config_.uncommitted_bytes_max) {
     return Status::Unavailable("uncommitted tail full");
   }
   AppendLocal(EntryType::kNormal, std::move(data));
@@ -1055,7 +1055,7 @@ Ready RaftNode::GetReady() {
   const LogIndex to = std::min(commit_, log_.last_index());
   if (to > from) {
     rd.committed_entries =
-        log_.Slice(from.Next(), to, kNoLimit, static_cast<uint32_t>(kMaxApplyEntriesPerReady));
+        log_.Slice(from.Next(), to, kNoLimit, static_cast<uint32_t>(kApplyEntriesPerReadyMax));
   }
   rd.read_states = std::move(read_states_);
   read_states_.clear();

@@ -118,7 +118,7 @@ class RaftNode {
   Status Step(const Message& m);
   // Appends a command. Returns its index, NotLeader (message names the leader
   // if known), or Unavailable while transferring leadership or when the
-  // uncommitted tail exceeds max_uncommitted_bytes. The index is no promise:
+  // uncommitted tail exceeds uncommitted_bytes_max. The index is no promise:
   // the entry is committed only when it comes back in committed_entries with
   // the same term.
   Result<LogIndex> Propose(std::string data);

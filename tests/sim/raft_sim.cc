@@ -326,11 +326,11 @@ void Simulation::Setup() {
   base.lease_reads = base.check_quorum && rng_.Chance(400000);
   base.lease_clock_drift_ticks = 3;
   const uint32_t entries_choices[] = {1, 4, 64};
-  base.max_entries_per_msg = entries_choices[rng_.Uniform(3)];
+  base.entries_per_msg_max = entries_choices[rng_.Uniform(3)];
   const uint32_t inflight_choices[] = {1, 4, 64};
-  base.max_inflight_msgs = inflight_choices[rng_.Uniform(3)];
-  base.max_inflight_bytes = rng_.Chance(300000) ? 2000 : (8 << 20);
-  base.max_uncommitted_bytes = rng_.Chance(300000) ? 3000 : (64 << 20);
+  base.inflight_msgs_max = inflight_choices[rng_.Uniform(3)];
+  base.inflight_bytes_max = rng_.Chance(300000) ? 2000 : (8 << 20);
+  base.uncommitted_bytes_max = rng_.Chance(300000) ? 3000 : (64 << 20);
   const uint64_t chunk_choices[] = {16, 64, 4096};
   base.snapshot_chunk_bytes = chunk_choices[rng_.Uniform(3)];
   const uint64_t retain_choices[] = {0, 5, 50};
@@ -371,7 +371,7 @@ void Simulation::Setup() {
     << " prevote=" << base.pre_vote << " checkquorum=" << base.check_quorum
     << " lease=" << base.lease_reads << " drop_ppm=" << drop_ppm_ << " dup_ppm=" << dup_ppm_
     << " crash_mean_ms=" << crash_mean_ms_ << " leader_crash_ppm=" << leader_crash_ppm_ << " partition_mean_ms=" << partition_mean_ms_
-    << " entries/msg=" << base.max_entries_per_msg << " inflight=" << base.max_inflight_msgs
+    << " entries/msg=" << base.entries_per_msg_max << " inflight=" << base.inflight_msgs_max
     << " chunk=" << base.snapshot_chunk_bytes << " retain=" << base.compaction_retain_entries
     << " snapshot_every=" << snapshot_every << " quiesce=" << base.quiesce_after_idle_rounds;
   result_.summary = s.str();

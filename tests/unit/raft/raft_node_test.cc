@@ -251,7 +251,7 @@ TEST(RaftNode, FollowersIgnoreVotesWhileLeaderIsFresh) {
 // is how the simulator's figure-8 hunt knows what to look for.
 LogIndex CommitAfterOldEntryReachesMajority(bool mutate) {
   Config cfg = TestConfig();
-  cfg.max_entries_per_msg = 1;
+  cfg.entries_per_msg_max = 1;
   cfg.mutations.commit_previous_term = mutate;
   TestCluster c({1, 2, 3}, cfg);
   c.Elect(1);
@@ -337,8 +337,8 @@ TEST(RaftNode, FastBacktrackingOverDivergentSuffix) {
 
 TEST(RaftNode, PipelineIsBoundedByInflightMessages) {
   Config cfg = TestConfig();
-  cfg.max_inflight_msgs = 3;
-  cfg.max_entries_per_msg = 2;
+  cfg.inflight_msgs_max = 3;
+  cfg.entries_per_msg_max = 2;
   TestCluster c({1, 2}, cfg);
   c.Elect(1);
   for (int i = 0; i < 40; i++) {
@@ -369,7 +369,7 @@ TEST(RaftNode, BatchesProposalsIntoOneAppendPerReady) {
 
 TEST(RaftNode, BoundsUncommittedTail) {
   Config cfg = TestConfig();
-  cfg.max_uncommitted_bytes = 1000;
+  cfg.uncommitted_bytes_max = 1000;
   TestCluster c({1, 2, 3}, cfg);
   c.Elect(1);
   c.Isolate(1);
@@ -413,6 +413,37 @@ TEST(RaftNode, ReadIndexNeedsQuorumConfirmation) {
   ASSERT_EQ(c.reads(1).size(), 1u);
   EXPECT_EQ(c.reads(1)[0].request_id, 7u);
   EXPECT_EQ(c.reads(1)[0].index, LogIndex(2));
+}
+
+TEST(RaftNode, PendingReadIsDroppedWhenLeadershipChanges) {
+  TestCluster c({1, 2, 3}, TestConfig());
+  c.Elect(1);
+  c.Isolate(1);
+  ASSERT_TRUE(c.node(1).ReadIndex(5).ok());
+  c.Stabilize();
+  // The majority moves on without node 1 and commits a write.
+  AgeFollowers(c, {2, 3});
+  c.Elect(2);
+  ASSERT_EQ(c.node(2).role(), Role::kLeader);
+  ASSERT_TRUE(c.node(2).Propose("newer").ok());
+  c.Stabilize();
+  // Node 1 learns the new term; its unconfirmed read must never be answered
+  // with its stale index.
+  c.Heal();
+  c.Tick(2, 2);
+  c.Stabilize();
+  c.Tick(1, 2);
+  c.Stabilize();
+  EXPECT_EQ(c.node(1).role(), Role::kFollower);
+  EXPECT_TRUE(c.reads(1).empty());
+  // Even when node 1 leads again, the old request stays dead: it was bound to
+  // the term in which it arrived.
+  AgeFollowers(c, {1, 2, 3});
+  c.Elect(1);
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  c.Tick(1, 2);
+  c.Stabilize();
+  EXPECT_TRUE(c.reads(1).empty());
 }
 
 TEST(RaftNode, ReadIndexWaitsForLeaderToCommitInItsTerm) {

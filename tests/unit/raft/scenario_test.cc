@@ -4,7 +4,7 @@
 //
 // Commands (one per line; '#' starts a comment):
 //   config key=value ...        before `cluster`: pre_vote, check_quorum,
-//                                max_entries_per_msg, max_inflight_msgs,
+//                                entries_per_msg_max, inflight_msgs_max,
 //                                lease_reads, mutation=<switch>
 //   cluster 1 2 3               founding voters
 //   empty 4                     a node that will join later
@@ -176,8 +176,8 @@ class ScenarioRunner {
     if (k == "pre_vote") config_.pre_vote = v == "true";
     else if (k == "check_quorum") config_.check_quorum = v == "true";
     else if (k == "lease_reads") config_.lease_reads = v == "true";
-    else if (k == "max_entries_per_msg") config_.max_entries_per_msg = static_cast<uint32_t>(U(v));
-    else if (k == "max_inflight_msgs") config_.max_inflight_msgs = static_cast<uint32_t>(U(v));
+    else if (k == "entries_per_msg_max") config_.entries_per_msg_max = static_cast<uint32_t>(U(v));
+    else if (k == "inflight_msgs_max") config_.inflight_msgs_max = static_cast<uint32_t>(U(v));
     else if (k == "mutation" && v == "commit_previous_term") config_.mutations.commit_previous_term = true;
     else ADD_FAILURE() << Where() << ": unknown config " << kv;
   }
