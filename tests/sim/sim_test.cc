@@ -2,7 +2,8 @@
 // caught, and checks the linearizability checker itself.
 //
 // CAIRN_SIM_SEEDS (default 2000) sets how many seeds the four shards share;
-// CAIRN_SIM_SEED=N replays one seed with a trace when CAIRN_SIM_VERBOSE=1.
+// CAIRN_SIM_SEED=N replays one seed (a trace with CAIRN_SIM_VERBOSE=1, a
+// broken rule with CAIRN_SIM_MUTATION=<switch>).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -47,7 +48,22 @@ std::string RunSeed(uint64_t seed, const raft::Mutations& mutations, bool verbos
   if (r.ok) return "";
   return "seed " + std::to_string(seed) + " failed: " + r.violation + "\n  (" + r.summary +
          ")\n  replay: CAIRN_SIM_SEED=" + std::to_string(seed) +
-         " CAIRN_SIM_VERBOSE=1 ./cairn_sim_raft --gtest_filter='RaftSimSeeds*'";
+         " ctest -R raft_sim   (trace: CAIRN_SIM_SEED=" + std::to_string(seed) +
+         " CAIRN_SIM_VERBOSE=1 tests/sim/cairn_sim_raft --gtest_filter='*RaftSimSeeds*/0')";
+}
+
+// CAIRN_SIM_MUTATION=<switch> replays a seed with one rule broken, as the
+// mutation tests run it.
+raft::Mutations MutationsFromEnv() {
+  raft::Mutations m;
+  const char* v = std::getenv("CAIRN_SIM_MUTATION");
+  const std::string name = v ? v : "";
+  m.skip_persist_vote = name == "skip_persist_vote";
+  m.commit_previous_term = name == "commit_previous_term";
+  m.read_without_read_index = name == "read_without_read_index";
+  m.prevote_skips_log_check = name == "prevote_skips_log_check";
+  m.compact_past_snapshot = name == "compact_past_snapshot";
+  return m;
 }
 
 class RaftSimSeeds : public ::testing::TestWithParam<int> {};
@@ -57,7 +73,7 @@ TEST_P(RaftSimSeeds, EverySeedKeepsInvariantsLinearizabilityAndLiveness) {
   const bool verbose = EnvU64("CAIRN_SIM_VERBOSE", 0) != 0;
   if (one != 0) {
     if (GetParam() != 0) GTEST_SKIP() << "replaying one seed in shard 0";
-    std::string failure = RunSeed(one, {}, verbose);
+    std::string failure = RunSeed(one, MutationsFromEnv(), verbose);
     EXPECT_TRUE(failure.empty()) << failure;
     return;
   }
@@ -118,6 +134,7 @@ TEST_P(RaftSimMutations, SimulationReportsAViolation) {
   uint64_t seed = 1;
   for (; seed <= budget && first.empty(); seed++) first = RunSeed(seed, GetParam().mutations, false);
   ASSERT_FALSE(first.empty()) << GetParam().name << " survived " << budget << " seeds";
+  first += "  (with CAIRN_SIM_MUTATION=" + std::string(GetParam().name) + ")";
   std::printf("%s caught after %llu seeds: %s\n", GetParam().name,
               static_cast<unsigned long long>(seed - 1), first.c_str());
 }
