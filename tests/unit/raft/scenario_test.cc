@@ -20,6 +20,9 @@
 //   expect-log N t t t          terms of entries from the log's base to last
 //   expect-applied N d d        data of applied entries ('-' for a no-op)
 //   expect-read N id index      a read state was released
+//   expect-queued F T msg ...   messages waiting from F to T, each written as
+//                               Type[:index][+entries][!] (index for appends
+//                               and their responses, ! for a rejection)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -160,6 +163,21 @@ class ScenarioRunner {
         }
       }
       EXPECT_TRUE(found) << Where() << ": no read state " << w[2];
+    } else if (cmd == "expect-queued") {
+      // Effects: the messages waiting from -> to, as Type[:index][+entries][!reject].
+      std::string got;
+      for (const Message& m : c_->Mailbox(U(w[1]), U(w[2]))) {
+        std::string one = MessageTypeName(m.type);
+        if (m.type == MessageType::kAppend || m.type == MessageType::kAppendResp) {
+          one += ":" + std::to_string(m.index.value());
+        }
+        if (!m.entries.empty()) one += "+" + std::to_string(m.entries.size());
+        if (m.reject) one += "!";
+        got += (got.empty() ? "" : " ") + one;
+      }
+      std::string want;
+      for (size_t i = 3; i < w.size(); i++) want += (i > 3 ? " " : "") + w[i];
+      EXPECT_EQ(got, want) << Where() << ": messages queued " << w[1] << "->" << w[2];
     } else if (cmd == "expect-no-read") {
       for (const ReadState& r : c_->reads(U(w[1]))) {
         EXPECT_NE(r.request_id, U(w[2])) << Where() << ": read released too early";
