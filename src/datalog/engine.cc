@@ -882,7 +882,7 @@ class Engine {
       }));
       return out;
     }
-    bool inl = options_.reference || static_cast<double>(ctx.rows()) * 4 <= static_cast<double>(pi.scan_estimate);
+    bool inl = options_.reference || static_cast<double>(ctx.rows()) <= static_cast<double>(pi.scan_estimate);
     std::vector<Value> key(pi.bound.size());
     if (inl) {
       DatomPattern probe = pi.base;
