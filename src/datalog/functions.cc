@@ -662,6 +662,73 @@ FunctionRegistry::FunctionRegistry() {
                    },
                    2, 2, true};
 
+  f["identical?"] = f["="];
+  f["set"] = {[](const FnArgs& a, Value* out) {
+                if (a.v[0].type() != VT::kTuple) return TypeErr("set", a.v[0], "a collection");
+                std::vector<Value> items = a.v[0].as_tuple();
+                std::sort(items.begin(), items.end());
+                items.erase(std::unique(items.begin(), items.end()), items.end());
+                *out = Value::Tuple(std::move(items));
+                return Status::OK();
+              },
+              1, 1};
+  f["hash-map"] = {[](const FnArgs& a, Value* out) {
+                     if (a.n % 2 != 0) return Status::InvalidArgument("hash-map: needs key/value pairs");
+                     std::vector<std::pair<Value, Value>> entries;
+                     for (size_t i = 0; i + 1 < a.n; i += 2) entries.emplace_back(a.v[i], a.v[i + 1]);
+                     *out = Value::Map(std::move(entries));
+                     return Status::OK();
+                   },
+                   0, -1};
+  f["array-map"] = f["hash-map"];
+  f["range"] = {[](const FnArgs& a, Value* out) {
+                  for (size_t i = 0; i < a.n; ++i)
+                    if (!IsIntLike(a.v[i])) return TypeErr("range", a.v[i], "an integer");
+                  int64_t start = a.n >= 2 ? AsInt(a.v[0]) : 0;
+                  int64_t end = a.n >= 2 ? AsInt(a.v[1]) : AsInt(a.v[0]);
+                  int64_t step = a.n == 3 ? AsInt(a.v[2]) : 1;
+                  if (step == 0) return Status::InvalidArgument("range: step must not be 0");
+                  std::vector<Value> items;
+                  for (int64_t x = start; step > 0 ? x < end : x > end; x += step) {
+                    if (items.size() >= 10'000'000) return Status::InvalidArgument("range: more than 10,000,000 values");
+                    items.push_back(Value::Long(x));
+                  }
+                  *out = Value::Tuple(std::move(items));
+                  return Status::OK();
+                },
+                1, 3};
+  f["not-empty"] = {[](const FnArgs& a, Value* out) {
+                      const Value& v = a.v[0];
+                      bool empty = v.is_nil() || (v.type() == VT::kString && v.as_string().empty()) ||
+                                   (v.type() == VT::kTuple && v.as_tuple().empty()) ||
+                                   (v.type() == VT::kMap && v.as_map().empty());
+                      *out = empty ? Value() : v;
+                      return Status::OK();
+                    },
+                    1, 1};
+  auto printer = [](bool readable) {
+    return FunctionDef{[readable](const FnArgs& a, Value* out) {
+                         std::string s;
+                         for (size_t i = 0; i < a.n; ++i) {
+                           if (i > 0) s += " ";
+                           s += readable || a.v[i].type() != VT::kString ? a.v[i].ToString() : a.v[i].as_string();
+                         }
+                         *out = Value::String(std::move(s));
+                         return Status::OK();
+                       },
+                       0, -1};
+  };
+  f["pr-str"] = f["prn-str"] = printer(true);
+  f["print-str"] = f["println-str"] = printer(false);
+  f["rand-int"] = {[](const FnArgs& a, Value* out) {
+                     // Deterministic: the engine has no randomness source.
+                     if (!IsIntLike(a.v[0]) || AsInt(a.v[0]) <= 0) return TypeErr("rand-int", a.v[0], "a positive integer");
+                     uint64_t seed = a.v[0].Hash();
+                     *out = Value::Long(static_cast<int64_t>(SplitMix(seed) % static_cast<uint64_t>(AsInt(a.v[0]))));
+                     return Status::OK();
+                   },
+                   1, 1};
+
   // Aggregates.
   auto& g = aggs_;
   g["count"] = {[](const std::vector<Value>&, std::vector<Value>& v, Value* out) {
