@@ -223,6 +223,20 @@ Status RaftNode::Step(const Message& m) {
   if (m.type == MessageType::kSnapshot && !m.snapshot) {
     return Status::InvalidArgument("snapshot message without chunk");
   }
+  if (m.type == MessageType::kAppend) {
+    // A peer's bytes are input, not an invariant: refuse a malformed append
+    // instead of tripping the log's checks.
+    LogIndex expect = m.index.Next();
+    Term prev = m.log_term;
+    if (prev > m.term) return Status::InvalidArgument("append: previous term above message term");
+    for (const Entry& e : m.entries) {
+      if (e.index != expect || e.term < prev || e.term > m.term) {
+        return Status::InvalidArgument("append: entries not contiguous or terms out of order");
+      }
+      expect = expect.Next();
+      prev = e.term;
+    }
+  }
   // The last idle heartbeat round and its answers do not wake the group.
   if (quiesced_ && !(m.type == MessageType::kHeartbeat && m.quiesce) &&
       m.type != MessageType::kHeartbeatResp) {

@@ -144,14 +144,29 @@ TEST(RaftNode, RejectsAppendFromStaleTerm) {
   TestCluster c({1, 2, 3}, TestConfig());
   c.Elect(1);
   Message a = Msg(MessageType::kAppend, 3, 2, 1);
-  a.index = LogIndex(2);
-  a.log_term = Term(2);
-  a.entries.push_back(Entry{Term(1), LogIndex(3), EntryType::kNormal, "stale"});
+  a.index = LogIndex(1);
+  a.log_term = Term(1);
+  a.entries.push_back(Entry{Term(1), LogIndex(2), EntryType::kNormal, "stale"});
   ASSERT_TRUE(c.node(2).Step(a).ok());
   auto msgs = Drain(c.node(2));
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_EQ(msgs[0].type, MessageType::kAppendResp);
   EXPECT_EQ(msgs[0].term, Term(2)) << "answer with our term so the stale leader steps down";
+  EXPECT_EQ(c.node(2).log().last_index(), LogIndex(2));
+}
+
+TEST(RaftNode, RefusesMalformedAppendWithoutCrashing) {
+  TestCluster c({1, 2, 3}, TestConfig());
+  c.Elect(1);
+  Message a = Msg(MessageType::kAppend, 1, 2, 2);
+  a.index = LogIndex(2);
+  a.log_term = Term(2);
+  a.entries.push_back(Entry{Term(2), LogIndex(5), EntryType::kNormal, "gap"});
+  EXPECT_EQ(c.node(2).Step(a).code(), StatusCode::kInvalidArgument);
+  a.entries[0] = Entry{Term(9), LogIndex(3), EntryType::kNormal, "future term"};
+  EXPECT_EQ(c.node(2).Step(a).code(), StatusCode::kInvalidArgument);
+  Message snap = Msg(MessageType::kSnapshot, 1, 2, 2);
+  EXPECT_EQ(c.node(2).Step(snap).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c.node(2).log().last_index(), LogIndex(2));
 }
 
