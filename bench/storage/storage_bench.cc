@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -260,11 +261,19 @@ class RatioReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       auto it = r.counters.find("items_per_second");
-      if (it != r.counters.end() && r.run_type == Run::RT_Iteration) rates[r.run_name.function_name] = it->second;
+      if (it == r.counters.end()) continue;
+      // With --benchmark_repetitions the median is the figure; else the run.
+      if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median") {
+        rates[r.run_name.function_name] = it->second;
+        medians.insert(r.run_name.function_name);
+      } else if (r.run_type == Run::RT_Iteration && !medians.count(r.run_name.function_name)) {
+        rates[r.run_name.function_name] = it->second;
+      }
     }
     ConsoleReporter::ReportRuns(runs);
   }
   std::map<std::string, double> rates;
+  std::set<std::string> medians;
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "cairn/database.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "api/db_impl.h"
@@ -240,6 +241,9 @@ template <typename Index>
 std::shared_ptr<const Index> ApplyTo(std::shared_ptr<const Index> index,
                                      const std::vector<storage::IndexEntry>& entries) {
   if (index.use_count() == 1) {
+    // Pairs with the release in the last other holder's reference drop, so
+    // its reads happen before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
     const_cast<Index&>(*index).Apply(entries);
     return index;
   }

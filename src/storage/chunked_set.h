@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <iterator>
 #include <memory>
@@ -202,6 +203,7 @@ class ChunkedSet {
     Less less;
     const std::vector<T>& items = chunks_[c]->items;
     bool exclusive = chunks_[c].use_count() == 1;
+    if (exclusive) std::atomic_thread_fence(std::memory_order_acquire);  // see database.cc ApplyTo
     size_t ii = i_begin;
     // A chunk no other snapshot shares is changed where it is; with few
     // changes that is a handful of element moves (new entities usually land

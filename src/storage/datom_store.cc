@@ -17,8 +17,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE attrs (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE);
 CREATE TABLE seqs (part INTEGER PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE txs (t INTEGER PRIMARY KEY, first_row INTEGER NOT NULL, datoms INTEGER NOT NULL);
-CREATE TABLE log (row INTEGER PRIMARY KEY, t INTEGER NOT NULL, e INTEGER NOT NULL, a INTEGER NOT NULL,
-                  v BLOB NOT NULL, added INTEGER NOT NULL);
+CREATE TABLE log (row INTEGER PRIMARY KEY, e INTEGER NOT NULL, a INTEGER NOT NULL, v BLOB NOT NULL,
+                  added INTEGER NOT NULL);
 )sql";
 
 int64_t ToSql(uint64_t x) { return static_cast<int64_t>(x); }
@@ -32,6 +32,7 @@ struct DatomStore::Statements {
   SqliteStatement upsert_seq;
   SqliteStatement insert_tx;
   SqliteStatement update_last_t;
+  SqliteStatement read_txs;
   SqliteStatement read_log;
 };
 
@@ -171,16 +172,15 @@ Status DatomStore::Load() {
     *out = std::move(*s);
     return Status::OK();
   };
-  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log, "INSERT INTO log (row, t, e, a, v, added) VALUES (?, ?, ?, ?, ?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log, "INSERT INTO log (row, e, a, v, added) VALUES (?, ?, ?, ?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_attr, "INSERT INTO attrs (id, ident) VALUES (?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->upsert_seq, "INSERT OR REPLACE INTO seqs (part, next) VALUES (?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_tx, "INSERT INTO txs (t, first_row, datoms) VALUES (?, ?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->update_last_t, "UPDATE meta SET value = ?1 WHERE key = 'last_t' AND value = ?2"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->read_txs,
+                             "SELECT t, first_row, datoms FROM txs WHERE t > ?1 AND t <= ?2 ORDER BY t"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->read_log,
-                             "SELECT t, e, a, v, added FROM log WHERE "
-                             "row >= (SELECT coalesce(min(first_row), 0) FROM txs WHERE t > ?1 AND t <= ?2) AND "
-                             "row < (SELECT coalesce(max(first_row + datoms), 0) FROM txs WHERE t > ?1 AND t <= ?2) "
-                             "ORDER BY row"));
+                             "SELECT row, e, a, v, added FROM log WHERE row >= ?1 AND row < ?2 ORDER BY row"));
   return Status::OK();
 }
 
@@ -212,11 +212,10 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
     EncodeValue(d.v, &encoded);
     SqliteStatement& ins = stmts_->insert_log;
     ins.BindInt(1, row++);
-    ins.BindInt(2, ToSql(batch.t.raw));
-    ins.BindInt(3, ToSql(d.e.raw));
-    ins.BindInt(4, *aid);
-    ins.BindBlob(5, encoded);
-    ins.BindInt(6, d.added ? 1 : 0);
+    ins.BindInt(2, ToSql(d.e.raw));
+    ins.BindInt(3, *aid);
+    ins.BindBlob(4, encoded);
+    ins.BindInt(5, d.added ? 1 : 0);
     CAIRN_RETURN_IF_ERROR(ins.Run());
     entries.push_back(IndexEntry{d.e, batch.t, d.v, *aid, d.added});
   }
@@ -246,11 +245,44 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
 }
 
 Status DatomStore::ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn) {
+  // The transactions in range, then their rows: a transaction's datoms are
+  // the rows first_row .. first_row + datoms - 1, and consecutive
+  // transactions' rows are adjacent (checked as we go).
+  struct Tx {
+    TxTime t;
+    int64_t first_row, datoms;
+  };
+  std::vector<Tx> txs;
+  {
+    SqliteStatement& stmt = stmts_->read_txs;
+    stmt.BindInt(1, ToSql(after.raw));
+    stmt.BindInt(2, ToSql(upto.raw));
+    Status status;
+    while (true) {
+      Result<bool> row = stmt.Step();
+      if (!row.ok()) {
+        status = row.status();
+        break;
+      }
+      if (!*row) break;
+      Tx tx{TxTime{FromSql(stmt.ColumnInt(0))}, stmt.ColumnInt(1), stmt.ColumnInt(2)};
+      if (tx.datoms < 0 || (!txs.empty() && tx.first_row != txs.back().first_row + txs.back().datoms)) {
+        status = Corrupt("transaction " + std::to_string(tx.t.raw) + " does not start where the previous one ends");
+        break;
+      }
+      txs.push_back(tx);
+    }
+    stmt.Reset();
+    CAIRN_RETURN_IF_ERROR(status);
+  }
+  if (txs.empty()) return Status::OK();
   SqliteStatement& stmt = stmts_->read_log;
-  stmt.BindInt(1, ToSql(after.raw));
-  stmt.BindInt(2, ToSql(upto.raw));
+  stmt.BindInt(1, txs.front().first_row);
+  stmt.BindInt(2, txs.back().first_row + txs.back().datoms);
   std::shared_ptr<const AttrTable> attrs = attrs_;
   Status status;
+  size_t k = 0;
+  int64_t expect_row = txs.front().first_row;
   while (true) {
     Result<bool> row = stmt.Step();
     if (!row.ok()) {
@@ -258,21 +290,29 @@ Status DatomStore::ReadLog(TxTime after, TxTime upto, const std::function<void(c
       break;
     }
     if (!*row) break;
+    int64_t r = stmt.ColumnInt(0);
+    if (r != expect_row) {
+      status = Corrupt("log row " + std::to_string(expect_row) + " is missing");
+      break;
+    }
+    ++expect_row;
+    while (k < txs.size() && r >= txs[k].first_row + txs[k].datoms) ++k;
     int64_t aid = stmt.ColumnInt(2);
     if (aid <= 0 || aid >= static_cast<int64_t>(attrs->names.size())) {
-      status = Corrupt("log row refers to unknown attribute id " + std::to_string(aid));
+      status = Corrupt("log row " + std::to_string(r) + " refers to unknown attribute id " + std::to_string(aid));
       break;
     }
     Result<Value> v = DecodeValue(stmt.ColumnBlob(3));
     if (!v.ok()) {
-      status = Corrupt(v.status().message());
+      status = Corrupt("log row " + std::to_string(r) + ": " + v.status().message());
       break;
     }
-    int64_t added = stmt.ColumnInt(4);
-    fn(IndexEntry{EntityId{FromSql(stmt.ColumnInt(1))}, TxTime{FromSql(stmt.ColumnInt(0))}, std::move(*v),
-                  static_cast<uint32_t>(aid), added != 0});
+    fn(IndexEntry{EntityId{FromSql(stmt.ColumnInt(1))}, txs[k].t, std::move(*v), static_cast<uint32_t>(aid),
+                  stmt.ColumnInt(4) != 0});
   }
   stmt.Reset();
+  if (status.ok() && expect_row != txs.back().first_row + txs.back().datoms)
+    status = Corrupt("log ends at row " + std::to_string(expect_row - 1) + " but its transactions need more");
   return status;
 }
 

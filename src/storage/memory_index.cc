@@ -1,6 +1,7 @@
 #include "storage/memory_index.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 namespace cairn::storage {
@@ -104,6 +105,7 @@ void MemoryIndex<H>::ApplySorted(std::vector<IndexEntry> erase, std::vector<Inde
     AttrIndex& attr = attrs_[aid];
     bool updated_in_place = false;
     if (attr.avet.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);  // see database.cc ApplyTo
       // Only this index holds the AVET: update it where it is.
       std::lock_guard<std::mutex> lock(attr.avet->mu);
       if (attr.avet->set && attr.avet->set.use_count() == 1) {
