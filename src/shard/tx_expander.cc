@@ -97,6 +97,25 @@ Result<TxEntityRef> TxExpander::ParseEntity(const Edn& node, const char* role) {
       r.kind = TxEntityRef::Kind::kTempid;
       r.tempid = node.text;
       return r;
+    case Edn::Kind::kTagged:
+      // Datomic on-prem's #db/id[:db.part/user] (a new entity) and
+      // #db/id[:db.part/user -7] (the tempid -7): accepted so that legacy
+      // schema files load; the partition keyword is ignored.
+      if (node.text == "db/id" && node.items.size() == 1 && IsListLike(node.items[0]) && !node.items[0].items.empty() &&
+          node.items[0].items[0].is(Edn::Kind::kKeyword) && node.items[0].items.size() <= 2) {
+        r.kind = TxEntityRef::Kind::kTempid;
+        if (node.items[0].items.size() == 2 && node.items[0].items[1].is(Edn::Kind::kInt)) {
+          r.tempid = "#db/id " + std::to_string(node.items[0].items[1].i);
+        } else {
+          r.internal = true;
+          r.tempid =
+              "\x01"
+              "db/id-" +
+              std::to_string(++internal_tempids_);
+        }
+        return r;
+      }
+      break;
     case Edn::Kind::kKeyword:
       if (node.text == "db/current-tx") {
         r.kind = TxEntityRef::Kind::kTx;
@@ -305,6 +324,9 @@ Status TxExpander::ExpandMapBody(const Edn& map, const TxEntityRef& self) {
     const Edn& key = map.items[i];
     const Edn& val = map.items[i + 1];
     if (key.IsKeyword("db/id")) continue;
+    // Datomic on-prem's attribute installation marker: attributes are
+    // installed by having :db/ident and :db/valueType, so it says nothing.
+    if (key.IsKeyword("db.install/_attribute")) continue;
     CAIRN_ASSIGN_OR_RETURN(Keyword a, ParseAttribute(key, true));
     if (a == k.partition) {
       TxOp op;

@@ -297,3 +297,22 @@ TEST(TransactorSchema, DocOnAnyEntityIsPlainData) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+TEST(TransactorSchema, AcceptsLegacyDatomicSchemaMaps) {
+  testing::MemoryDb db;
+  auto r = db.Transact(R"([{:db/id #db/id[:db.part/db] :db/ident :legacy/name :db/valueType :db.type/string
+                            :db/cardinality :db.cardinality/one :db.install/_attribute :db.part/db}
+                           {:db/id #db/id[:db.part/user -1] :legacy/name "x"}
+                           [:db/add #db/id[:db.part/user -1] :legacy/n 2]])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_NE(db.schema().Find(Keyword::Intern("legacy/name")), nullptr);
+  EntityId e = r->tempids.at("#db/id -1");
+  EXPECT_EQ(db.Value1(e, "legacy/name"), Value::String("x"));
+  EXPECT_EQ(db.Value1(e, "legacy/n"), Value::Long(2));
+}
+
+}  // namespace
+}  // namespace cairn::shard
