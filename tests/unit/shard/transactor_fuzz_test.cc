@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <random>
 #include <regex>
 
@@ -96,10 +97,16 @@ std::vector<std::string> Tokens(const std::string& s) {
 }
 
 TEST(TransactorFuzz, MutatedTransactionsFailCleanlyOrApply) {
-  std::mt19937_64 rng(20261122);
+  // CAIRN_TX_FUZZ_SEED / CAIRN_TX_FUZZ_ROUNDS replay or extend a run.
+  uint64_t seed = 20261122;
+  int rounds = 3000;
+  if (const char* s = std::getenv("CAIRN_TX_FUZZ_SEED")) seed = std::strtoull(s, nullptr, 10);
+  if (const char* s = std::getenv("CAIRN_TX_FUZZ_ROUNDS")) rounds = std::atoi(s);
+  SCOPED_TRACE("CAIRN_TX_FUZZ_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
   const std::regex position(R"(^\d+:\d+: )");
   int applied = 0, rejected = 0;
-  for (int round = 0; round < 3000; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     MemoryDb db;
     ASSERT_TRUE(db.Transact(kSchema).ok());
     ASSERT_TRUE(db.Transact(kSeeds[0]).ok());
