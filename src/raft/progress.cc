@@ -52,10 +52,12 @@ void Progress::OnSent(LogIndex last, uint64_t bytes) {
 }
 
 void Progress::FreeThrough(LogIndex index) {
-  while (!inflight_.empty() && inflight_.front().first <= index) {
-    inflight_bytes_ -= inflight_.front().second;
-    inflight_.pop_front();
+  size_t n = 0;
+  while (n < inflight_.size() && inflight_[n].first <= index) {
+    inflight_bytes_ -= inflight_[n].second;
+    n++;
   }
+  inflight_.erase(inflight_.begin(), inflight_.begin() + n);
 }
 
 bool Progress::InflightFull(uint32_t max_msgs, uint64_t max_bytes) const {

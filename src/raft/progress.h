@@ -9,8 +9,8 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <utility>
+#include <vector>
 
 #include "raft/types.h"
 
@@ -59,7 +59,9 @@ class Progress {
   LogIndex next_;
   State state_ = State::kProbe;
   bool probe_sent_ = false;
-  std::deque<std::pair<LogIndex, uint64_t>> inflight_;  // (last index, bytes)
+  // (last index, bytes), oldest first. A vector, not a deque: an empty deque
+  // allocates, and a node hosts thousands of idle followers' progress.
+  std::vector<std::pair<LogIndex, uint64_t>> inflight_;
   uint64_t inflight_bytes_ = 0;
   LogIndex snapshot_index_;
   uint64_t snapshot_offset_bytes_ = 0;

@@ -681,10 +681,12 @@ void RaftNode::BroadcastHeartbeat() {
   const bool quiesce = idle && idle_rounds_ >= config_.quiesce_after_idle_rounds;
   hb_round_++;
   round_ticks_.emplace_back(hb_round_, now_ticks_);
-  while (round_ticks_.size() > 2 &&
-         round_ticks_.front().second + config_.election_ticks_max < now_ticks_) {
-    round_ticks_.pop_front();
+  size_t stale = 0;
+  while (round_ticks_.size() - stale > 2 &&
+         round_ticks_[stale].second + config_.election_ticks_max < now_ticks_) {
+    stale++;
   }
+  round_ticks_.erase(round_ticks_.begin(), round_ticks_.begin() + stale);
   for (Progress& pr : progress_) {
     if (pr.id() == config_.id) {
       pr.acked_round = hb_round_;
@@ -827,11 +829,13 @@ uint64_t RaftNode::QuorumAckedRound() const {
 void RaftNode::ReleaseReads() {
   if (pending_reads_.empty()) return;
   const uint64_t confirmed = QuorumAckedRound();
-  while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
-    PendingRead r = pending_reads_.front();
-    pending_reads_.pop_front();
+  size_t done = 0;
+  while (done < pending_reads_.size() && pending_reads_[done].round <= confirmed) {
+    const PendingRead& r = pending_reads_[done];
     ReleaseRead(r.request_id, r.index, r.from);
+    done++;
   }
+  pending_reads_.erase(pending_reads_.begin(), pending_reads_.begin() + done);
 }
 
 void RaftNode::ReleaseRead(uint64_t request_id, LogIndex index, NodeId from) {

@@ -54,7 +54,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -263,8 +262,8 @@ class RaftNode {
   bool need_broadcast_append_ = false;
   bool need_broadcast_heartbeat_ = false;
   uint64_t hb_round_ = 0;
-  std::deque<std::pair<uint64_t, uint64_t>> round_ticks_;  // (round, tick sent)
-  std::deque<PendingRead> pending_reads_;
+  std::vector<std::pair<uint64_t, uint64_t>> round_ticks_;  // (round, tick sent)
+  std::vector<PendingRead> pending_reads_;  // oldest first
   std::vector<std::pair<uint64_t, NodeId>> reads_awaiting_commit_;
   uint32_t idle_rounds_ = 0;
   bool quiesced_ = false;
