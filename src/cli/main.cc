@@ -11,6 +11,7 @@
 
 #include "cairn/database.h"
 #include "cli/commands.h"
+#include "cli/serve.h"
 #include "core/edn.h"
 
 namespace cairn::cli {
@@ -153,6 +154,22 @@ int main(int argc, char** argv) {
   auto* repl_cmd = app.add_subcommand("repl", "Interactive queries and transactions with history");
   repl_cmd->add_option("--db", db_path, "Database file")->required();
 
+  ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTP API (docs/http.md) over an embedded database");
+  serve_cmd->add_option("--db", serve.db_path, "Database file to create or reuse")->required();
+  serve_cmd->add_option("--http", serve.http, "HOST:PORT to listen on (port 0 picks one)")->capture_default_str();
+  serve_cmd->add_option("--max-body-bytes", serve.body_bytes_max, "Largest request body accepted")
+      ->capture_default_str();
+  serve_cmd->add_option("--header-timeout-ms", serve.header_timeout_ms,
+                        "Time allowed for a request header (and keep-alive idle time)")
+      ->capture_default_str();
+  serve_cmd->add_option("--body-timeout-ms", serve.body_timeout_ms, "Time allowed for a request body")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-connections", serve.connections_max, "Open connections allowed")
+      ->capture_default_str();
+  serve_cmd->add_option("--workers", serve.worker_threads, "Threads that run transactions and queries")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("cairn");
@@ -164,5 +181,6 @@ int main(int argc, char** argv) {
   if (*datoms_cmd) return RunDatoms(db_path, index_name, components);
   if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of);
   if (*repl_cmd) return RunRepl(db_path);
+  if (*serve_cmd) return RunServe(serve);
   return 2;
 }

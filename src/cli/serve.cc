@@ -1,0 +1,82 @@
+// `cairn serve`: an embedded database behind the HTTP API.
+#include "cli/serve.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+
+#include "server/backend.h"
+#include "server/http_server.h"
+
+namespace cairn::cli {
+
+namespace {
+// "HOST:PORT" or "[v6]:PORT".
+bool SplitHostPort(const std::string& text, std::string* host, uint16_t* port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= text.size()) return false;
+  std::string h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned long p = 0;
+  for (size_t i = colon + 1; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+    p = p * 10 + static_cast<unsigned long>(text[i] - '0');
+    if (p > 65535) return false;
+  }
+  *host = h.empty() ? "127.0.0.1" : h;
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+}  // namespace
+
+int RunServe(const ServeArgs& args) {
+  server::HttpServerOptions options;
+  if (!SplitHostPort(args.http, &options.address, &options.port)) {
+    std::fprintf(stderr, "cairn: --http expects HOST:PORT, got '%s'\n", args.http.c_str());
+    return 2;
+  }
+  options.body_bytes_max = args.body_bytes_max;
+  options.header_timeout_ms = args.header_timeout_ms;
+  options.body_timeout_ms = args.body_timeout_ms;
+  options.connections_max = args.connections_max;
+  options.worker_threads = args.worker_threads;
+
+  // Block the stop signals in every thread (the server's threads inherit the
+  // mask) so that only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A client closing early must not kill the node.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Options db_options;
+  db_options.sync = args.sync;
+  auto backend = server::EmbeddedBackend::Open(args.db_path, db_options);
+  if (!backend.ok()) {
+    std::fprintf(stderr, "cairn: cannot open %s: %s\n", args.db_path.c_str(), backend.status().ToString().c_str());
+    return 1;
+  }
+  server::HttpServer http(backend->get(), options);
+  if (Status s = http.Start(); !s.ok()) {
+    std::fprintf(stderr, "cairn: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::string host = options.address.find(':') != std::string::npos ? "[" + options.address + "]" : options.address;
+  std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(http.port()));
+  std::fflush(stdout);
+  spdlog::info("serve: started db={} http={}:{}", args.db_path, host, http.port());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("serve: stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  http.Stop();
+  backend->reset();
+  spdlog::info("serve: stopped");
+  return 0;
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,85 @@
+#include "server/metrics.h"
+
+#include <cstdio>
+
+namespace cairn::server {
+
+void Metrics::RecordRequest(std::string_view route, int status, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[{std::string(route), status}];
+  Histogram& h = latency_[std::string(route)];
+  ++h.count;
+  h.sum += seconds;
+  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    if (seconds <= kLatencyBuckets[i]) {
+      ++h.buckets[i];
+      break;
+    }
+  }
+}
+
+namespace {
+std::string Num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+void Family(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += " ";
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += " ";
+  out += type;
+  out += "\n";
+}
+}  // namespace
+
+std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Family(out, "cairn_http_requests_total", "counter", "HTTP requests by route and status code.");
+    for (const auto& [key, n] : requests_) {
+      out += "cairn_http_requests_total{path=\"" + key.first + "\",code=\"" + std::to_string(key.second) + "\"} " +
+             std::to_string(n) + "\n";
+    }
+    Family(out, "cairn_http_request_duration_seconds", "histogram",
+           "Time from a complete request to its response, by route.");
+    for (const auto& [route, h] : latency_) {
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+        cumulative += h.buckets[i];
+        out += "cairn_http_request_duration_seconds_bucket{path=\"" + route + "\",le=\"" + Num(kLatencyBuckets[i]) +
+               "\"} " + std::to_string(cumulative) + "\n";
+      }
+      out += "cairn_http_request_duration_seconds_bucket{path=\"" + route + "\",le=\"+Inf\"} " +
+             std::to_string(h.count) + "\n";
+      out += "cairn_http_request_duration_seconds_sum{path=\"" + route + "\"} " + Num(h.sum) + "\n";
+      out += "cairn_http_request_duration_seconds_count{path=\"" + route + "\"} " + std::to_string(h.count) + "\n";
+    }
+  }
+  Family(out, "cairn_http_connections_open", "gauge", "Open HTTP connections.");
+  out += "cairn_http_connections_open " + std::to_string(connections_open_.load()) + "\n";
+  Family(out, "cairn_http_connections_total", "counter", "HTTP connections accepted.");
+  out += "cairn_http_connections_total " + std::to_string(connections_total_.load()) + "\n";
+  Family(out, "cairn_http_connections_rejected_total", "counter",
+         "HTTP connections refused because the connection cap was reached.");
+  out += "cairn_http_connections_rejected_total " + std::to_string(connections_rejected_.load()) + "\n";
+  Family(out, "cairn_http_read_timeouts_total", "counter",
+         "Connections closed because a request header or body did not arrive in time.");
+  out += "cairn_http_read_timeouts_total " + std::to_string(read_timeouts_.load()) + "\n";
+  Family(out, "cairn_transactions_total", "counter", "Transactions committed through this node since it started.");
+  out += "cairn_transactions_total " + std::to_string(backend.transactions) + "\n";
+  Family(out, "cairn_datoms", "gauge", "Datoms stored, history included.");
+  out += "cairn_datoms " + std::to_string(backend.datoms) + "\n";
+  Family(out, "cairn_db_size_bytes", "gauge", "On-disk size of the database, WAL included.");
+  out += "cairn_db_size_bytes " + std::to_string(backend.size_bytes) + "\n";
+  Family(out, "cairn_latest_t", "gauge", "The latest committed transaction time t.");
+  out += "cairn_latest_t " + std::to_string(backend.latest_t.raw) + "\n";
+  return out;
+}
+
+}  // namespace cairn::server
