@@ -263,6 +263,10 @@ class Reference {
       case Clause::Kind::kFunction: {
         const FunctionDef* f = reg_.FindFunction(c.name);
         if (f == nullptr) return Status::InvalidArgument("unknown function '" + c.name + "' in " + c.Describe());
+        int n_args = 0;
+        for (const Term& t : c.terms) n_args += t.kind == Term::Kind::kSource ? 0 : 1;
+        if (n_args < f->min_args || (f->max_args >= 0 && n_args > f->max_args))
+          return Status::InvalidArgument("wrong number of arguments to " + c.name + " in " + c.Describe());
         auto cache = MakeRegexCache();
         for (const Env& e : envs) {
           CAIRN_RETURN_IF_ERROR(Tick());
@@ -271,6 +275,8 @@ class Reference {
           for (const Term& t : c.terms) {
             if (t.kind == Term::Kind::kSource) {
               src = srcs_[t.source].db;
+            } else if (t.is_blank()) {
+              return Status::InvalidArgument("_ is not allowed as a function argument in " + c.Describe());
             } else {
               args.push_back(t.is_const() ? t.value : *e[t.var]);
             }
@@ -443,6 +449,7 @@ class Reference {
           }
           const AggregateDef* a = reg_.FindAggregate(f.fn);
           if (a == nullptr) return Status::InvalidArgument("unknown aggregate '" + f.fn + "'");
+          if (f.const_args.size() < a->params) return Status::InvalidArgument("aggregate " + f.fn + " needs arguments");
           std::vector<Value> bag;
           for (const Tuple* t : members) bag.push_back((*t)[i]);
           Value v;
