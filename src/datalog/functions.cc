@@ -82,6 +82,18 @@ Status Regex(const FnArgs& a, const Value& pat, const std::regex** out) {
   return Status::OK();
 }
 
+// std::regex recurses per input character for some patterns; bound the input
+// so a long string is an error, not a stack overflow.
+constexpr size_t kRegexInputMax = 4096;
+Status RegexInput(const char* fn, const Value& v, const std::string** out) {
+  *out = StrArg(v);
+  if (*out == nullptr) return TypeErr(fn, v, "a string");
+  if ((*out)->size() > kRegexInputMax)
+    return Status::InvalidArgument(std::string(fn) + ": input longer than " + std::to_string(kRegexInputMax) +
+                                   " bytes");
+  return Status::OK();
+}
+
 Value MatchValue(const std::smatch& m) {
   if (m.size() == 1) return Value::String(m.str(0));
   std::vector<Value> groups;
@@ -480,8 +492,8 @@ FunctionRegistry::FunctionRegistry() {
   f["re-find"] = {[](const FnArgs& a, Value* out) {
                     const std::regex* re;
                     CAIRN_RETURN_IF_ERROR(Regex(a, a.v[0], &re));
-                    const std::string* s = StrArg(a.v[1]);
-                    if (s == nullptr) return TypeErr("re-find", a.v[1], "a string");
+                    const std::string* s;
+                    CAIRN_RETURN_IF_ERROR(RegexInput("re-find", a.v[1], &s));
                     std::smatch m;
                     *out = std::regex_search(*s, m, *re) ? MatchValue(m) : Value();
                     return Status::OK();
@@ -490,8 +502,8 @@ FunctionRegistry::FunctionRegistry() {
   f["re-matches"] = {[](const FnArgs& a, Value* out) {
                        const std::regex* re;
                        CAIRN_RETURN_IF_ERROR(Regex(a, a.v[0], &re));
-                       const std::string* s = StrArg(a.v[1]);
-                       if (s == nullptr) return TypeErr("re-matches", a.v[1], "a string");
+                       const std::string* s;
+                       CAIRN_RETURN_IF_ERROR(RegexInput("re-matches", a.v[1], &s));
                        std::smatch m;
                        *out = std::regex_match(*s, m, *re) ? MatchValue(m) : Value();
                        return Status::OK();
@@ -500,8 +512,8 @@ FunctionRegistry::FunctionRegistry() {
   f["re-seq"] = {[](const FnArgs& a, Value* out) {
                    const std::regex* re;
                    CAIRN_RETURN_IF_ERROR(Regex(a, a.v[0], &re));
-                   const std::string* s = StrArg(a.v[1]);
-                   if (s == nullptr) return TypeErr("re-seq", a.v[1], "a string");
+                   const std::string* s;
+                   CAIRN_RETURN_IF_ERROR(RegexInput("re-seq", a.v[1], &s));
                    std::vector<Value> all;
                    for (auto it = std::sregex_iterator(s->begin(), s->end(), *re); it != std::sregex_iterator(); ++it)
                      all.push_back(MatchValue(*it));
