@@ -24,13 +24,14 @@ using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
 
 // Sent (without reading anything) to a connection over the cap.
-constexpr std::string_view kBusyResponse =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\n"
-    "Content-Length: 83\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; retry later\"}}\n";
+const std::string& BusyResponse() {
+  static const std::string response = [] {
+    std::string body = ApiRouter::Error(503, "unavailable", "too many connections; retry later").body;
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  }();
+  return response;
+}
 
 }  // namespace
 
@@ -212,7 +213,7 @@ void HttpServer::Impl::Reject(tcp::socket socket) {
   beast::error_code ec;
   // A fresh socket's send buffer always holds this; never block an I/O thread.
   socket.non_blocking(true, ec);
-  socket.write_some(asio::buffer(kBusyResponse.data(), kBusyResponse.size()), ec);
+  socket.write_some(asio::buffer(BusyResponse()), ec);
   socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
 }

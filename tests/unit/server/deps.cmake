@@ -1,0 +1,5 @@
+# The serve test runs the real `cairn` binary.
+if(TARGET cairn_cli)
+  target_compile_definitions(${exe} PRIVATE CAIRN_BIN="$<TARGET_FILE:cairn_cli>")
+  add_dependencies(${exe} cairn_cli)
+endif()
