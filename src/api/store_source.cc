@@ -193,12 +193,24 @@ Result<std::vector<Datom>> StoreSource::Datoms(IndexType index, const std::vecto
     b.v = &ref_value;
   }
   static const IndexOrder kOrders[] = {IndexOrder::kEavt, IndexOrder::kAevt, IndexOrder::kAvet, IndexOrder::kVaet};
-  const Schema& schema = *snap_.schema;
-  ScanOrdered(kOrders[static_cast<int>(index)], b, p, [&](const Datom& d) {
-    if (index == IndexType::kAvet && !p.a && !schema.Get(d.a).in_avet()) return true;
+  auto push = [&](const Datom& d) {
     out.push_back(d);
     return true;
-  });
+  };
+  if (index == IndexType::kAvet && !p.a) {
+    // Only indexed/unique attributes are in AVET: walk those, in id order,
+    // without building value indexes for the others.
+    bool hist = kind_ == Kind::kAsOf || kind_ == Kind::kHistory;
+    const storage::AttrTable& attrs = hist && history_.attrs ? *history_.attrs : *snap_.attrs;
+    for (uint32_t aid = 1; aid < attrs.names.size(); ++aid) {
+      if (!snap_.schema->Get(attrs.names[aid]).in_avet()) continue;
+      IndexBounds by_attr = b;
+      by_attr.aid = aid;
+      ScanOrdered(IndexOrder::kAvet, by_attr, p, push);
+    }
+    return out;
+  }
+  ScanOrdered(kOrders[static_cast<int>(index)], b, p, push);
   return out;
 }
 
