@@ -165,6 +165,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--body-timeout-ms", serve.body_timeout_ms, "Time allowed for a request body")
       ->capture_default_str();
+  serve_cmd->add_option("--request-timeout-ms", serve.request_timeout_ms,
+                        "Answer 504 when a request takes longer (0 = never)")
+      ->capture_default_str();
   serve_cmd->add_option("--max-connections", serve.connections_max, "Open connections allowed")
       ->capture_default_str();
   serve_cmd->add_option("--workers", serve.worker_threads, "Threads that run transactions and queries")

@@ -40,6 +40,7 @@ int RunServe(const ServeArgs& args) {
   options.body_bytes_max = args.body_bytes_max;
   options.header_timeout_ms = args.header_timeout_ms;
   options.body_timeout_ms = args.body_timeout_ms;
+  options.request_timeout_ms = args.request_timeout_ms;
   options.connections_max = args.connections_max;
   options.worker_threads = args.worker_threads;
 

@@ -13,6 +13,7 @@ struct ServeArgs {
   size_t body_bytes_max = size_t{8} << 20;
   int header_timeout_ms = 10'000;
   int body_timeout_ms = 30'000;
+  int request_timeout_ms = 60'000;
   size_t connections_max = 1024;
   int worker_threads = 4;
   bool sync = true;

@@ -390,6 +390,28 @@ HttpResponse ApiRouter::Error(int status, std::string_view code, std::string_vie
   return r;
 }
 
+namespace {
+struct Route {
+  std::string_view path;
+  std::string_view method;
+};
+constexpr Route kRoutes[] = {
+    {"/v1/transact", "POST"}, {"/v1/query", "POST"}, {"/v1/diff", "GET"}, {"/v1/datoms", "GET"},
+    {"/v1/status", "GET"},    {"/health", "GET"},    {"/metrics", "GET"},
+};
+const Route* FindRoute(std::string_view path) {
+  for (const Route& r : kRoutes) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+}  // namespace
+
+std::string ApiRouter::RouteOf(std::string_view target) {
+  const Route* r = FindRoute(target.substr(0, target.find('?')));
+  return r ? std::string(r->path) : "other";
+}
+
 HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   const bool want_edn = req.accept.find("application/edn") != std::string::npos;
   std::string_view target = req.target;
@@ -398,18 +420,7 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   std::map<std::string, std::string> params =
       qmark == std::string_view::npos ? std::map<std::string, std::string>{} : ParseQueryString(target.substr(qmark + 1));
 
-  struct Route {
-    std::string_view path;
-    std::string_view method;
-  };
-  static constexpr Route kRoutes[] = {
-      {"/v1/transact", "POST"}, {"/v1/query", "POST"}, {"/v1/diff", "GET"}, {"/v1/datoms", "GET"},
-      {"/v1/status", "GET"},    {"/health", "GET"},    {"/metrics", "GET"},
-  };
-  const Route* route = nullptr;
-  for (const Route& r : kRoutes) {
-    if (r.path == path) route = &r;
-  }
+  const Route* route = FindRoute(path);
 
   auto fail = [&](const HttpError& e) {
     HttpResponse r = Error(e.status, e.code, e.message, want_edn);

@@ -45,6 +45,9 @@ class ApiRouter {
   ApiRouter(Backend* backend, Metrics* metrics);
   HttpResponse Handle(const HttpRequest& request);
 
+  // The metrics label of a request target: its route, or "other".
+  static std::string RouteOf(std::string_view target);
+
   // An error response (for transport-level failures: 413, 400, 503...).
   // `edn` selects the EDN error shape.
   static HttpResponse Error(int status, std::string_view code, std::string_view message, bool edn = false);

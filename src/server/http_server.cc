@@ -153,13 +153,34 @@ class Session : public std::enable_shared_from_this<Session> {
     r.accept = std::string(req[http::field::accept]);
     r.body = std::move(req.body());
     auto start = std::chrono::steady_clock::now();
-    asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start]() mutable {
+    const uint64_t seq = ++request_seq_;
+    answered_ = false;
+    if (opts().request_timeout_ms > 0) {
+      deadline_.emplace(stream_.get_executor(), milliseconds(opts().request_timeout_ms));
+      deadline_->async_wait([self = shared_from_this(), seq, route = ApiRouter::RouteOf(r.target)](beast::error_code ec) {
+        if (ec || self->request_seq_ != seq || self->answered_) return;
+        self->answered_ = true;
+        self->server_->metrics.RecordRequest(route, 504, self->opts().request_timeout_ms / 1e3);
+        spdlog::warn("http: request timed out peer={} route={} timeout_ms={}", self->peer_, route,
+                     self->opts().request_timeout_ms);
+        // The late response must not be sent on this connection: close it.
+        self->Write(ApiRouter::Error(504, "timeout",
+                                     "the request did not finish within " +
+                                         std::to_string(self->opts().request_timeout_ms) +
+                                         " ms; it may still take effect"),
+                    false);
+      });
+    }
+    asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start, seq]() mutable {
       HttpResponse resp = self->server_->router.Handle(r);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
       spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, r.method,
                     r.target, resp.status, seconds * 1e3);
-      asio::post(self->stream_.get_executor(), [self, resp = std::move(resp)]() mutable {
+      asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
+        if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
+        self->answered_ = true;
+        if (self->deadline_) self->deadline_->cancel();
         self->Write(std::move(resp), self->keep_alive_);
       });
     });
@@ -204,6 +225,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<http::response<http::string_body>> res_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  // The request being handled, and whether it has been answered (by the
+  // worker's response or by the 504 of `deadline_`, whichever came first).
+  uint64_t request_seq_ = 0;
+  bool answered_ = true;
+  std::optional<asio::steady_timer> deadline_;
 };
 
 }  // namespace

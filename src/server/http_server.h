@@ -14,6 +14,7 @@
 //   - headers over header_bytes_max get 431, bodies over body_bytes_max get
 //     413 (before the body is read when Content-Length says so), malformed
 //     HTTP gets 400; each of these closes the connection;
+//   - a request not answered within request_timeout_ms gets 504;
 //   - at most connections_max connections are open; more get an immediate
 //     503 and are closed.
 //
@@ -41,6 +42,9 @@ struct HttpServerOptions {
   int header_timeout_ms = 10'000;
   int body_timeout_ms = 30'000;
   int write_timeout_ms = 30'000;
+  // A request whose handler has not answered by then gets 504 (the work
+  // goes on and may still apply) and its connection is closed. 0 = none.
+  int request_timeout_ms = 60'000;
   size_t connections_max = 1024;
   int io_threads = 2;
   int worker_threads = 4;

@@ -524,6 +524,44 @@ TEST(HttpApiErrors, BackendStatusesMapToHttpCodes) {
   }
 }
 
+// Queries take `delay`; everything else answers at once.
+class SlowBackend : public FailingBackend {
+ public:
+  explicit SlowBackend(std::chrono::milliseconds delay) : FailingBackend(Status::NotFound("x")), delay_(delay) {}
+  Result<QueryResult> Query(const QueryRequest&) override {
+    std::this_thread::sleep_for(delay_);
+    return QueryResult{};
+  }
+  Status Health() override { return Status::OK(); }
+
+ private:
+  std::chrono::milliseconds delay_;
+};
+
+TEST(HttpApiErrors, SlowRequestGets504WhileOthersAreServed) {
+  SlowBackend backend(std::chrono::milliseconds(1500));
+  HttpServerOptions options;
+  options.request_timeout_ms = 300;
+  HttpServer server(&backend, options);
+  ASSERT_TRUE(server.Start().ok());
+  Conn slow(server.port());
+  const std::string body = "{\"query\": \"[:find ?e :where [?e :a]]\"}";
+  ASSERT_TRUE(slow.SendRaw("POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n" + body));
+  Conn other(server.port());
+  EXPECT_EQ(other.Request("GET", "/health").status, 200);
+  auto start = std::chrono::steady_clock::now();
+  auto r = slow.ReadResponse(5000);
+  ASSERT_TRUE(r.has_value());
+  ExpectError(*r, 504, "timeout");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
+  EXPECT_TRUE(slow.ClosedByPeer(2000));
+  EXPECT_EQ(other.Request("GET", "/health").status, 200);
+  std::string metrics = other.Request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("cairn_http_requests_total{path=\"/v1/query\",code=\"504\"} 1\n"), std::string::npos)
+      << metrics;
+}
+
 TEST(HttpServerStart, ReportsAnAddressInUse) {
   FailingBackend backend(Status::Unavailable("x"));
   HttpServer first(&backend, {});
