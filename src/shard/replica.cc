@@ -1,0 +1,273 @@
+#include "shard/replica.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+
+#include "core/check.h"
+#include "core/edn.h"
+#include "shard/replica_source.h"
+#include "shard/transactor.h"
+
+namespace cairn::shard {
+namespace {
+
+// Hands out entity ids from the store's per-partition counters (replicated
+// state, so every replica allocates the same ids); the advanced counters are
+// committed with the datoms. Same numbering as the embedded Database.
+class SeqAllocator final : public IdAllocator {
+ public:
+  SeqAllocator(const std::map<uint32_t, uint64_t>& base, uint32_t partitions)
+      : base_(base), partitions_(partitions) {}
+
+  static constexpr uint64_t kFirstSystemSeq = 1024;
+
+  EntityId Allocate(uint32_t partition) override {
+    CAIRN_CHECK_MSG(partition < partitions_, "partition out of range");
+    uint64_t seq;
+    auto it = next_.find(partition);
+    if (it != next_.end()) {
+      seq = it->second;
+    } else {
+      auto b = base_.find(partition);
+      seq = b != base_.end() ? b->second : (partition == EntityId::kSystemPartition ? kFirstSystemSeq : 1);
+    }
+    CAIRN_CHECK_MSG(seq < (uint64_t{1} << EntityId::kSeqBits), "partition exhausted");
+    next_[partition] = seq + 1;
+    return EntityId::Make(partition, seq);
+  }
+  const std::map<uint32_t, uint64_t>& advanced() const { return next_; }
+
+ private:
+  const std::map<uint32_t, uint64_t>& base_;
+  uint32_t partitions_;
+  std::map<uint32_t, uint64_t> next_;
+};
+
+constexpr const char* kSchemaSql =
+    "CREATE TABLE IF NOT EXISTS replica_applied("
+    "  grp INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL, last_t INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS replica_requests("
+    "  grp INTEGER NOT NULL, request_id BLOB NOT NULL, idx INTEGER NOT NULL, t INTEGER NOT NULL,"
+    "  code INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY(grp, request_id)) WITHOUT ROWID;";
+
+int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t U64(int64_t v) { return static_cast<uint64_t>(v); }
+
+}  // namespace
+
+Replica::~Replica() = default;
+
+Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, storage::Sqlite* log_db,
+                                               RaftLogStore* log_store) {
+  std::unique_ptr<Replica> r(new Replica());
+  r->options_ = options;
+  r->log_db_ = log_db;
+  r->log_store_ = log_store;
+  CAIRN_RETURN_IF_ERROR(log_db->Exec(kSchemaSql));
+  CAIRN_ASSIGN_OR_RETURN(r->upsert_applied_,
+                         log_db->Prepare("INSERT OR REPLACE INTO replica_applied(grp, applied_index, last_t) "
+                                         "VALUES (?1, ?2, ?3)"));
+  CAIRN_ASSIGN_OR_RETURN(r->insert_request_,
+                         log_db->Prepare("INSERT INTO replica_requests(grp, request_id, idx, t, code, message) "
+                                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  CAIRN_RETURN_IF_ERROR(r->LoadAppliedState());
+
+  CAIRN_ASSIGN_OR_RETURN(r->store_, storage::DatomStore::Open(options.datoms_path, options.store));
+  std::vector<storage::IndexEntry> log;
+  log.reserve(r->store_->datom_count());
+  CAIRN_RETURN_IF_ERROR(r->store_->ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
+  auto index = std::make_shared<storage::CurrentIndex>();
+  index->Build(std::move(log));
+  r->schema_ = LoadSchemaFromIndex(*index, *r->store_->attrs());
+  r->index_ = std::move(index);
+
+  TxTime stored_t = r->store_->last_t();
+  if (stored_t < r->recorded_t_) {
+    return Status::Corruption(options.datoms_path + ": datoms end at t " + std::to_string(stored_t.raw) +
+                              " but group " + std::to_string(options.raft.group.value()) + " recorded t " +
+                              std::to_string(r->recorded_t_.raw) + " as applied (lost writes?)");
+  }
+  r->commit_unrecorded_ = r->recorded_t_ < stored_t;
+
+  CAIRN_ASSIGN_OR_RETURN(raft::RestoredState restored, log_store->Load(options.raft.group));
+  bool empty = !restored.snapshot && restored.entries.empty() && restored.hard_state == raft::HardState{};
+  if (empty && options.bootstrap) {
+    restored = raft::RaftNode::Bootstrap(*options.bootstrap);
+    raft::Ready init;  // the bootstrap snapshot must be durable like any other
+    init.snapshot = restored.snapshot;
+    init.hard_state = restored.hard_state;
+    CAIRN_RETURN_IF_ERROR(log_store->Save({{options.raft.group, &init}}));
+  }
+  if (restored.snapshot && restored.snapshot->meta.index > r->applied_ && restored.snapshot->data &&
+      !restored.snapshot->data->empty()) {
+    return Status::Unavailable("group " + std::to_string(options.raft.group.value()) +
+                               ": restoring from a state-machine snapshot is not implemented yet");
+  }
+  r->node_ = std::make_unique<raft::RaftNode>(options.raft, std::move(restored));
+  return r;
+}
+
+Status Replica::LoadAppliedState() {
+  const int64_t grp = I64(options_.raft.group.value());
+  {
+    CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
+                           log_db_->Prepare("SELECT applied_index, last_t FROM replica_applied WHERE grp = ?1"));
+    q.BindInt(1, grp);
+    CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (row) {
+      applied_ = raft::LogIndex(U64(q.ColumnInt(0)));
+      recorded_t_ = TxTime{U64(q.ColumnInt(1))};
+    }
+  }
+  CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
+                         log_db_->Prepare("SELECT request_id, idx, t, code, message FROM replica_requests "
+                                          "WHERE grp = ?1"));
+  q.BindInt(1, grp);
+  while (true) {
+    CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    ApplyOutcome o;
+    o.index = raft::LogIndex(U64(q.ColumnInt(1)));
+    o.t = TxTime{U64(q.ColumnInt(2))};
+    int64_t code = q.ColumnInt(3);
+    if (code != 0) o.status = Status(static_cast<StatusCode>(code), std::string(q.ColumnText(4)));
+    outcomes_[std::string(q.ColumnBlob(0))] = std::move(o);
+  }
+  return Status::OK();
+}
+
+Result<raft::LogIndex> Replica::Propose(const ReplicaCommand& command) {
+  if (!failed_.ok()) return failed_;
+  Result<Edn> parsed = ReadEdn(command.tx_edn);
+  if (!parsed.ok()) return parsed.status();
+  return node_->Propose(command.Encode());
+}
+
+Status Replica::HandleReady(const SendFn& send) {
+  if (!failed_.ok()) return failed_;
+  while (node_->HasReady()) {
+    raft::Ready rd = node_->GetReady();
+    // 1. Durable first (one SQLite transaction).
+    Status s = log_store_->Save({{options_.raft.group, &rd}});
+    if (!s.ok()) return failed_ = s;
+    // 2. Then the messages may leave.
+    if (!rd.messages.empty()) send(rd.messages);
+    // 3. Then the state machine.
+    if (rd.snapshot && rd.snapshot->meta.index > applied_) {
+      return failed_ = Status::Unavailable("group " + std::to_string(options_.raft.group.value()) +
+                                           ": installing a snapshot is not implemented yet");
+    }
+    for (const raft::Entry& e : rd.committed_entries) {
+      if (e.index <= applied_) continue;  // applied before a restart
+      s = Apply(e);
+      if (!s.ok()) return failed_ = s;
+      applied_ = e.index;
+    }
+    node_->Advance(rd);
+  }
+  return Status::OK();
+}
+
+Status Replica::Apply(const raft::Entry& e) {
+  if (e.type != raft::EntryType::kNormal || e.data.empty()) return Status::OK();  // no-op, conf change
+  return ApplyCommand(e);
+}
+
+Status Replica::ApplyCommand(const raft::Entry& e) {
+  Result<ReplicaCommand> cmd = ReplicaCommand::Decode(e.data);
+  if (!cmd.ok()) {
+    // The same bytes fail the same way everywhere: record and move on.
+    return Record(e.index, "", ApplyOutcome{e.index, TxTime{}, cmd.status()});
+  }
+  if (commit_unrecorded_) {
+    // This entry's datoms were committed before a crash that lost its
+    // record (see the header comment); record it without re-applying.
+    commit_unrecorded_ = false;
+    return Record(e.index, cmd->request_id, ApplyOutcome{e.index, store_->last_t(), Status::OK()});
+  }
+  if (!cmd->request_id.empty() && outcomes_.count(cmd->request_id)) {
+    return Record(e.index, "", ApplyOutcome{e.index, TxTime{}, Status::OK()});  // a retry: applied once
+  }
+  Result<Edn> tx_data = ReadEdn(cmd->tx_edn);
+  if (!tx_data.ok()) return Record(e.index, cmd->request_id, ApplyOutcome{e.index, TxTime{}, tx_data.status()});
+
+  TxTime t = std::max(cmd->proposed_t, TxTime{store_->last_t().raw + 1});
+  SeqAllocator ids(store_->next_seqs(), store_->partitions());
+  TransactorOptions topts;
+  topts.partitions = store_->partitions();
+  topts.tx_instant_ms = 0;  // t's physical part: from the entry, not the local clock
+  Transactor transactor(topts);
+  Result<TxResult> prepared = [&] {
+    ReplicaSource view(index_, store_->attrs(), schema_);
+    return transactor.Prepare(*tx_data, view, t, ids);
+  }();
+  if (!prepared.ok()) return Record(e.index, cmd->request_id, ApplyOutcome{e.index, TxTime{}, prepared.status()});
+
+  storage::CommitBatch batch;
+  batch.t = t;
+  batch.datoms = prepared->datoms;
+  batch.next_seqs = ids.advanced();
+  CAIRN_ASSIGN_OR_RETURN(std::vector<storage::IndexEntry> entries, store_->Commit(batch));
+  if (index_.use_count() == 1) {
+    // Nobody else holds this state: update in place. The fence pairs with
+    // the release of the last other holder's reference.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const_cast<storage::CurrentIndex&>(*index_).Apply(entries);
+  } else {
+    auto copy = std::make_shared<storage::CurrentIndex>(*index_);
+    copy->Apply(entries);
+    index_ = std::move(copy);
+  }
+  if (!prepared->schema_changes.empty()) {
+    auto schema = std::make_shared<Schema>(*schema_);
+    for (const Attribute& a : prepared->schema_changes) schema->Put(a);
+    schema_ = std::move(schema);
+  }
+  return Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK()});
+}
+
+Status Replica::Record(raft::LogIndex index, const std::string& request_id, const ApplyOutcome& outcome) {
+  const int64_t grp = I64(options_.raft.group.value());
+  storage::SqliteTransaction txn(*log_db_);
+  CAIRN_RETURN_IF_ERROR(txn.Begin());
+  upsert_applied_.BindInt(1, grp);
+  upsert_applied_.BindInt(2, I64(index.value()));
+  upsert_applied_.BindInt(3, I64(store_->last_t().raw));
+  CAIRN_RETURN_IF_ERROR(upsert_applied_.Run());
+  bool new_request = !request_id.empty() && !outcomes_.count(request_id);
+  if (new_request) {
+    insert_request_.BindInt(1, grp);
+    insert_request_.BindBlob(2, request_id);
+    insert_request_.BindInt(3, I64(outcome.index.value()));
+    insert_request_.BindInt(4, I64(outcome.t.raw));
+    insert_request_.BindInt(5, static_cast<int64_t>(outcome.status.code()));
+    insert_request_.BindText(6, outcome.status.message());
+    CAIRN_RETURN_IF_ERROR(insert_request_.Run());
+  }
+  CAIRN_RETURN_IF_ERROR(txn.Commit());
+  recorded_t_ = store_->last_t();
+  if (new_request) outcomes_[request_id] = outcome;
+  return Status::OK();
+}
+
+std::shared_ptr<const datalog::IndexSource> Replica::db() const {
+  return std::make_shared<ReplicaSource>(index_, store_->attrs(), schema_);
+}
+
+std::optional<ApplyOutcome> Replica::Outcome(const std::string& request_id) const {
+  auto it = outcomes_.find(request_id);
+  if (it == outcomes_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::vector<Datom>> Replica::LogDatoms() {
+  std::vector<Datom> out;
+  std::shared_ptr<const storage::AttrTable> attrs = store_->attrs();
+  CAIRN_RETURN_IF_ERROR(store_->ReadAll([&](const storage::IndexEntry& x) {
+    out.push_back(Datom{x.e, attrs->Name(x.aid), x.v, x.tx, x.added});
+  }));
+  return out;
+}
+
+}  // namespace cairn::shard

@@ -1,0 +1,64 @@
+#include "shard/replica_command.h"
+
+namespace cairn::shard {
+namespace {
+
+constexpr uint8_t kCommandVersion = 1;
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view b, size_t* pos, uint64_t* v) {
+  *v = 0;
+  for (int i = 0; i < 10 && *pos < b.size(); ++i) {
+    uint8_t byte = static_cast<uint8_t>(b[(*pos)++]);
+    if (i == 9 && byte > 1) return false;
+    *v |= uint64_t{byte & 0x7Fu} << (7 * i);
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+bool GetBytes(std::string_view b, size_t* pos, std::string* out) {
+  uint64_t n;
+  if (!GetVarint(b, pos, &n) || n > b.size() - *pos) return false;
+  out->assign(b.substr(*pos, n));
+  *pos += n;
+  return true;
+}
+
+}  // namespace
+
+std::string ReplicaCommand::Encode() const {
+  std::string out;
+  out.reserve(tx_edn.size() + request_id.size() + 16);
+  out.push_back(static_cast<char>(kCommandVersion));
+  PutVarint(proposed_t.raw, &out);
+  PutVarint(request_id.size(), &out);
+  out.append(request_id);
+  PutVarint(tx_edn.size(), &out);
+  out.append(tx_edn);
+  return out;
+}
+
+Result<ReplicaCommand> ReplicaCommand::Decode(std::string_view b) {
+  if (b.empty()) return Status::InvalidArgument("replica command: empty");
+  if (static_cast<uint8_t>(b[0]) != kCommandVersion) {
+    return Status::InvalidArgument("replica command: unsupported version " +
+                                   std::to_string(static_cast<uint8_t>(b[0])));
+  }
+  size_t pos = 1;
+  ReplicaCommand c;
+  if (!GetVarint(b, &pos, &c.proposed_t.raw)) return Status::InvalidArgument("replica command: bad proposed t");
+  if (!GetBytes(b, &pos, &c.request_id)) return Status::InvalidArgument("replica command: bad request id");
+  if (!GetBytes(b, &pos, &c.tx_edn)) return Status::InvalidArgument("replica command: bad tx data");
+  if (pos != b.size()) return Status::InvalidArgument("replica command: trailing bytes");
+  return c;
+}
+
+}  // namespace cairn::shard

@@ -1,0 +1,34 @@
+// ReplicaCommand: what a shard's Raft entry carries (EntryType::kNormal).
+//
+// A transaction as the leader proposed it: the client's request id (for
+// idempotence: a shard applies a request id at most once and remembers the
+// outcome), the transaction time the leader proposed (read from its hybrid
+// clock; the state machine uses max(proposed_t, last applied t + 1) so t is
+// strictly increasing and identical on every replica) and the EDN tx-data.
+//
+// Encoding: version:u8(=1) varint(proposed_t.raw) varint(len) request_id
+//           varint(len) tx_edn. Decoding checks every length; bad input is
+// InvalidArgument.
+//
+// Thread-safety: values and pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "cairn/ids.h"
+#include "cairn/status.h"
+
+namespace cairn::shard {
+
+struct ReplicaCommand {
+  std::string request_id;  // empty = no idempotence (never deduplicated)
+  TxTime proposed_t;
+  std::string tx_edn;  // an EDN vector of tx forms
+
+  std::string Encode() const;
+  static Result<ReplicaCommand> Decode(std::string_view bytes);
+  bool operator==(const ReplicaCommand&) const = default;
+};
+
+}  // namespace cairn::shard
