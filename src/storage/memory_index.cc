@@ -160,12 +160,17 @@ void MemoryIndex<H>::Apply(const std::vector<IndexEntry>& tx_entries) {
     ApplySorted({}, tx_entries);
   } else {
     // Net effect per (e, a, v): the last datom of the transaction wins.
-    std::map<IndexEntry, const IndexEntry*, LessEav> net;
-    for (const IndexEntry& x : tx_entries) net[x] = &x;
+    std::vector<const IndexEntry*> order;
+    order.reserve(tx_entries.size());
+    for (const IndexEntry& x : tx_entries) order.push_back(&x);
+    LessEav less;
+    std::stable_sort(order.begin(), order.end(), [&](const IndexEntry* x, const IndexEntry* y) { return less(*x, *y); });
     std::vector<IndexEntry> erase, insert;
-    for (const auto& [key, x] : net) {
-      if (x->added) insert.push_back(*x);
-      else erase.push_back(*x);
+    insert.reserve(order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i + 1 < order.size() && !less(*order[i], *order[i + 1])) continue;  // a later one decides
+      if (order[i]->added) insert.push_back(*order[i]);
+      else erase.push_back(*order[i]);
     }
     ApplySorted(std::move(erase), std::move(insert));
   }
