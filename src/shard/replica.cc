@@ -145,27 +145,38 @@ Result<raft::LogIndex> Replica::Propose(const ReplicaCommand& command) {
 }
 
 Status Replica::HandleReady(const SendFn& send) {
-  if (!failed_.ok()) return failed_;
-  while (node_->HasReady()) {
-    raft::Ready rd = node_->GetReady();
+  while (true) {
+    if (!failed_.ok()) return failed_;
+    std::optional<raft::Ready> rd = TakeReady();
+    if (!rd) return Status::OK();
     // 1. Durable first (one SQLite transaction).
-    Status s = log_store_->Save({{options_.raft.group, &rd}});
+    Status s = log_store_->Save({{options_.raft.group, &*rd}});
     if (!s.ok()) return failed_ = s;
-    // 2. Then the messages may leave.
-    if (!rd.messages.empty()) send(rd.messages);
-    // 3. Then the state machine.
-    if (rd.snapshot && rd.snapshot->meta.index > applied_) {
-      return failed_ = Status::Unavailable("group " + std::to_string(options_.raft.group.value()) +
-                                           ": installing a snapshot is not implemented yet");
-    }
-    for (const raft::Entry& e : rd.committed_entries) {
-      if (e.index <= applied_) continue;  // applied before a restart
-      s = Apply(e);
-      if (!s.ok()) return failed_ = s;
-      applied_ = e.index;
-    }
-    node_->Advance(rd);
+    CAIRN_RETURN_IF_ERROR(FinishReady(*rd, send));
   }
+}
+
+std::optional<raft::Ready> Replica::TakeReady() {
+  if (!failed_.ok() || !node_->HasReady()) return std::nullopt;
+  return node_->GetReady();
+}
+
+Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
+  if (!failed_.ok()) return failed_;
+  // 2. The batch is durable: the messages may leave.
+  if (!rd.messages.empty()) send(rd.messages);
+  // 3. Then the state machine.
+  if (rd.snapshot && rd.snapshot->meta.index > applied_) {
+    return failed_ = Status::Unavailable("group " + std::to_string(options_.raft.group.value()) +
+                                         ": installing a snapshot is not implemented yet");
+  }
+  for (const raft::Entry& e : rd.committed_entries) {
+    if (e.index <= applied_) continue;  // applied before a restart
+    Status s = Apply(e);
+    if (!s.ok()) return failed_ = s;
+    applied_ = e.index;
+  }
+  node_->Advance(rd);
   return Status::OK();
 }
 

@@ -85,11 +85,22 @@ class Replica {
   Result<raft::LogIndex> Propose(const ReplicaCommand& command);
 
   using SendFn = std::function<void(std::vector<raft::Message>)>;
-  // Processes every pending Ready. An error (I/O, a snapshot to install)
-  // leaves the replica failed: every later call returns it again.
+  // Processes every pending Ready: persists it (its own RaftLogStore::Save),
+  // sends, applies, advances. An error (I/O, a snapshot to install) leaves
+  // the replica failed: every later call returns it again.
   Status HandleReady(const SendFn& send);
 
+  // The same in two halves, for group commit across the groups of a node:
+  // the host calls TakeReady() on every replica with work, persists all the
+  // batches with ONE RaftLogStore::Save (one fsync), then FinishReady() on
+  // each (send, apply, advance). Between the two the host must not call
+  // Tick/Step/Propose on that replica (the Ready contract).
+  std::optional<raft::Ready> TakeReady();
+  // REQUIRES: `rd` came from TakeReady() and is durable.
+  Status FinishReady(const raft::Ready& rd, const SendFn& send);
+
   // Observers.
+  raft::GroupId group() const { return options_.raft.group; }
   const raft::RaftNode& raft() const { return *node_; }
   raft::RaftNode& mutable_raft() { return *node_; }
   raft::LogIndex applied_index() const { return applied_; }

@@ -315,6 +315,124 @@ TEST(Replica, CommitWithoutAppliedRecordIsNotReapplied) {
   EXPECT_EQ(again->index, last.index);
 }
 
+// Two groups on each of three nodes: a node's groups share one Raft log
+// database and are persisted with ONE Save per node per round (group
+// commit); a node's messages to a peer travel as one batch of both groups.
+TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
+  std::string dir = TempDir("groups");
+  struct NodeState {
+    std::unique_ptr<storage::Sqlite> db;
+    std::unique_ptr<RaftLogStore> store;
+    std::map<uint64_t, std::unique_ptr<Replica>> groups;
+  };
+  std::map<uint64_t, NodeState> nodes;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    NodeState& n = nodes[id];
+    auto db = storage::Sqlite::Open(dir + "/raft_" + std::to_string(id) + ".db",
+                                    storage::Sqlite::OpenMode::kReadWriteCreate);
+    ASSERT_TRUE(db.ok());
+    n.db = std::move(*db);
+    auto store = RaftLogStore::Open(n.db.get());
+    ASSERT_TRUE(store.ok());
+    n.store = std::move(*store);
+    for (uint64_t g = 1; g <= 2; ++g) {
+      ReplicaOptions o;
+      o.raft.id = NodeId(id);
+      o.raft.group = raft::GroupId(g);
+      o.raft.seed = 7 * id + g;
+      o.datoms_path = dir + "/datoms_" + std::to_string(id) + "_" + std::to_string(g) + ".db";
+      o.store.sync = false;
+      o.store.partitions = 16;
+      o.bootstrap = raft::ConfState{{NodeId(1), NodeId(2), NodeId(3)}, {}};
+      auto r = Replica::Open(o, n.db.get(), n.store.get());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      n.groups[g] = std::move(*r);
+    }
+  }
+  std::vector<std::pair<uint64_t, std::string>> wire;
+  size_t saves = 0, multi_group_saves = 0, multi_group_batches = 0;
+  auto round = [&] {
+    for (auto& [id, n] : nodes) {
+      std::vector<std::pair<Replica*, raft::Ready>> readies;
+      for (auto& [g, r] : n.groups) {
+        if (std::optional<raft::Ready> rd = r->TakeReady()) readies.emplace_back(r.get(), std::move(*rd));
+      }
+      if (readies.empty()) continue;
+      std::vector<RaftLogStore::GroupWrite> writes;
+      for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd});
+      ASSERT_TRUE(n.store->Save(writes).ok());
+      ++saves;
+      if (readies.size() > 1) ++multi_group_saves;
+      std::map<uint64_t, std::vector<raft::Message>> by_peer;
+      for (auto& [r, rd] : readies) {
+        ASSERT_TRUE(r->FinishReady(rd, [&](std::vector<raft::Message> msgs) {
+                       for (auto& m : msgs) by_peer[m.to.value()].push_back(std::move(m));
+                     }).ok());
+      }
+      for (auto& [to, batch] : by_peer) {
+        bool g1 = false, g2 = false;
+        for (const raft::Message& m : batch) (m.group.value() == 1 ? g1 : g2) = true;
+        if (g1 && g2) ++multi_group_batches;
+        wire.emplace_back(to, EncodeBatch(batch));
+      }
+    }
+    std::vector<std::pair<uint64_t, std::string>> now;
+    now.swap(wire);
+    for (auto& [to, bytes] : now) {
+      Result<std::vector<raft::Message>> msgs = DecodeBatch(bytes);
+      ASSERT_TRUE(msgs.ok());
+      for (const raft::Message& m : *msgs) ASSERT_TRUE(nodes[to].groups[m.group.value()]->Step(m).ok());
+    }
+    for (auto& [id, n] : nodes)
+      for (auto& [g, r] : n.groups) r->Tick();
+  };
+  auto leader_of = [&](uint64_t g) -> Replica* {
+    for (auto& [id, n] : nodes) {
+      Replica* r = n.groups[g].get();
+      if (r->raft().role() == raft::Role::kLeader && r->raft().commit().value() > 1 &&
+          r->applied_index() >= r->raft().commit())
+        return r;
+    }
+    return nullptr;
+  };
+  for (int i = 0; i < 1000 && (!leader_of(1) || !leader_of(2)); ++i) round();
+  ASSERT_TRUE(leader_of(1) && leader_of(2));
+  for (uint64_t g = 1; g <= 2; ++g) {
+    Replica* l = leader_of(g);
+    ASSERT_TRUE(l->Propose({"schema", TxTime::FromParts(kBaseMs, 0), kSchema}).ok());
+    for (int i = 0; i < 5; ++i) {
+      std::string name = "g" + std::to_string(g) + "-" + std::to_string(i);
+      ASSERT_TRUE(l->Propose({name, TxTime::FromParts(kBaseMs + 1 + i, 0), "[{:person/name \"" + name + "\"}]"})
+                      .ok());
+    }
+  }
+  auto settled = [&] {
+    for (uint64_t g = 1; g <= 2; ++g) {
+      Replica* l = leader_of(g);
+      if (!l) return false;
+      for (auto& [id, n] : nodes)
+        if (n.groups[g]->applied_index() < l->raft().log().last_index()) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 2000 && !settled(); ++i) round();
+  ASSERT_TRUE(settled());
+  for (uint64_t g = 1; g <= 2; ++g) {
+    Result<std::vector<Datom>> first = nodes[1].groups[g]->LogDatoms();
+    ASSERT_TRUE(first.ok());
+    for (uint64_t id = 2; id <= 3; ++id) {
+      Result<std::vector<Datom>> other = nodes[id].groups[g]->LogDatoms();
+      ASSERT_TRUE(other.ok());
+      EXPECT_EQ(Dump(*first), Dump(*other)) << "group " << g << " node " << id;
+    }
+    std::string own = "\"g" + std::to_string(g) + "-", foreign = "\"g" + std::to_string(3 - g) + "-";
+    EXPECT_NE(Dump(*first).find(own), std::string::npos);
+    EXPECT_EQ(Dump(*first).find(foreign), std::string::npos);
+  }
+  EXPECT_GT(multi_group_saves, 0u) << "never saved two groups in one transaction (" << saves << " saves)";
+  EXPECT_GT(multi_group_batches, 0u);
+}
+
 TEST(Replica, RefusesTxDataThatIsNotEdn) {
   Cluster c(TempDir("bad_edn"));
   uint64_t leader = c.WaitLeader();
