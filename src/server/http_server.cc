@@ -279,7 +279,16 @@ Status HttpServer::Start() {
   if (s.started) return Status::Internal("HttpServer::Start called twice");
   beast::error_code ec;
   asio::ip::address address = asio::ip::make_address(options_.address, ec);
-  if (ec) return Status::InvalidArgument("http: cannot parse address '" + options_.address + "': " + ec.message());
+  if (ec) {
+    // A host name such as "localhost": take its first address.
+    tcp::resolver resolver(*s.ioc);
+    auto results = resolver.resolve(options_.address, "", ec);
+    if (ec || results.empty()) {
+      return Status::InvalidArgument("http: cannot resolve address '" + options_.address +
+                                     "': " + (ec ? ec.message() : std::string("no addresses")));
+    }
+    address = results.begin()->endpoint().address();
+  }
   tcp::endpoint endpoint(address, options_.port);
   std::string where = options_.address + ":" + std::to_string(options_.port);
   s.acceptor.emplace(*s.ioc);

@@ -572,8 +572,14 @@ TEST(HttpServerStart, ReportsAnAddressInUse) {
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kIOError) << s.ToString();
   HttpServerOptions bad;
-  bad.address = "not-an-address";
+  bad.address = "no-such-host.invalid";
   EXPECT_EQ(HttpServer(&backend, bad).Start().code(), StatusCode::kInvalidArgument);
+  HttpServerOptions named;
+  named.address = "localhost";
+  HttpServer by_name(&backend, named);
+  ASSERT_TRUE(by_name.Start().ok());
+  Conn c(by_name.port());
+  EXPECT_EQ(c.Request("GET", "/health").status, 503);  // FailingBackend is unhealthy
 }
 
 }  // namespace
