@@ -282,6 +282,43 @@ TEST(Replica, RestartedReplicaCatchesUpFromItsFiles) {
   EXPECT_EQ(CountName(c.at(1), "p3"), 1u);
 }
 
+// A client retries on the new leader after the old one died: the retry
+// carries the same request id and must not apply a second time.
+TEST(Replica, RetryAcrossLeaderChangeAppliesOnce) {
+  Cluster c(TempDir("failover"));
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "retry", 2, "[{:person/name \"retry\" :person/age 1}]");
+  c.Settle();
+  c.Stop(leader);
+  uint64_t next = c.WaitLeader();
+  ASSERT_NE(next, 0u);
+  ASSERT_NE(next, leader);
+  c.Propose(next, "retry", 50, "[{:person/name \"retry\" :person/age 2}]");
+  c.Propose(next, "new", 51, "[{:person/name \"new\"}]");
+  c.Settle();
+  c.Start(leader);
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_EQ(CountName(c.at(id), "retry"), 1u);
+    EXPECT_EQ(CountName(c.at(id), "new"), 1u);
+    EXPECT_EQ(c.at(id).Outcome("retry")->t, TxTime::FromParts(kBaseMs + 2, 0));
+    std::optional<EntityId> e = c.at(id).db()->Lookup(Keyword::Intern("person/name"), Value::String("retry"));
+    ASSERT_TRUE(e.has_value());
+    datalog::DatomPattern p;
+    p.e = *e;
+    p.a = Keyword::Intern("person/age");
+    std::vector<Value> ages;
+    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
+      ages.push_back(d.v);
+      return true;
+    }).ok());
+    ASSERT_EQ(ages.size(), 1u);
+    EXPECT_EQ(ages[0], Value::Long(1));
+  }
+}
+
 // A crash after the DatomStore commit but before the applied-index record:
 // simulated by rolling the record back by one command on a stopped replica.
 TEST(Replica, CommitWithoutAppliedRecordIsNotReapplied) {
