@@ -176,8 +176,20 @@ Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
     if (!s.ok()) return failed_ = s;
     applied_ = e.index;
   }
+  pending_reads_.insert(pending_reads_.end(), rd.read_states.begin(), rd.read_states.end());
+  auto unserved = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const raft::ReadState& r) {
+    return r.index <= applied_;
+  });
+  for (auto it = pending_reads_.begin(); it != unserved; ++it) servable_reads_.push_back(it->request_id);
+  pending_reads_.erase(pending_reads_.begin(), unserved);
   node_->Advance(rd);
   return Status::OK();
+}
+
+std::vector<uint64_t> Replica::TakeServableReads() {
+  std::vector<uint64_t> out;
+  out.swap(servable_reads_);
+  return out;
 }
 
 Status Replica::Apply(const raft::Entry& e) {

@@ -84,6 +84,15 @@ class Replica {
   // (no promise: see RaftNode::Propose).
   Result<raft::LogIndex> Propose(const ReplicaCommand& command);
 
+  // Linearizable reads: asks Raft for a read index under `request_id`
+  // (fresh per request). Once confirmed and applied locally, the id shows up
+  // in TakeServableReads() and db() may answer it. Unavailable if no leader
+  // is known; a read lost to a leader change never shows up (the host times
+  // out and retries).
+  Status ReadIndex(uint64_t request_id) { return node_->ReadIndex(request_id); }
+  // Read ids whose read index this replica has applied, oldest first.
+  std::vector<uint64_t> TakeServableReads();
+
   using SendFn = std::function<void(std::vector<raft::Message>)>;
   // Processes every pending Ready: persists it (its own RaftLogStore::Save),
   // sends, applies, advances. An error (I/O, a snapshot to install) leaves
@@ -131,6 +140,8 @@ class Replica {
   TxTime recorded_t_;          // last_t recorded with applied_
   bool commit_unrecorded_ = false;  // see the header comment (crash gap)
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
+  std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
+  std::vector<uint64_t> servable_reads_;
   Status failed_;
   storage::SqliteStatement upsert_applied_, insert_request_;
 };

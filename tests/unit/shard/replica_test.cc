@@ -67,6 +67,8 @@ class Cluster {
   }
 
   bool up(uint64_t id) { return nodes_[id].replica != nullptr; }
+  // Messages for which this returns true are lost in transit.
+  std::function<bool(const raft::Message&)> drop;
   Replica& at(uint64_t id) { return *nodes_[id].replica; }
   const std::string& dir() const { return dir_; }
 
@@ -90,6 +92,7 @@ class Cluster {
       Result<std::vector<raft::Message>> msgs = DecodeBatch(bytes);
       ASSERT_TRUE(msgs.ok()) << msgs.status().ToString();
       for (const raft::Message& m : *msgs) {
+        if (drop && drop(m)) continue;
         Status s = at(to).Step(m);
         ASSERT_TRUE(s.ok()) << s.ToString();
       }
@@ -317,6 +320,37 @@ TEST(Replica, RetryAcrossLeaderChangeAppliesOnce) {
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0], Value::Long(1));
   }
+}
+
+// A read index requested on a follower is served once the follower has
+// applied everything committed before the request.
+TEST(Replica, ReadIndexOnAFollowerWaitsForApply) {
+  Cluster c(TempDir("read_index"));
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "w", 2, "[{:person/name \"written\"}]");
+  uint64_t follower = leader == 1 ? 2 : 1;
+  // The follower gets heartbeats but no log: it cannot apply the write.
+  c.drop = [&](const raft::Message& m) {
+    return m.to.value() == follower && m.type == raft::MessageType::kAppend;
+  };
+  for (int i = 0; i < 200 && !c.at(leader).Outcome("w"); ++i) c.Round();
+  ASSERT_TRUE(c.at(leader).Outcome("w").has_value());
+  ASSERT_TRUE(c.at(follower).ReadIndex(77).ok());
+  for (int i = 0; i < 100; ++i) {
+    c.Round();
+    ASSERT_TRUE(c.at(follower).TakeServableReads().empty()) << "served before applying the write";
+  }
+  EXPECT_FALSE(c.at(follower).Outcome("w").has_value());
+  c.drop = nullptr;
+  std::vector<uint64_t> served;
+  for (int i = 0; i < 200 && served.empty(); ++i) {
+    c.Round();
+    served = c.at(follower).TakeServableReads();
+  }
+  ASSERT_EQ(served, std::vector<uint64_t>{77});
+  EXPECT_TRUE(c.at(follower).db()->Lookup(Keyword::Intern("person/name"), Value::String("written")).has_value());
+  EXPECT_TRUE(c.at(follower).TakeServableReads().empty());
 }
 
 // A crash after the DatomStore commit but before the applied-index record:
