@@ -139,6 +139,7 @@ Status Replica::LoadAppliedState() {
 
 Result<raft::LogIndex> Replica::Propose(const ReplicaCommand& command) {
   if (!failed_.ok()) return failed_;
+  if (command.proposed_t > TxTime::Max()) return Status::InvalidArgument("proposed t is out of range");
   Result<Edn> parsed = ReadEdn(command.tx_edn);
   if (!parsed.ok()) return parsed.status();
   return node_->Propose(command.Encode());
@@ -211,6 +212,12 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   }
   if (!cmd->request_id.empty() && outcomes_.count(cmd->request_id)) {
     return Record(e.index, "", ApplyOutcome{e.index, TxTime{}, Status::OK()});  // a retry: applied once
+  }
+  if (cmd->proposed_t > TxTime::Max() || store_->last_t() >= TxTime::Max()) {
+    return Record(e.index, cmd->request_id,
+                  ApplyOutcome{e.index, TxTime{}, Status::InvalidArgument("proposed t " +
+                                                                          std::to_string(cmd->proposed_t.raw) +
+                                                                          " is out of range")});
   }
   Result<Edn> tx_data = ReadEdn(cmd->tx_edn);
   if (!tx_data.ok()) return Record(e.index, cmd->request_id, ApplyOutcome{e.index, TxTime{}, tx_data.status()});
