@@ -870,8 +870,8 @@ class Engine {
       ++out.count;
     };
     const char* index_name = pi.base.e ? "EAVT" : (pi.base.a && pi.base.v) ? "AVET" : pi.base.v ? "VAET" : pi.base.a ? "AEVT" : "full";
-    out.data.reserve(std::min<uint64_t>(pi.scan_estimate, 1u << 20) * out.vars.size());
     if (pi.bound.empty()) {
+      out.data.reserve(std::min<uint64_t>(pi.scan_estimate * ctx.rows(), 1u << 20) * out.vars.size());
       // Scan once; a cartesian product with ctx if it has several rows.
       strategy_ = std::string("scan ") + index_name;
       DatomPattern probe = pi.base;

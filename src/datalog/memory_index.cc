@@ -214,6 +214,16 @@ void MemoryIndex::Range(const DatomPattern& p, Order* order, size_t* begin, size
       *end = it->second.second;
       return;
     }
+    if (*order == kAvet) {
+      // Inside one attribute's range only the value decides.
+      const Value& v = *k.v;
+      auto lo = std::partition_point(first, last, [&](uint32_t i) { return datoms_[i].v.Compare(v) < 0; });
+      auto hi = std::partition_point(lo, last, [&](uint32_t i) { return datoms_[i].v.Compare(v) <= 0; });
+      *begin = static_cast<size_t>(lo - idx.begin());
+      *end = static_cast<size_t>(hi - idx.begin());
+      *checks &= ~4u;
+      return;
+    }
   }
   auto lo = std::partition_point(first, last, [&](uint32_t i) { return cmp(datoms_[i], k) < 0; });
   auto hi = std::partition_point(lo, last, [&](uint32_t i) { return cmp(datoms_[i], k) <= 0; });
