@@ -92,6 +92,11 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
 
   CAIRN_ASSIGN_OR_RETURN(raft::RestoredState restored, log_store->Load(options.raft.group));
   bool empty = !restored.snapshot && restored.entries.empty() && restored.hard_state == raft::HardState{};
+  if (empty && r->store_->last_t().valid()) {
+    // Replaying a log from scratch onto existing datoms would apply twice.
+    return Status::Corruption(options.datoms_path + " holds transactions but " + log_db->path() +
+                              " has no Raft state for group " + std::to_string(options.raft.group.value()));
+  }
   if (empty && options.bootstrap) {
     restored = raft::RaftNode::Bootstrap(*options.bootstrap);
     raft::Ready init;  // the bootstrap snapshot must be durable like any other

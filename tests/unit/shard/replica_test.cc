@@ -504,6 +504,33 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
   EXPECT_GT(multi_group_batches, 0u);
 }
 
+// Datoms without the Raft log that produced them cannot be replayed safely.
+TEST(Replica, RefusesDatomsWithoutTheirRaftLog) {
+  Cluster c(TempDir("lost_log"));
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t victim = leader == 3 ? 2 : 3;
+  c.Stop(victim);
+  std::string raft_db = c.dir() + "/raft_" + std::to_string(victim) + ".db";
+  std::filesystem::remove(raft_db);
+  std::filesystem::remove(raft_db + "-wal");
+  std::filesystem::remove(raft_db + "-shm");
+  auto db = storage::Sqlite::Open(raft_db, storage::Sqlite::OpenMode::kReadWriteCreate);
+  ASSERT_TRUE(db.ok());
+  auto store = RaftLogStore::Open(db->get());
+  ASSERT_TRUE(store.ok());
+  ReplicaOptions o;
+  o.raft.id = NodeId(victim);
+  o.raft.group = raft::GroupId(1);
+  o.datoms_path = c.dir() + "/datoms_" + std::to_string(victim) + ".db";
+  o.bootstrap = raft::ConfState{{NodeId(1), NodeId(2), NodeId(3)}, {}};
+  auto r = Replica::Open(o, db->get(), store->get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(r.status().message().find("no Raft state for group 1"), std::string::npos) << r.status().ToString();
+}
+
 TEST(Replica, RefusesTxDataThatIsNotEdn) {
   Cluster c(TempDir("bad_edn"));
   uint64_t leader = c.WaitLeader();
