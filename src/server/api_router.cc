@@ -139,9 +139,19 @@ std::string LineColumn(std::string_view text, size_t byte) {
   return std::to_string(line) + ":" + std::to_string(col);
 }
 
+// Deeper JSON would let a request exhaust a worker's stack in the recursive
+// conversions below; EDN has the same limit (src/core/edn.h).
+constexpr int kJsonDepthMax = 512;
+struct TooDeep {};
+
 Result<Json> ParseJson(std::string_view body) {
   try {
-    return Json::parse(body);
+    return Json::parse(body, [](int depth, Json::parse_event_t, Json&) {
+      if (depth > kJsonDepthMax) throw TooDeep{};
+      return true;
+    });
+  } catch (const TooDeep&) {
+    return Status::InvalidArgument("malformed JSON: nesting deeper than " + std::to_string(kJsonDepthMax) + " levels");
   } catch (const Json::parse_error& e) {
     // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
     std::string what = e.what();

@@ -323,6 +323,13 @@ TEST_F(HttpApiTest, MalformedInputChangesNothingAndTheNodeKeepsServing) {
       {"{\"tx-data\": \"" + std::string(1000, '[') + "\"}", false},
       {"", true},
   };
+  // Nesting that would exhaust a stack: refused, the node stays up.
+  std::string deep_args = "{\"query\": \"[:find ?x :in $ ?y :where [?x :user/name ?y]]\", \"args\": [" +
+                          std::string(200000, '[') + std::string(200000, ']') + "]}";
+  ExpectError(Post("/v1/query", deep_args), 400, "invalid_argument");
+  ExpectError(Post("/v1/transact", std::string(200000, '[') + std::string(200000, ']'), true), 400,
+              "invalid_argument");
+  ExpectError(Post("/v1/query", "{:query " + std::string(200000, '(') + "}", true), 400, "invalid_argument");
   for (const auto& [body, edn] : bad) {
     Response r = Post("/v1/transact", body, edn);
     EXPECT_GE(r.status, 400) << body;
