@@ -1477,13 +1477,14 @@ class Engine {
     };
     auto add_new = [&](const std::string& name, const Relation& cand, std::map<std::string, Relation>* next,
                        std::map<std::string, std::unique_ptr<RowSet>>* next_set) {
+      // New tuples go into the full relation at once (later evaluations in
+      // this round may use them: still a correct, monotone fixpoint) and into
+      // the next round's delta.
+      (void)next_set;
       Relation& n = (*next)[name];
-      if (n.vars.empty() && !full[name].vars.empty()) {
-        n.vars = full[name].vars;
-        (*next_set)[name] = std::make_unique<RowSet>(&n);
-      }
+      if (n.vars.empty()) n.vars = full[name].vars;
       for (size_t i = 0; i < cand.rows(); ++i)
-        if (!full_set[name]->Contains(cand.Row(i))) (*next_set)[name]->Insert(cand.Row(i));
+        if (full_set[name]->Insert(cand.Row(i))) n.AddRow(cand.Row(i));
     };
     bool recursive = members.size() > 1;
     for (const RuleDef& d : rules_.rules[members[0]]) {
@@ -1504,8 +1505,6 @@ class Engine {
           }
           add_new(name, *r, &delta, &next_set);
         }
-      for (auto& [name, rel] : delta)
-        for (size_t i = 0; i < rel.rows(); ++i) full_set[name]->Insert(rel.Row(i));
     }
     while (recursive) {
       bool any = false;
@@ -1548,8 +1547,6 @@ class Engine {
           }
         }
       }
-      for (auto& [name, rel] : next)
-        for (size_t i = 0; i < rel.rows(); ++i) full_set[name]->Insert(rel.Row(i));
       delta = std::move(next);
     }
     cleanup();
