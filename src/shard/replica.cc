@@ -136,6 +136,10 @@ Status Replica::LoadAppliedState() {
     o.index = raft::LogIndex(U64(q.ColumnInt(1)));
     o.t = TxTime{U64(q.ColumnInt(2))};
     int64_t code = q.ColumnInt(3);
+    if (code < 0 || code > static_cast<int64_t>(StatusCode::kInternal)) {
+      return Status::Corruption(log_db_->path() + ": replica_requests of group " + std::to_string(grp) +
+                                " holds an unknown status code " + std::to_string(code));
+    }
     if (code != 0) o.status = Status(static_cast<StatusCode>(code), std::string(q.ColumnText(4)));
     outcomes_[std::string(q.ColumnBlob(0))] = std::move(o);
   }
