@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <random>
 #include <filesystem>
 #include <thread>
 
@@ -340,6 +341,64 @@ TEST_F(HttpApiTest, MalformedInputChangesNothingAndTheNodeKeepsServing) {
   EXPECT_EQ(Get("/health").status, 200);
   Transact(R"([{:user/email "l@x" :user/name "Lou"}])");
   EXPECT_NE(AllDatoms(), before);
+}
+
+// Seeded mutations of valid bodies and random bytes as HTTP: every request
+// gets a 2xx/4xx answer (or a closed connection for broken framing), and the
+// node keeps serving.
+TEST_F(HttpApiTest, MutatedBodiesAndGarbageNeverStopTheNode) {
+  HttpServerOptions options;
+  options.header_timeout_ms = 300;
+  options.body_timeout_ms = 300;
+  StartServer(options);
+  Transact(kSchema);
+  Transact(R"([{:user/email "m@x" :user/name "Max" :user/badge 3}])");
+  struct Seed {
+    std::string path;
+    std::string body;
+    bool edn;
+  };
+  const std::vector<Seed> seeds = {
+      {"/v1/transact", TxJson(R"([{:db/id "a" :user/email "n@x" :user/name "Ned"} [:db/add "a" :user/badge 9]])"), false},
+      {"/v1/transact", R"([[:db/cas [:user/email "m@x"] :user/name "Max" "Mia"] {:user/email "m@x" :user/badge 4}])", true},
+      {"/v1/query", R"({"query": "[:find ?n :in $ [?m ...] :where [?e :user/email ?m] [?e :user/name ?n]]", "args": [["m@x"]], "as-of": 5})", false},
+      {"/v1/query", R"({:query [:find (count ?e) . :where [?e :user/name _]] :history true})", true},
+  };
+  std::mt19937 rng(20261122);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  int answered = 0;
+  Conn conn(port_);
+  for (int i = 0; i < 400; ++i) {
+    const Seed& seed = seeds[pick(seeds.size())];
+    std::string body = seed.body;
+    int edits = 1 + static_cast<int>(pick(4));
+    for (int k = 0; k < edits && !body.empty(); ++k) {
+      size_t at = pick(body.size());
+      switch (pick(4)) {
+        case 0: body[at] = static_cast<char>(rng()); break;
+        case 1: body.erase(at, 1 + pick(8)); break;
+        case 2: body.insert(at, 1, "[]{}()\"\\:#; ,\n"[pick(15)]); break;
+        case 3: body.resize(at); break;
+      }
+    }
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"Content-Type", seed.edn ? "application/edn" : "application/json"}};
+    Response r = conn.Request("POST", seed.path, body, headers);
+    ASSERT_TRUE(r.status == 200 || (r.status >= 400 && r.status < 500)) << r.status << " " << r.body << "\n" << body;
+    ++answered;
+  }
+  EXPECT_EQ(answered, 400);
+  for (int i = 0; i < 50; ++i) {
+    std::string junk;
+    size_t n = 1 + pick(200);
+    for (size_t k = 0; k < n; ++k) junk += static_cast<char>(rng());
+    Conn raw(port_);
+    raw.SendRaw(i % 2 ? junk + "\r\n\r\n" : "POST /v1/query HTTP/1.1\r\n" + junk + "\r\n\r\n");
+    auto r = raw.ReadResponse(2000);
+    if (r) EXPECT_TRUE(r->status >= 400 && r->status < 500) << r->status << " " << r->body;
+  }
+  EXPECT_EQ(Get("/health").status, 200);
+  EXPECT_EQ(Post("/v1/query", "[:find ?n . :where [?e :user/email \"m@x\"] [?e :user/name ?n]]", true).status, 200);
 }
 
 TEST_F(HttpApiTest, OversizeBodyGets413AndNothingChanges) {
