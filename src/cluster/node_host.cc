@@ -1,0 +1,435 @@
+#include "cluster/node_host.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <system_error>
+#include <thread>
+
+#include "net/peer_transport.h"
+#include "shard/raft_codec.h"
+#include "shard/raft_log_store.h"
+#include "shard/replica.h"
+#include "storage/sqlite.h"
+
+namespace cairn::cluster {
+
+using Clock = std::chrono::steady_clock;
+
+struct NodeHost::Impl {
+  struct Proposal {
+    uint64_t group;
+    std::string request_id;
+    std::string tx_edn;
+    ProposeCallback done;
+  };
+  struct Pending {
+    uint64_t group;
+    std::string request_id;
+    ProposeCallback done;
+    Clock::time_point deadline;
+  };
+
+  NodeHostOptions options;
+  std::unique_ptr<storage::Sqlite> log_db;
+  std::unique_ptr<shard::RaftLogStore> log_store;
+  std::map<uint64_t, std::unique_ptr<shard::Replica>> replicas;
+  std::unique_ptr<net::PeerTransport> transport;
+  std::thread driver;
+  // Request ids this host makes up must never repeat an id applied before a
+  // restart (it would be deduplicated), hence the random boot id.
+  uint64_t boot_id = 0;
+
+  // Shared between the driver, the transport's I/O thread and callers.
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool driver_done = false;
+  std::vector<raft::Message> inbox_msgs;
+  std::vector<Proposal> inbox_proposals;
+  std::vector<std::function<void()>> inbox_tasks;
+  std::map<uint64_t, GroupStatus> statuses;
+  Status health;
+
+  // Driver thread only.
+  std::vector<Pending> pending;
+  uint64_t next_request = 0;
+  uint64_t seen_connects = 0;
+
+  // Runs on the transport's I/O thread: decode (cheap) and queue.
+  void OnFrame(uint32_t from_node, net::Frame frame) {
+    if (frame.type != net::FrameType::kRaft) return;
+    Result<std::vector<raft::Message>> msgs = shard::DecodeBatch(frame.payload);
+    if (!msgs.ok()) {
+      std::fprintf(stderr, "cairn node %u: dropping a raft frame from node %u: %s\n", options.node_id, from_node,
+                   msgs.status().ToString().c_str());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    for (raft::Message& m : *msgs) {
+      // The link is authenticated as `from_node`; a message claiming another
+      // sender or addressed elsewhere is not ours to trust.
+      if (m.from.value() != from_node || m.to.value() != options.node_id) continue;
+      inbox_msgs.push_back(std::move(m));
+    }
+    cv.notify_one();
+  }
+
+  void Run();
+  bool Round();
+  void HandleProposal(Proposal p);
+  void CompletePending(bool timeouts_only);
+  void PublishStatus();
+  void Shutdown();
+};
+
+namespace {
+
+ProposeResult Failed(Status s, uint32_t leader = 0) {
+  ProposeResult r;
+  r.status = std::move(s);
+  r.leader = leader;
+  return r;
+}
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+void NodeHost::Impl::HandleProposal(Proposal p) {
+  auto it = replicas.find(p.group);
+  if (it == replicas.end()) {
+    p.done(Failed(Status::NotFound("node " + std::to_string(options.node_id) + " hosts no group " +
+                                   std::to_string(p.group))));
+    return;
+  }
+  shard::Replica& r = *it->second;
+  const raft::RaftNode& node = r.raft();
+  if (node.role() != raft::Role::kLeader) {
+    uint32_t leader = static_cast<uint32_t>(node.leader().value());
+    p.done(Failed(Status::NotLeader("group " + std::to_string(p.group) + ": node " +
+                                        std::to_string(options.node_id) + " is not the leader; leader: " +
+                                        (leader ? "node " + std::to_string(leader) : std::string("unknown"))),
+                  leader));
+    return;
+  }
+  if (p.request_id.empty()) {
+    p.request_id = "n" + std::to_string(options.node_id) + "-" + std::to_string(boot_id) + "-" +
+                   std::to_string(++next_request);
+  } else if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
+    // A retry of a request already applied: its first outcome stands.
+    p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
+    return;
+  }
+  shard::ReplicaCommand cmd{p.request_id, TxTime::FromParts(NowMs(), 0), std::move(p.tx_edn)};
+  Result<raft::LogIndex> index = r.Propose(cmd);
+  if (!index.ok()) {
+    p.done(Failed(index.status(), static_cast<uint32_t>(node.leader().value())));
+    return;
+  }
+  pending.push_back(Pending{p.group, std::move(p.request_id), std::move(p.done),
+                            Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms)});
+}
+
+void NodeHost::Impl::CompletePending(bool timeouts_only) {
+  Clock::time_point now = Clock::now();
+  std::vector<Pending> keep;
+  keep.reserve(pending.size());
+  for (Pending& p : pending) {
+    shard::Replica& r = *replicas.at(p.group);
+    if (!timeouts_only) {
+      if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
+        p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
+        continue;
+      }
+    }
+    if (now >= p.deadline) {
+      p.done(Failed(Status::Timeout("group " + std::to_string(p.group) + ": request " + p.request_id +
+                                    " did not apply within " + std::to_string(options.propose_timeout_ms) +
+                                    " ms (it may still apply)"),
+                    static_cast<uint32_t>(r.raft().leader().value())));
+      continue;
+    }
+    keep.push_back(std::move(p));
+  }
+  pending.swap(keep);
+}
+
+void NodeHost::Impl::PublishStatus() {
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& [g, r] : replicas) {
+    const raft::RaftNode& n = r->raft();
+    GroupStatus& s = statuses[g];
+    s.role = n.role();
+    s.leader = static_cast<uint32_t>(n.leader().value());
+    s.term = n.term().value();
+    s.commit = n.commit().value();
+    s.applied = r->applied_index().value();
+    s.quiesced = n.quiesced();
+  }
+}
+
+// One loop round: steps 4-6 of the header. Returns false if the host failed.
+bool NodeHost::Impl::Round() {
+  std::vector<std::pair<shard::Replica*, raft::Ready>> readies;
+  for (auto& [g, r] : replicas) {
+    if (std::optional<raft::Ready> rd = r->TakeReady()) readies.emplace_back(r.get(), std::move(*rd));
+  }
+  if (readies.empty()) return true;
+
+  std::vector<shard::RaftLogStore::GroupWrite> writes;
+  writes.reserve(readies.size());
+  for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd});
+  Status saved = log_store->Save(writes);
+  if (!saved.ok()) {
+    std::lock_guard<std::mutex> lock(mu);
+    health = Status(saved.code(), "node " + std::to_string(options.node_id) +
+                                      ": saving the raft log failed: " + saved.message());
+    return false;
+  }
+
+  // Durable: the messages may leave, one frame per peer node.
+  std::map<uint32_t, std::vector<raft::Message>> by_peer;
+  for (auto& [r, rd] : readies) {
+    for (raft::Message& m : rd.messages) by_peer[static_cast<uint32_t>(m.to.value())].push_back(std::move(m));
+    rd.messages.clear();
+  }
+  for (auto& [peer, batch] : by_peer) {
+    // Unavailable (queue full) or NotFound (unknown peer): Raft retransmits.
+    (void)transport->Send(peer, net::Frame{net::FrameType::kRaft, shard::EncodeBatch(batch)});
+  }
+
+  for (auto& [r, rd] : readies) {
+    Status s = r->FinishReady(rd, [](std::vector<raft::Message>) {});
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      statuses[r->group().value()].error = s;
+    }
+  }
+  CompletePending(false);
+  return true;
+}
+
+void NodeHost::Impl::Run() {
+  const auto tick = std::chrono::milliseconds(options.tick_ms);
+  Clock::time_point next_tick = Clock::now() + tick;
+  while (true) {
+    std::vector<raft::Message> msgs;
+    std::vector<Proposal> proposals;
+    std::vector<std::function<void()>> tasks;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_until(lock, next_tick, [&] {
+        return stopping || !inbox_msgs.empty() || !inbox_proposals.empty() || !inbox_tasks.empty();
+      });
+      if (stopping) break;
+      msgs.swap(inbox_msgs);
+      proposals.swap(inbox_proposals);
+      tasks.swap(inbox_tasks);
+    }
+    for (auto& task : tasks) task();
+
+    for (const raft::Message& m : msgs) {
+      auto it = replicas.find(m.group.value());
+      if (it == replicas.end()) continue;  // a group this node does not host
+      shard::Replica& r = *it->second;
+      if (r.raft().quiesced()) r.mutable_raft().Unquiesce();
+      Status s = r.Step(m);
+      if (!s.ok()) {
+        std::fprintf(stderr, "cairn node %u group %llu: dropping a message from node %llu: %s\n",
+                     options.node_id, static_cast<unsigned long long>(m.group.value()),
+                     static_cast<unsigned long long>(m.from.value()), s.ToString().c_str());
+      }
+    }
+    for (Proposal& p : proposals) HandleProposal(std::move(p));
+
+    Clock::time_point now = Clock::now();
+    if (now >= next_tick) {
+      // A peer we had lost is reachable again: wake idle groups so they
+      // notice (a quiesced group does not tick, so it would not).
+      uint64_t connects = transport->stats().connects;
+      bool reconnected = connects != seen_connects;
+      seen_connects = connects;
+      for (auto& [g, r] : replicas) {
+        if (r->raft().quiesced()) {
+          if (!reconnected) continue;
+          r->mutable_raft().Unquiesce();
+        }
+        r->Tick();
+      }
+      next_tick += tick;
+      if (next_tick <= now) next_tick = now + tick;  // fell behind: do not burst
+      CompletePending(true);
+    }
+
+    bool ok = Round();
+    PublishStatus();
+    if (!ok) break;
+  }
+  Shutdown();
+}
+
+// Driver exit: nothing queued or pending may wait forever.
+void NodeHost::Impl::Shutdown() {
+  std::vector<Proposal> proposals;
+  std::vector<std::function<void()>> tasks;
+  Status why;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    driver_done = true;
+    proposals.swap(inbox_proposals);
+    tasks.swap(inbox_tasks);
+    why = health.ok() ? Status::Cancelled("node " + std::to_string(options.node_id) + " stopped") : health;
+  }
+  for (auto& task : tasks) task();  // replicas are still open
+  for (Proposal& p : proposals) p.done(Failed(why));
+  for (Pending& p : pending) p.done(Failed(why));
+  pending.clear();
+}
+
+NodeHost::NodeHost(const NodeHostOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
+
+NodeHost::~NodeHost() { Stop(); }
+
+Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options) {
+  if (options.node_id == 0) return Status::InvalidArgument("NodeHost: node_id must not be 0");
+  if (options.tick_ms <= 0) return Status::InvalidArgument("NodeHost: tick_ms must be positive");
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) return Status::IOError("NodeHost: cannot create " + options.dir + ": " + ec.message());
+
+  std::unique_ptr<NodeHost> host(new NodeHost(options));
+  Impl& im = *host->impl_;
+  im.boot_id = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+
+  CAIRN_ASSIGN_OR_RETURN(im.log_db,
+                         storage::Sqlite::Open(options.dir + "/raft.db", storage::Sqlite::OpenMode::kReadWriteCreate));
+  CAIRN_RETURN_IF_ERROR(im.log_db->Exec(options.sync_log ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                                         : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+  CAIRN_ASSIGN_OR_RETURN(im.log_store, shard::RaftLogStore::Open(im.log_db.get()));
+
+  for (const auto& [g, voters] : options.groups) {
+    shard::ReplicaOptions ro;
+    ro.raft = options.raft;
+    ro.raft.id = raft::NodeId(options.node_id);
+    ro.raft.group = raft::GroupId(g);
+    ro.raft.seed = options.raft.seed * 1000003u + options.node_id * 7919u + g;
+    ro.datoms_path = options.dir + "/datoms_" + std::to_string(g) + ".db";
+    ro.store = options.store;
+    raft::ConfState conf;
+    for (uint32_t v : voters) conf.voters.push_back(raft::NodeId(v));
+    ro.bootstrap = conf;
+    Result<std::unique_ptr<shard::Replica>> r = shard::Replica::Open(ro, im.log_db.get(), im.log_store.get());
+    if (!r.ok()) {
+      return Status(r.status().code(), "node " + std::to_string(options.node_id) + " group " + std::to_string(g) +
+                                           ": " + r.status().message());
+    }
+    im.replicas[g] = std::move(*r);
+    im.statuses[g] = GroupStatus{};
+  }
+
+  net::TransportOptions to;
+  to.node_id = options.node_id;
+  to.listen_host = options.listen_host;
+  to.listen_port = options.listen_port;
+  to.cluster_secret = options.cluster_secret;
+  Impl* raw = &im;
+  CAIRN_ASSIGN_OR_RETURN(im.transport, net::PeerTransport::Start(to, [raw](uint32_t from, net::Frame frame) {
+                           raw->OnFrame(from, std::move(frame));
+                         }));
+  for (const auto& [id, addr] : options.peers) im.transport->SetPeer(id, addr.first, addr.second);
+  im.seen_connects = im.transport->stats().connects;
+  im.PublishStatus();
+  im.driver = std::thread([raw] { raw->Run(); });
+  return host;
+}
+
+void NodeHost::Stop() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_one();
+  if (impl_->driver.joinable()) impl_->driver.join();
+  // The transport first: its I/O thread may still queue into the inbox.
+  impl_->transport.reset();
+  impl_->replicas.clear();
+  impl_->log_store.reset();
+  impl_->log_db.reset();
+}
+
+uint16_t NodeHost::port() const { return impl_->transport ? impl_->transport->port() : 0; }
+
+void NodeHost::SetPeer(uint32_t node_id, const std::string& host, uint16_t port) {
+  if (impl_->transport) impl_->transport->SetPeer(node_id, host, port);
+}
+
+void NodeHost::Propose(uint64_t group, std::string request_id, std::string tx_edn, ProposeCallback done) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->driver_done && !impl_->stopping) {
+      impl_->inbox_proposals.push_back(Impl::Proposal{group, std::move(request_id), std::move(tx_edn), std::move(done)});
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  done(Failed(Status::Cancelled("node " + std::to_string(options_.node_id) + " is stopped")));
+}
+
+std::future<ProposeResult> NodeHost::Propose(uint64_t group, std::string request_id, std::string tx_edn) {
+  auto promise = std::make_shared<std::promise<ProposeResult>>();
+  std::future<ProposeResult> f = promise->get_future();
+  Propose(group, std::move(request_id), std::move(tx_edn),
+          [promise](ProposeResult r) { promise->set_value(std::move(r)); });
+  return f;
+}
+
+Result<GroupStatus> NodeHost::status(uint64_t group) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->statuses.find(group);
+  if (it == impl_->statuses.end()) {
+    return Status::NotFound("node " + std::to_string(options_.node_id) + " hosts no group " + std::to_string(group));
+  }
+  return it->second;
+}
+
+Status NodeHost::health() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->health;
+}
+
+std::vector<uint64_t> NodeHost::groups() const {
+  std::vector<uint64_t> out;
+  for (const auto& [g, voters] : options_.groups) out.push_back(g);
+  return out;
+}
+
+Result<std::vector<Datom>> NodeHost::LogDatoms(uint64_t group) {
+  if (options_.groups.count(group) == 0) {
+    return Status::NotFound("node " + std::to_string(options_.node_id) + " hosts no group " + std::to_string(group));
+  }
+  auto promise = std::make_shared<std::promise<Result<std::vector<Datom>>>>();
+  std::future<Result<std::vector<Datom>>> f = promise->get_future();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->driver_done || !impl_->driver.joinable()) {
+      return Status::Unavailable("node " + std::to_string(options_.node_id) + " is stopped");
+    }
+    Impl* raw = impl_.get();
+    impl_->inbox_tasks.push_back(
+        [raw, group, promise] { promise->set_value(raw->replicas.at(group)->LogDatoms()); });
+    impl_->cv.notify_one();
+  }
+  return f.get();
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,135 @@
+// NodeHost: one Cairn node's shard replicas, driven over real TCP.
+//
+// A node hosts one replica of each group (shard) it is a member of. All of
+// them share one Raft log database (<dir>/raft.db, one RaftLogStore), each
+// has its own datom file (<dir>/datoms_<group>.db), and all their messages to
+// one peer node travel in one net::PeerTransport connection.
+//
+// One driver thread owns every replica (Replica has no locking) and loops:
+//   1. take what the transport's I/O thread queued (decoded raft messages),
+//      the proposals and the tasks other threads queued;
+//   2. step the messages (a message for a quiesced group wakes it first),
+//      propose the proposals at the local leader;
+//   3. every tick_ms, tick every replica that is not quiesced; when the
+//      transport made a new outbound connection (a peer came back), wake
+//      every quiesced group;
+//   4. collect every replica's Ready and persist them all with ONE
+//      RaftLogStore::Save (one SQLite transaction, one fsync: group commit);
+//   5. send every Ready's messages, batched per peer node: one kRaft frame
+//      per peer per round (shard/raft_codec.h batch);
+//   6. apply (Replica::FinishReady) and complete the proposals whose request
+//      id now has an outcome.
+// The driver sleeps until the next tick or until the transport queues
+// something, whichever comes first.
+//
+// Proposals: Propose() may be called from any thread. The callback runs on
+// the driver thread (it must not block or call back into the host
+// synchronously waiting for the driver) exactly once: with the apply outcome
+// when the entry applies on this node; NotLeader (leader filled in when
+// known) when this replica does not lead; Timeout after propose_timeout_ms
+// (the entry may still commit later; a retry with the same request id is
+// applied at most once); Cancelled at Stop().
+//
+// A failed Save (I/O) stops the driver: the host cannot promise anything it
+// has not persisted. status() reports it; pending proposals fail with it.
+//
+// Thread-safety: every public method may be called from any thread except
+// the callbacks' own (driver) thread for the blocking ones (LogDatoms, Stop).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/datom.h"
+#include "cairn/status.h"
+#include "raft/config.h"
+#include "raft/raft_node.h"
+#include "storage/datom_store.h"
+
+namespace cairn::cluster {
+
+struct NodeHostOptions {
+  uint32_t node_id = 0;
+  std::string dir;  // raft.db and datoms_<group>.db live here (created if missing)
+  // group -> its founding voters (node ids). Used to bootstrap a group the
+  // log database has no state for yet; an existing group keeps its own.
+  std::map<uint64_t, std::vector<uint32_t>> groups;
+  // Peer node id -> "host", port. May also be set later with SetPeer().
+  std::map<uint32_t, std::pair<std::string, uint16_t>> peers;
+
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;  // 0 picks a free port; see port()
+  std::string cluster_secret;
+
+  int tick_ms = 10;
+  int propose_timeout_ms = 5000;
+  // Template for every replica's Raft config (timing, quiescence); id, group
+  // and seed are filled in per replica.
+  raft::Config raft;
+  storage::StoreOptions store;
+  // synchronous=FULL for the Raft log (durable); false = NORMAL (tests).
+  bool sync_log = true;
+};
+
+struct GroupStatus {
+  raft::Role role = raft::Role::kFollower;
+  uint32_t leader = 0;  // node id, 0 if unknown
+  uint64_t term = 0;
+  uint64_t commit = 0;
+  uint64_t applied = 0;
+  bool quiesced = false;
+  Status error;  // the replica failed (I/O, snapshot to install)
+};
+
+struct ProposeResult {
+  Status status;        // OK, the transactor's error, NotLeader, Timeout, ...
+  uint32_t leader = 0;  // with NotLeader: the leader's node id if known
+  uint64_t index = 0;   // the entry that applied it
+  TxTime t;             // the transaction's t (zero if it failed)
+};
+
+class NodeHost {
+ public:
+  // Opens the log database and every replica, starts the transport and the
+  // driver thread.
+  static Result<std::unique_ptr<NodeHost>> Start(const NodeHostOptions& options);
+  ~NodeHost();  // Stop()
+
+  // Stops the driver, fails pending proposals with Cancelled, stops the
+  // transport and closes every file. Idempotent.
+  void Stop();
+
+  uint32_t node_id() const { return options_.node_id; }
+  uint16_t port() const;
+  void SetPeer(uint32_t node_id, const std::string& host, uint16_t port);
+
+  using ProposeCallback = std::function<void(ProposeResult)>;
+  // Proposes `tx_edn` (an EDN vector of tx forms) to `group`. An empty
+  // request id gets a fresh unique one (no deduplication across retries).
+  void Propose(uint64_t group, std::string request_id, std::string tx_edn, ProposeCallback done);
+  std::future<ProposeResult> Propose(uint64_t group, std::string request_id, std::string tx_edn);
+
+  // Status of one group (NotFound if not hosted), as of the last driver round.
+  Result<GroupStatus> status(uint64_t group) const;
+  // The host's own failure (a failed Save), OK otherwise.
+  Status health() const;
+  std::vector<uint64_t> groups() const;
+
+  // Every datom in the group's store, in commit order (runs on the driver).
+  Result<std::vector<Datom>> LogDatoms(uint64_t group);
+
+  struct Impl;
+
+ private:
+  explicit NodeHost(const NodeHostOptions& options);
+  NodeHostOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cairn::cluster
