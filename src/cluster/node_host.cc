@@ -1,5 +1,6 @@
 #include "cluster/node_host.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -52,6 +53,11 @@ struct NodeHost::Impl {
   std::vector<std::function<void()>> inbox_tasks;
   std::map<uint64_t, GroupStatus> statuses;
   Status health;
+  std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
+
+  // Driver thread only: node-level liveness (see the header).
+  std::map<uint32_t, bool> peer_alive;
+  Clock::time_point next_liveness;
 
   // Driver thread only.
   std::vector<Pending> pending;
@@ -61,6 +67,11 @@ struct NodeHost::Impl {
   // Runs on the transport's I/O thread: decode (cheap) and queue.
   void OnFrame(uint32_t from_node, net::Frame frame) {
     if (frame.type != net::FrameType::kRaft) return;
+    if (frame.payload.empty()) {  // a liveness beat
+      std::lock_guard<std::mutex> lock(mu);
+      last_heard[from_node] = Clock::now();
+      return;
+    }
     Result<std::vector<raft::Message>> msgs = shard::DecodeBatch(frame.payload);
     if (!msgs.ok()) {
       std::fprintf(stderr, "cairn node %u: dropping a raft frame from node %u: %s\n", options.node_id, from_node,
@@ -68,6 +79,7 @@ struct NodeHost::Impl {
       return;
     }
     std::lock_guard<std::mutex> lock(mu);
+    last_heard[from_node] = Clock::now();
     for (raft::Message& m : *msgs) {
       // The link is authenticated as `from_node`; a message claiming another
       // sender or addressed elsewhere is not ours to trust.
@@ -83,6 +95,7 @@ struct NodeHost::Impl {
   void CompletePending(bool timeouts_only);
   void PublishStatus();
   void Shutdown();
+  bool CheckLiveness(Clock::time_point now);
 };
 
 namespace {
@@ -159,6 +172,30 @@ void NodeHost::Impl::CompletePending(bool timeouts_only) {
     keep.push_back(std::move(p));
   }
   pending.swap(keep);
+}
+
+// Sends a liveness beat to every peer and returns true if a peer was lost or
+// came back since the last check. Quiesced groups send no heartbeats of their
+// own, so without this a follower would never notice its leader's node died.
+bool NodeHost::Impl::CheckLiveness(Clock::time_point now) {
+  if (now < next_liveness) return false;
+  const auto beat = std::chrono::milliseconds(options.tick_ms * std::max<uint32_t>(1, options.raft.heartbeat_ticks));
+  const auto dead_after = std::chrono::milliseconds(options.tick_ms * options.raft.election_ticks_min);
+  next_liveness = now + beat;
+  std::map<uint32_t, Clock::time_point> heard;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    heard = last_heard;
+  }
+  bool changed = false;
+  for (auto& [peer, alive] : peer_alive) {
+    (void)transport->Send(peer, net::Frame{net::FrameType::kRaft, std::string()});
+    auto it = heard.find(peer);
+    bool now_alive = it != heard.end() && now - it->second < dead_after;
+    if (now_alive != alive) changed = true;
+    alive = now_alive;
+  }
+  return changed;
 }
 
 void NodeHost::Impl::PublishStatus() {
@@ -239,7 +276,9 @@ void NodeHost::Impl::Run() {
       auto it = replicas.find(m.group.value());
       if (it == replicas.end()) continue;  // a group this node does not host
       shard::Replica& r = *it->second;
-      if (r.raft().quiesced()) r.mutable_raft().Unquiesce();
+      // No Unquiesce() here: RaftNode::Step wakes a quiesced group itself for
+      // every message except the idle heartbeat round and its answers, which
+      // must not wake it (else a group could never stay quiesced).
       Status s = r.Step(m);
       if (!s.ok()) {
         std::fprintf(stderr, "cairn node %u group %llu: dropping a message from node %llu: %s\n",
@@ -256,6 +295,7 @@ void NodeHost::Impl::Run() {
       uint64_t connects = transport->stats().connects;
       bool reconnected = connects != seen_connects;
       seen_connects = connects;
+      if (CheckLiveness(now)) reconnected = true;
       for (auto& [g, r] : replicas) {
         if (r->raft().quiesced()) {
           if (!reconnected) continue;
@@ -347,6 +387,14 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
                          }));
   for (const auto& [id, addr] : options.peers) im.transport->SetPeer(id, addr.first, addr.second);
   im.seen_connects = im.transport->stats().connects;
+  for (const auto& [g, voters] : options.groups) {
+    for (uint32_t v : voters) {
+      // Assume alive at start: a peer that never answers counts as lost
+      // after one election timeout, which wakes the groups once.
+      if (v != options.node_id) im.peer_alive[v] = true;
+      im.last_heard[v] = Clock::now();
+    }
+  }
   im.PublishStatus();
   im.driver = std::thread([raw] { raw->Run(); });
   return host;

@@ -8,17 +8,25 @@
 // One driver thread owns every replica (Replica has no locking) and loops:
 //   1. take what the transport's I/O thread queued (decoded raft messages),
 //      the proposals and the tasks other threads queued;
-//   2. step the messages (a message for a quiesced group wakes it first),
+//   2. step the messages (RaftNode::Step itself wakes a quiesced group for
+//      anything but the idle heartbeat round and its answers),
 //      propose the proposals at the local leader;
 //   3. every tick_ms, tick every replica that is not quiesced; when the
-//      transport made a new outbound connection (a peer came back), wake
-//      every quiesced group;
+//      transport made a new outbound connection (a peer came back) or a
+//      peer's liveness changed, wake every quiesced group first;
 //   4. collect every replica's Ready and persist them all with ONE
 //      RaftLogStore::Save (one SQLite transaction, one fsync: group commit);
 //   5. send every Ready's messages, batched per peer node: one kRaft frame
 //      per peer per round (shard/raft_codec.h batch);
 //   6. apply (Replica::FinishReady) and complete the proposals whose request
 //      id now has an outcome.
+// Liveness: quiesced groups send no heartbeats, so a follower could not tell
+// that its leader's node died. The host therefore sends every peer node an
+// empty kRaft frame every heartbeat interval (tick_ms x heartbeat_ticks),
+// one per peer whatever the number of groups, and counts a peer lost after
+// an election timeout (tick_ms x election_ticks_min) without any frame from
+// it. A peer lost or regained wakes the quiesced groups.
+//
 // The driver sleeps until the next tick or until the transport queues
 // something, whichever comes first.
 //

@@ -33,7 +33,8 @@ std::string PersonTx(const std::string& name, int age) {
 
 class TestCluster {
  public:
-  explicit TestCluster(const std::string& name) {
+  explicit TestCluster(const std::string& name, uint32_t quiesce_after_idle_rounds = 0)
+      : quiesce_(quiesce_after_idle_rounds) {
     dir_ = (std::filesystem::temp_directory_path() / ("cairn_cluster_" + std::to_string(::getpid())) / name).string();
     std::filesystem::remove_all(dir_);
     for (uint32_t id = 1; id <= 3; ++id) StartNode(id);
@@ -53,6 +54,7 @@ class TestCluster {
     o.store.sync = false;
     o.store.partitions = 16;
     o.sync_log = false;
+    o.raft.quiesce_after_idle_rounds = quiesce_;
     for (uint32_t peer = 1; peer <= 3; ++peer) {
       if (peer != id && hosts_[peer]) o.peers[peer] = {"127.0.0.1", hosts_[peer]->port()};
     }
@@ -136,6 +138,7 @@ class TestCluster {
   }
 
  private:
+  uint32_t quiesce_;
   std::string dir_;
   std::unique_ptr<NodeHost> hosts_[4];
 };
@@ -211,6 +214,46 @@ TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   ASSERT_TRUE(c.WaitApplied(2, r.index, 2000ms));
   c.ExpectSameDatoms(2);
+}
+
+// Idle groups quiesce (no ticks, no raft heartbeats); the host's node-level
+// liveness beats still reveal a dead leader node, so the survivors wake and
+// elect, and a quiesced group wakes for a new proposal.
+TEST(NodeHost, QuiescedGroupsFailOverWhenTheLeaderNodeDies) {
+  TestCluster c("quiesce", /*quiesce_after_idle_rounds=*/2);
+  for (uint64_t g : kGroups) ASSERT_NE(c.WaitLeader(g, 2000ms), 0u) << "group " << g;
+  for (uint64_t g : kGroups) {
+    ProposeResult r = c.Propose(g, "schema-" + std::to_string(g), kSchema);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  }
+  auto all_quiesced = [&](uint64_t g) {
+    for (uint32_t id = 1; id <= 3; ++id) {
+      if (!c.at(id)) continue;
+      Result<GroupStatus> s = c.at(id)->status(g);
+      if (!s.ok() || !s->quiesced) return false;
+    }
+    return true;
+  };
+  Clock::time_point end = Clock::now() + 3s;
+  while (Clock::now() < end && !(all_quiesced(1) && all_quiesced(2))) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(all_quiesced(1) && all_quiesced(2)) << "groups did not quiesce";
+
+  // A proposal wakes its quiesced group and commits.
+  ProposeResult r = c.Propose(2, "wake", PersonTx("wake", 1));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  end = Clock::now() + 3s;
+  while (Clock::now() < end && !all_quiesced(2)) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(all_quiesced(2));
+
+  uint32_t l1 = c.Leader(1);
+  ASSERT_NE(l1, 0u);
+  c.StopNode(l1);
+  uint32_t new_l1 = c.WaitLeader(1, 1500ms);
+  ASSERT_NE(new_l1, 0u) << "quiesced followers never noticed the leader's node died";
+  r = c.Propose(1, "after", PersonTx("after", 2));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_TRUE(c.WaitApplied(1, r.index, 2000ms));
+  c.ExpectSameDatoms(1);
 }
 
 TEST(NodeHost, ProposeToUnknownGroupAndAfterStop) {
