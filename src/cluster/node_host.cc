@@ -54,6 +54,7 @@ struct NodeHost::Impl {
   std::map<uint64_t, GroupStatus> statuses;
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
+  NodeHostStats stats;
 
   // Driver thread only: node-level liveness (see the header).
   std::map<uint32_t, bool> peer_alive;
@@ -233,13 +234,23 @@ bool NodeHost::Impl::Round() {
 
   // Durable: the messages may leave, one frame per peer node.
   std::map<uint32_t, std::vector<raft::Message>> by_peer;
+  uint64_t messages = 0;
   for (auto& [r, rd] : readies) {
+    messages += rd.messages.size();
     for (raft::Message& m : rd.messages) by_peer[static_cast<uint32_t>(m.to.value())].push_back(std::move(m));
     rd.messages.clear();
   }
   for (auto& [peer, batch] : by_peer) {
     // Unavailable (queue full) or NotFound (unknown peer): Raft retransmits.
     (void)transport->Send(peer, net::Frame{net::FrameType::kRaft, shard::EncodeBatch(batch)});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.rounds;
+    ++stats.saves;
+    stats.readies_saved += readies.size();
+    stats.frames_sent += by_peer.size();
+    stats.messages_sent += messages;
   }
 
   for (auto& [r, rd] : readies) {
@@ -459,6 +470,11 @@ std::vector<uint64_t> NodeHost::groups() const {
   std::vector<uint64_t> out;
   for (const auto& [g, voters] : options_.groups) out.push_back(g);
   return out;
+}
+
+NodeHostStats NodeHost::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stats;
 }
 
 Result<std::vector<Datom>> NodeHost::LogDatoms(uint64_t group) {

@@ -102,6 +102,15 @@ struct ProposeResult {
   TxTime t;             // the transaction's t (zero if it failed)
 };
 
+// Counters since Start (group commit and batching show as ratios).
+struct NodeHostStats {
+  uint64_t rounds = 0;          // driver rounds that persisted something
+  uint64_t saves = 0;           // RaftLogStore::Save calls (one per such round)
+  uint64_t readies_saved = 0;   // group Ready batches those saves carried
+  uint64_t frames_sent = 0;     // kRaft frames with messages (one per peer per round)
+  uint64_t messages_sent = 0;   // raft messages those frames carried
+};
+
 class NodeHost {
  public:
   // Opens the log database and every replica, starts the transport and the
@@ -128,6 +137,7 @@ class NodeHost {
   // The host's own failure (a failed Save), OK otherwise.
   Status health() const;
   std::vector<uint64_t> groups() const;
+  NodeHostStats stats() const;
 
   // Every datom in the group's store, in commit order (runs on the driver).
   Result<std::vector<Datom>> LogDatoms(uint64_t group);
