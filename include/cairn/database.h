@@ -121,6 +121,9 @@ class Db {
 
   // Datalog (docs/query.md). `args` bind :in after $ (EDN text each).
   Result<QueryResult> q(std::string_view query, const std::vector<std::string>& args = {}) const;
+  // Runs the query and returns its plan: each executed step with its strategy
+  // and estimated and actual rows (the "explain" of docs/query.md).
+  Result<std::string> explain(std::string_view query, const std::vector<std::string>& args = {}) const;
   // Pull a pattern for one entity (EDN pattern); result is a Value map.
   Result<Value> pull(std::string_view pattern, EntityId e) const;
   Result<std::vector<Value>> pull_many(std::string_view pattern, const std::vector<EntityId>& es) const;

@@ -63,8 +63,12 @@ std::string QueryResult::ToEdn() const {
   }
 }
 
-Result<QueryResult> Db::q(std::string_view query, const std::vector<std::string>& args) const {
-  if (impl_ == nullptr || impl_->source == nullptr) return NoSource();
+namespace {
+
+// Db::q and Db::explain: parse, bind the API inputs, run with the :timeout
+// deadline, optionally recording the plan.
+Result<QueryResult> RunApiQuery(const datalog::IndexSource* source, std::string_view query,
+                                const std::vector<std::string>& args, datalog::Explain* explain) {
   CAIRN_ASSIGN_OR_RETURN(Edn qedn, ReadEdn(query));
   std::vector<Edn> arg_edns;
   arg_edns.reserve(args.size());
@@ -75,17 +79,31 @@ Result<QueryResult> Db::q(std::string_view query, const std::vector<std::string>
   }
   CAIRN_ASSIGN_OR_RETURN(datalog::Query parsed, datalog::ParseQuery(qedn));
   CAIRN_ASSIGN_OR_RETURN(std::vector<datalog::Input> inputs,
-                         datalog::BindApiInputs(qedn, impl_->source.get(), std::move(arg_edns)));
+                         datalog::BindApiInputs(qedn, source, std::move(arg_edns)));
   datalog::QueryOptions options;
   if (parsed.timeout_ms) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*parsed.timeout_ms);
     options.cancelled = [deadline]() { return std::chrono::steady_clock::now() >= deadline; };
   }
   try {
-    return datalog::RunQuery(qedn, inputs, options);
+    return datalog::RunQuery(qedn, inputs, options, explain);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("query failed: ") + e.what());
   }
+}
+
+}  // namespace
+
+Result<QueryResult> Db::q(std::string_view query, const std::vector<std::string>& args) const {
+  if (impl_ == nullptr || impl_->source == nullptr) return NoSource();
+  return RunApiQuery(impl_->source.get(), query, args, nullptr);
+}
+
+Result<std::string> Db::explain(std::string_view query, const std::vector<std::string>& args) const {
+  if (impl_ == nullptr || impl_->source == nullptr) return NoSource();
+  datalog::Explain plan;
+  CAIRN_ASSIGN_OR_RETURN(QueryResult result, RunApiQuery(impl_->source.get(), query, args, &plan));
+  return plan.ToString() + std::to_string(result.rows.size()) + (result.rows.size() == 1 ? " row\n" : " rows\n");
 }
 
 Result<Value> Db::pull(std::string_view pattern, EntityId e) const {

@@ -96,13 +96,19 @@ int RunDatoms(const std::string& db_path, const std::string& index_name, const s
 }
 
 int RunQuery(const std::string& db_path, const std::string& query_arg, const std::vector<std::string>& args,
-             const std::string& format, int64_t as_of) {
+             const std::string& format, int64_t as_of, bool explain) {
   auto query = ReadArg(query_arg);
   if (!query.ok()) return Fail(query.status());
   auto db = OpenDb(db_path);
   if (!db.ok()) return 1;
   Db view = (*db)->db();
   if (as_of > 0) view = view.as_of(TxTime{static_cast<uint64_t>(as_of)});
+  if (explain) {
+    auto plan = view.explain(*query, args);
+    if (!plan.ok()) return Fail(plan.status());
+    std::fwrite(plan->data(), 1, plan->size(), stdout);
+    return 0;
+  }
   auto result = view.q(*query, args);
   if (!result.ok()) return Fail(result.status());
   std::string out = FormatResult(*result, format);
@@ -150,6 +156,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"edn", "table", "json"}))
       ->capture_default_str();
   q_cmd->add_option("--as-of", as_of, "Query the database as of this t");
+  bool explain = false;
+  q_cmd->add_flag("--explain", explain, "Run the query and print its plan: steps, estimated and actual rows");
 
   auto* repl_cmd = app.add_subcommand("repl", "Interactive queries and transactions with history");
   repl_cmd->add_option("--db", db_path, "Database file")->required();
@@ -182,7 +190,7 @@ int main(int argc, char** argv) {
   if (*demo_cmd) return RunDemo(demo);
   if (*tx_cmd) return RunTx(db_path, edn);
   if (*datoms_cmd) return RunDatoms(db_path, index_name, components);
-  if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of);
+  if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of, explain);
   if (*repl_cmd) return RunRepl(db_path);
   if (*serve_cmd) return RunServe(serve);
   return 2;

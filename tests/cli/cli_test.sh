@@ -34,6 +34,12 @@ expect "q table row count" '^1 row' "$out"
 out=$("$CAIRN" q --db "$DB" --format json '[:find ?n ?a :in $ ?n :where [?e :person/name ?n] [?e :person/age ?a]]' '"Ann"' 2>&1)
 expect "q json with an :in argument" '\[\["Ann",31\]\]' "$out"
 
+out=$("$CAIRN" q --db "$DB" --explain '[:find ?n :where [?e :person/age ?a] [(> ?a 40)] [?e :person/name ?n]]' 2>&1); rc=$?
+expect_rc "q --explain exits 0" 0 $rc
+expect "q --explain shows estimated and actual rows" '[0-9]' "$out"
+expect "q --explain names a clause" 'person/age' "$out"
+expect "q --explain counts the result" '^1 row' "$out"
+
 out=$("$CAIRN" datoms --db "$DB" aevt :person/age 2>&1)
 expect "datoms aevt" ':person/age 45' "$out"
 
