@@ -1,11 +1,11 @@
 // `cairn serve`: an embedded database behind the HTTP API.
 #include "cli/serve.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
-#include <pthread.h>
 
 #include "server/backend.h"
 #include "server/http_server.h"

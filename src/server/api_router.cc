@@ -1,10 +1,9 @@
 // The HTTP API's endpoints. nlohmann::json stays in this file.
 #include "server/api_router.h"
 
-#include <nlohmann/json.hpp>
-
 #include <charconv>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/edn.h"
@@ -26,18 +25,29 @@ struct HttpError {
 
 HttpError FromStatus(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return {400, "invalid_argument", s.message()};
-    case StatusCode::kNotFound: return {404, "not_found", s.message()};
-    case StatusCode::kConflict: return {409, "conflict", s.message()};
-    case StatusCode::kNotLeader: return {503, "not_leader", s.message()};
-    case StatusCode::kWrongShard: return {503, "wrong_shard", s.message()};
-    case StatusCode::kUnavailable: return {503, "unavailable", s.message()};
-    case StatusCode::kTimeout: return {504, "timeout", s.message()};
-    case StatusCode::kCancelled: return {504, "cancelled", s.message()};
-    case StatusCode::kCorruption: return {500, "corruption", s.message()};
-    case StatusCode::kIOError: return {500, "io_error", s.message()};
+    case StatusCode::kInvalidArgument:
+      return {400, "invalid_argument", s.message()};
+    case StatusCode::kNotFound:
+      return {404, "not_found", s.message()};
+    case StatusCode::kConflict:
+      return {409, "conflict", s.message()};
+    case StatusCode::kNotLeader:
+      return {503, "not_leader", s.message()};
+    case StatusCode::kWrongShard:
+      return {503, "wrong_shard", s.message()};
+    case StatusCode::kUnavailable:
+      return {503, "unavailable", s.message()};
+    case StatusCode::kTimeout:
+      return {504, "timeout", s.message()};
+    case StatusCode::kCancelled:
+      return {504, "cancelled", s.message()};
+    case StatusCode::kCorruption:
+      return {500, "corruption", s.message()};
+    case StatusCode::kIOError:
+      return {500, "io_error", s.message()};
     case StatusCode::kInternal:
-    case StatusCode::kOk: break;
+    case StatusCode::kOk:
+      break;
   }
   return {500, "internal", s.message()};
 }
@@ -48,16 +58,25 @@ HttpError BadRequest(std::string message) { return {400, "invalid_argument", std
 
 Json ValueJson(const Value& v) {
   switch (v.type()) {
-    case ValueType::kNil: return nullptr;
-    case ValueType::kBool: return v.as_bool();
-    case ValueType::kLong: return v.as_long();
-    case ValueType::kDouble: return v.as_double();
-    case ValueType::kString: return v.as_string();
-    case ValueType::kKeyword: return v.as_keyword().ToString();
-    case ValueType::kRef: return v.as_ref().raw;
-    case ValueType::kUuid: return v.as_uuid().ToString();
+    case ValueType::kNil:
+      return nullptr;
+    case ValueType::kBool:
+      return v.as_bool();
+    case ValueType::kLong:
+      return v.as_long();
+    case ValueType::kDouble:
+      return v.as_double();
+    case ValueType::kString:
+      return v.as_string();
+    case ValueType::kKeyword:
+      return v.as_keyword().ToString();
+    case ValueType::kRef:
+      return v.as_ref().raw;
+    case ValueType::kUuid:
+      return v.as_uuid().ToString();
     case ValueType::kInstant:
-    case ValueType::kBytes: return v.ToString();  // #inst "..." / #bytes "..."
+    case ValueType::kBytes:
+      return v.ToString();  // #inst "..." / #bytes "..."
     case ValueType::kTuple: {
       Json arr = Json::array();
       for (const auto& x : v.as_tuple()) arr.push_back(ValueJson(x));
@@ -97,10 +116,14 @@ std::string DatomsEdn(const std::vector<Datom>& datoms) {
 // caller's choice); nested strings are string values.
 std::string JsonToEdn(const Json& j, bool top_level) {
   switch (j.type()) {
-    case Json::value_t::null: return "nil";
-    case Json::value_t::boolean: return j.get<bool>() ? "true" : "false";
-    case Json::value_t::number_integer: return std::to_string(j.get<int64_t>());
-    case Json::value_t::number_unsigned: return std::to_string(j.get<uint64_t>());
+    case Json::value_t::null:
+      return "nil";
+    case Json::value_t::boolean:
+      return j.get<bool>() ? "true" : "false";
+    case Json::value_t::number_integer:
+      return std::to_string(j.get<int64_t>());
+    case Json::value_t::number_unsigned:
+      return std::to_string(j.get<uint64_t>());
     case Json::value_t::number_float: {
       std::string s = j.dump();
       if (s.find_first_of(".eE") == std::string::npos) s += ".0";
@@ -121,7 +144,8 @@ std::string JsonToEdn(const Json& j, bool top_level) {
       }
       return out + "}";
     }
-    default: return "nil";
+    default:
+      return "nil";
   }
 }
 
@@ -205,8 +229,7 @@ std::string PercentDecode(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 &&
-               hex(s[i + 2]) >= 0) {
+    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
     } else {
@@ -251,7 +274,8 @@ struct Reply {
 Result<std::string> TxDataFromBody(const HttpRequest& req) {
   if (IsEdnType(req.content_type)) return req.body;
   CAIRN_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
-  if (!body.is_object()) return Status::InvalidArgument("transact: the JSON body must be an object {\"tx-data\": \"<EDN>\"}");
+  if (!body.is_object())
+    return Status::InvalidArgument("transact: the JSON body must be an object {\"tx-data\": \"<EDN>\"}");
   for (const auto& [k, v] : body.items()) {
     if (k != "tx-data") return Status::InvalidArgument("transact: unknown field '" + k + "' (expected tx-data)");
   }
@@ -263,7 +287,8 @@ Result<std::string> TxDataFromBody(const HttpRequest& req) {
 
 Result<QueryRequest> QueryFromJson(std::string_view text) {
   CAIRN_ASSIGN_OR_RETURN(Json body, ParseJson(text));
-  if (!body.is_object()) return Status::InvalidArgument("query: the JSON body must be an object {\"query\": \"<EDN>\"}");
+  if (!body.is_object())
+    return Status::InvalidArgument("query: the JSON body must be an object {\"query\": \"<EDN>\"}");
   QueryRequest q;
   bool has_query = false;
   for (const auto& [k, v] : body.items()) {
@@ -329,7 +354,8 @@ Result<QueryRequest> QueryFromEdn(std::string_view text) {
         CAIRN_ASSIGN_OR_RETURN(q.since, EdnT(v, ":since"));
       }
     } else if (k.IsKeyword("history")) {
-      if (!v.is(Edn::Kind::kBool)) return Status::InvalidArgument(v.Where() + ": query: :history must be true or false");
+      if (!v.is(Edn::Kind::kBool))
+        return Status::InvalidArgument(v.Where() + ": query: :history must be true or false");
       q.history = v.b;
     } else if (k.IsKeyword("consistency")) {
       if (!v.is(Edn::Kind::kString) && !v.is(Edn::Kind::kKeyword)) {
@@ -346,10 +372,14 @@ Result<QueryRequest> QueryFromEdn(std::string_view text) {
 
 std::string_view ShapeName(QueryResult::Shape s) {
   switch (s) {
-    case QueryResult::Shape::kRelation: return "relation";
-    case QueryResult::Shape::kCollection: return "collection";
-    case QueryResult::Shape::kTuple: return "tuple";
-    case QueryResult::Shape::kScalar: return "scalar";
+    case QueryResult::Shape::kRelation:
+      return "relation";
+    case QueryResult::Shape::kCollection:
+      return "collection";
+    case QueryResult::Shape::kTuple:
+      return "tuple";
+    case QueryResult::Shape::kScalar:
+      return "scalar";
   }
   return "relation";
 }
@@ -427,8 +457,9 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   std::string_view target = req.target;
   size_t qmark = target.find('?');
   std::string_view path = target.substr(0, qmark);
-  std::map<std::string, std::string> params =
-      qmark == std::string_view::npos ? std::map<std::string, std::string>{} : ParseQueryString(target.substr(qmark + 1));
+  std::map<std::string, std::string> params = qmark == std::string_view::npos
+                                                  ? std::map<std::string, std::string>{}
+                                                  : ParseQueryString(target.substr(qmark + 1));
 
   const Route* route = FindRoute(path);
 
@@ -479,8 +510,7 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
       for (const Value& v : row) r.push_back(ValueJson(v));
       rows.push_back(std::move(r));
     }
-    return reply({{"shape", ShapeName(result->shape)}, {"columns", result->columns}, {"rows", rows}},
-                 result->ToEdn());
+    return reply({{"shape", ShapeName(result->shape)}, {"columns", result->columns}, {"rows", rows}}, result->ToEdn());
   }
 
   if (path == "/v1/diff") {
@@ -501,9 +531,9 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
     if (!datoms.ok()) return fail(FromStatus(datoms.status()));
     Json arr = Json::array();
     for (const Datom& d : *datoms) arr.push_back(DatomJson(d));
-    return reply({{"from", from->raw}, {"to", to.raw}, {"datoms", arr}},
-                 "{:from " + std::to_string(from->raw) + " :to " + std::to_string(to.raw) +
-                     " :datoms " + DatomsEdn(*datoms) + "}");
+    return reply({{"from", from->raw}, {"to", to.raw}, {"datoms", arr}}, "{:from " + std::to_string(from->raw) +
+                                                                             " :to " + std::to_string(to.raw) +
+                                                                             " :datoms " + DatomsEdn(*datoms) + "}");
   }
 
   if (path == "/v1/datoms") {
@@ -518,10 +548,18 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
     // The order of components per index; entity positions take integers as ids.
     std::vector<std::string> order;
     switch (dr.index) {
-      case IndexType::kEavt: order = {"e", "a", "v"}; break;
-      case IndexType::kAevt: order = {"a", "e", "v"}; break;
-      case IndexType::kAvet: order = {"a", "v", "e"}; break;
-      case IndexType::kVaet: order = {"v", "a", "e"}; break;
+      case IndexType::kEavt:
+        order = {"e", "a", "v"};
+        break;
+      case IndexType::kAevt:
+        order = {"a", "e", "v"};
+        break;
+      case IndexType::kAvet:
+        order = {"a", "v", "e"};
+        break;
+      case IndexType::kVaet:
+        order = {"v", "a", "e"};
+        break;
     }
     bool gap = false;
     std::string missing;
@@ -559,14 +597,13 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
     Json arr = Json::array();
     for (const Datom& d : result->datoms) arr.push_back(DatomJson(d));
     return reply({{"index", index_name}, {"datoms", arr}, {"truncated", result->truncated}},
-                 "{:index :" + index_name + " :truncated " + (result->truncated ? "true" : "false") +
-                     " :datoms " + DatomsEdn(result->datoms) + "}");
+                 "{:index :" + index_name + " :truncated " + (result->truncated ? "true" : "false") + " :datoms " +
+                     DatomsEdn(result->datoms) + "}");
   }
 
   if (path == "/v1/status") {
     BackendStatus s = backend_->GetStatus();
-    double uptime_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    double uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     Json shards = Json::array();
     std::string shards_edn = "[";
     for (const ShardStatus& sh : s.shards) {
@@ -575,9 +612,9 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
                         {"term", sh.term},
                         {"commit-index", sh.commit_index},
                         {"applied-index", sh.applied_index}});
-      shards_edn += "{:shard " + std::to_string(sh.shard) + " :leader " + (sh.leader ? "true" : "false") +
-                    " :term " + std::to_string(sh.term) + " :commit-index " + std::to_string(sh.commit_index) +
-                    " :applied-index " + std::to_string(sh.applied_index) + "}";
+      shards_edn += "{:shard " + std::to_string(sh.shard) + " :leader " + (sh.leader ? "true" : "false") + " :term " +
+                    std::to_string(sh.term) + " :commit-index " + std::to_string(sh.commit_index) + " :applied-index " +
+                    std::to_string(sh.applied_index) + "}";
     }
     shards_edn += "]";
     Json j = {{"version", kVersion},
@@ -591,10 +628,10 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
               {"connections", metrics_->connections_open()},
               {"shards", shards}};
     std::string edn = "{:version " + Value::String(std::string(kVersion)).ToString() + " :mode " +
-                      Value::String(s.mode).ToString() + " :path " + Value::String(s.path).ToString() +
-                      " :latest-t " + std::to_string(s.latest_t.raw) + " :datoms " + std::to_string(s.datoms) +
-                      " :transactions " + std::to_string(s.transactions) + " :size-bytes " +
-                      std::to_string(s.size_bytes) + " :shards " + shards_edn + "}";
+                      Value::String(s.mode).ToString() + " :path " + Value::String(s.path).ToString() + " :latest-t " +
+                      std::to_string(s.latest_t.raw) + " :datoms " + std::to_string(s.datoms) + " :transactions " +
+                      std::to_string(s.transactions) + " :size-bytes " + std::to_string(s.size_bytes) + " :shards " +
+                      shards_edn + "}";
     return reply(j, edn);
   }
 

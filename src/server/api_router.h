@@ -37,7 +37,7 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, ...)
-  std::string route = "other";  // metrics label: the matched route
+  std::string route = "other";                               // metrics label: the matched route
 };
 
 class ApiRouter {

@@ -157,26 +157,27 @@ class Session : public std::enable_shared_from_this<Session> {
     answered_ = false;
     if (opts().request_timeout_ms > 0) {
       deadline_.emplace(stream_.get_executor(), milliseconds(opts().request_timeout_ms));
-      deadline_->async_wait([self = shared_from_this(), seq, route = ApiRouter::RouteOf(r.target)](beast::error_code ec) {
-        if (ec || self->request_seq_ != seq || self->answered_) return;
-        self->answered_ = true;
-        self->server_->metrics.RecordRequest(route, 504, self->opts().request_timeout_ms / 1e3);
-        spdlog::warn("http: request timed out peer={} route={} timeout_ms={}", self->peer_, route,
-                     self->opts().request_timeout_ms);
-        // The late response must not be sent on this connection: close it.
-        self->Write(ApiRouter::Error(504, "timeout",
-                                     "the request did not finish within " +
-                                         std::to_string(self->opts().request_timeout_ms) +
-                                         " ms; it may still take effect"),
-                    false);
-      });
+      deadline_->async_wait(
+          [self = shared_from_this(), seq, route = ApiRouter::RouteOf(r.target)](beast::error_code ec) {
+            if (ec || self->request_seq_ != seq || self->answered_) return;
+            self->answered_ = true;
+            self->server_->metrics.RecordRequest(route, 504, self->opts().request_timeout_ms / 1e3);
+            spdlog::warn("http: request timed out peer={} route={} timeout_ms={}", self->peer_, route,
+                         self->opts().request_timeout_ms);
+            // The late response must not be sent on this connection: close it.
+            self->Write(
+                ApiRouter::Error(504, "timeout",
+                                 "the request did not finish within " +
+                                     std::to_string(self->opts().request_timeout_ms) + " ms; it may still take effect"),
+                false);
+          });
     }
     asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start, seq]() mutable {
       HttpResponse resp = self->server_->router.Handle(r);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
-      spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, r.method,
-                    r.target, resp.status, seconds * 1e3);
+      spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, r.method, r.target,
+                    resp.status, seconds * 1e3);
       asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
         if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
         self->answered_ = true;

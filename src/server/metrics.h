@@ -25,10 +25,13 @@ class Metrics {
  public:
   // Upper bounds (seconds) of the latency histogram buckets; +Inf is implied.
   static constexpr std::array<double, 14> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                             0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+                                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
   void RecordRequest(std::string_view route, int status, double seconds);
-  void ConnectionOpened() { connections_open_.fetch_add(1); connections_total_.fetch_add(1); }
+  void ConnectionOpened() {
+    connections_open_.fetch_add(1);
+    connections_total_.fetch_add(1);
+  }
   void ConnectionClosed() { connections_open_.fetch_sub(1); }
   void ConnectionRejected() { connections_rejected_.fetch_add(1); }
   void ReadTimedOut() { read_timeouts_.fetch_add(1); }
@@ -45,7 +48,7 @@ class Metrics {
   };
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // guarded by mu_
-  std::map<std::string, Histogram> latency_;                 // guarded by mu_
+  std::map<std::string, Histogram> latency_;                  // guarded by mu_
   std::atomic<int64_t> connections_open_{0};
   std::atomic<uint64_t> connections_total_{0};
   std::atomic<uint64_t> connections_rejected_{0};

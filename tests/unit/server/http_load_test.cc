@@ -32,8 +32,7 @@ struct LoadResult {
 };
 
 // `clients` keep-alive connections each issuing `request(client, i)` for `seconds`.
-LoadResult Drive(uint16_t port, int clients, double seconds,
-                 const std::function<Response(Conn&, int, int)>& request) {
+LoadResult Drive(uint16_t port, int clients, double seconds, const std::function<Response(Conn&, int, int)>& request) {
   std::vector<std::vector<double>> lat(clients);
   std::atomic<int> errors{0};
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -93,10 +92,10 @@ TEST(HttpLoad, DISABLED_ReportsThroughput) {
                        "{\"query\": \"[:find ?v . :in $ ?k :where [?e :k/id ?k] [?e :k/v ?v]]\", \"args\": [" +
                            JsonString("\"c" + std::to_string(client) + "-0\"") + "]}");
     });
-    for (auto [name, r] : {std::pair{"GET /health", health}, std::pair{"transact 1 entity", tx},
-                           std::pair{"point query", q}}) {
-      std::printf("clients=%-3d %-18s %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n", clients, name,
-                  r.ops_per_s, r.p50_ms, r.p99_ms, r.errors);
+    for (auto [name, r] :
+         {std::pair{"GET /health", health}, std::pair{"transact 1 entity", tx}, std::pair{"point query", q}}) {
+      std::printf("clients=%-3d %-18s %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n", clients, name, r.ops_per_s,
+                  r.p50_ms, r.p99_ms, r.errors);
       EXPECT_EQ(r.errors, 0);
     }
   }

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 
 #include <atomic>
-#include <random>
 #include <filesystem>
+#include <random>
 #include <thread>
 
+#include "http_client.h"
 #include "server/backend.h"
 #include "server/metrics.h"
-#include "http_client.h"
 
 namespace cairn::server {
 namespace {
@@ -114,7 +114,8 @@ TEST_F(HttpApiTest, TransactThenQueryInJson) {
   EXPECT_EQ(q.body, "{\"columns\":[\"?e\",\"?n\"],\"rows\":[[" + ann + ",\"Ann\"]],\"shape\":\"relation\"}\n");
 
   // JSON values as args: a nested string is a string value, numbers stay numbers.
-  Response q2 = Post("/v1/query", R"({"query": "[:find [?n ...] :in $ [?m ...] :where [?e :user/email ?m] [?e :user/name ?n]]",
+  Response q2 =
+      Post("/v1/query", R"({"query": "[:find [?n ...] :in $ [?m ...] :where [?e :user/email ?m] [?e :user/name ?n]]",
                                      "args": [["ann@x", "nobody@x"]]})");
   ASSERT_EQ(q2.status, 200) << q2.body;
   EXPECT_EQ(q2.body, "{\"columns\":[\"?n\"],\"rows\":[[\"Ann\"]],\"shape\":\"collection\"}\n");
@@ -156,15 +157,16 @@ TEST_F(HttpApiTest, AsOfSinceAndHistory) {
             std::string::npos);
   EXPECT_NE(Post("/v1/query", "{\"query\": " + q + ", \"since\": " + std::to_string(t1) + "}").body.find("[[\"Cyd\"]]"),
             std::string::npos);
-  Response h = Post("/v1/query",
-                    R"({"query": "[:find ?n ?added :where [_ :user/name ?n _ ?added]]", "history": true, "consistency": "stale"})");
+  Response h = Post(
+      "/v1/query",
+      R"({"query": "[:find ?n ?added :where [_ :user/name ?n _ ?added]]", "history": true, "consistency": "stale"})");
   ASSERT_EQ(h.status, 200) << h.body;
   EXPECT_NE(h.body.find("[\"Cid\",true]"), std::string::npos) << h.body;
   EXPECT_NE(h.body.find("[\"Cid\",false]"), std::string::npos) << h.body;
   EXPECT_NE(h.body.find("[\"Cyd\",true]"), std::string::npos) << h.body;
   // EDN envelope with :as-of.
-  Response e = Post("/v1/query", "{:query [:find ?n :where [_ :user/name ?n]] :as-of " + std::to_string(t1) + "}",
-                    true, true);
+  Response e =
+      Post("/v1/query", "{:query [:find ?n :where [_ :user/name ?n]] :as-of " + std::to_string(t1) + "}", true, true);
   EXPECT_EQ(e.body, "#{[\"Cid\"]}\n");
 }
 
@@ -278,8 +280,7 @@ TEST_F(HttpApiTest, ErrorsHaveTheirStatusCodes) {
   ExpectError(Post("/v1/transact", TxJson(R"([[:db/cas [:user/email "h@x"] :user/name "Wrong" "Ian"]])")), 409,
               "conflict");
   ExpectError(Post("/v1/transact", TxJson(R"([{:user/email "j@x" :user/badge 7}])")), 409, "conflict");
-  ExpectError(Post("/v1/transact", TxJson(R"([[:db/add [:user/email "none@x"] :user/name "N"]])")), 404,
-              "not_found");
+  ExpectError(Post("/v1/transact", TxJson(R"([[:db/add [:user/email "none@x"] :user/name "N"]])")), 404, "not_found");
 
   ExpectError(Post("/v1/query", R"({"query": "[:find ?x :where [?x :user/name]", "args": []})"), 400,
               "invalid_argument");
@@ -328,8 +329,7 @@ TEST_F(HttpApiTest, MalformedInputChangesNothingAndTheNodeKeepsServing) {
   std::string deep_args = "{\"query\": \"[:find ?x :in $ ?y :where [?x :user/name ?y]]\", \"args\": [" +
                           std::string(200000, '[') + std::string(200000, ']') + "]}";
   ExpectError(Post("/v1/query", deep_args), 400, "invalid_argument");
-  ExpectError(Post("/v1/transact", std::string(200000, '[') + std::string(200000, ']'), true), 400,
-              "invalid_argument");
+  ExpectError(Post("/v1/transact", std::string(200000, '[') + std::string(200000, ']'), true), 400, "invalid_argument");
   ExpectError(Post("/v1/query", "{:query " + std::string(200000, '(') + "}", true), 400, "invalid_argument");
   for (const auto& [body, edn] : bad) {
     Response r = Post("/v1/transact", body, edn);
@@ -359,9 +359,13 @@ TEST_F(HttpApiTest, MutatedBodiesAndGarbageNeverStopTheNode) {
     bool edn;
   };
   const std::vector<Seed> seeds = {
-      {"/v1/transact", TxJson(R"([{:db/id "a" :user/email "n@x" :user/name "Ned"} [:db/add "a" :user/badge 9]])"), false},
-      {"/v1/transact", R"([[:db/cas [:user/email "m@x"] :user/name "Max" "Mia"] {:user/email "m@x" :user/badge 4}])", true},
-      {"/v1/query", R"({"query": "[:find ?n :in $ [?m ...] :where [?e :user/email ?m] [?e :user/name ?n]]", "args": [["m@x"]], "as-of": 5})", false},
+      {"/v1/transact", TxJson(R"([{:db/id "a" :user/email "n@x" :user/name "Ned"} [:db/add "a" :user/badge 9]])"),
+       false},
+      {"/v1/transact", R"([[:db/cas [:user/email "m@x"] :user/name "Max" "Mia"] {:user/email "m@x" :user/badge 4}])",
+       true},
+      {"/v1/query",
+       R"({"query": "[:find ?n :in $ [?m ...] :where [?e :user/email ?m] [?e :user/name ?n]]", "args": [["m@x"]], "as-of": 5})",
+       false},
       {"/v1/query", R"({:query [:find (count ?e) . :where [?e :user/name _]] :history true})", true},
   };
   std::mt19937 rng(20261122);
@@ -375,10 +379,18 @@ TEST_F(HttpApiTest, MutatedBodiesAndGarbageNeverStopTheNode) {
     for (int k = 0; k < edits && !body.empty(); ++k) {
       size_t at = pick(body.size());
       switch (pick(4)) {
-        case 0: body[at] = static_cast<char>(rng()); break;
-        case 1: body.erase(at, 1 + pick(8)); break;
-        case 2: body.insert(at, 1, "[]{}()\"\\:#; ,\n"[pick(15)]); break;
-        case 3: body.resize(at); break;
+        case 0:
+          body[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          body.erase(at, 1 + pick(8));
+          break;
+        case 2:
+          body.insert(at, 1, "[]{}()\"\\:#; ,\n"[pick(15)]);
+          break;
+        case 3:
+          body.resize(at);
+          break;
       }
     }
     std::vector<std::pair<std::string, std::string>> headers = {
@@ -395,7 +407,9 @@ TEST_F(HttpApiTest, MutatedBodiesAndGarbageNeverStopTheNode) {
     Conn raw(port_);
     raw.SendRaw(i % 2 ? junk + "\r\n\r\n" : "POST /v1/query HTTP/1.1\r\n" + junk + "\r\n\r\n");
     auto r = raw.ReadResponse(2000);
-    if (r) EXPECT_TRUE(r->status >= 400 && r->status < 500) << r->status << " " << r->body;
+    if (r) {
+      EXPECT_TRUE(r->status >= 400 && r->status < 500) << r->status << " " << r->body;
+    }
   }
   EXPECT_EQ(Get("/health").status, 200);
   EXPECT_EQ(Post("/v1/query", "[:find ?n . :where [?e :user/email \"m@x\"] [?e :user/name ?n]]", true).status, 200);
@@ -423,8 +437,9 @@ TEST_F(HttpApiTest, OversizeBodyGets413AndNothingChanges) {
 
   // Chunked: refused once the limit is crossed.
   Conn chunked(port_);
-  std::string req = "POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n";
+  std::string req =
+      "POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
   for (size_t i = 0; i < big.size(); i += 1000) {
     std::string part = big.substr(i, 1000);
     char len[16];
@@ -467,8 +482,9 @@ TEST_F(HttpApiTest, HalfOpenClientsAreDroppedWhileOthersAreServed) {
   Conn half_header(port_);
   ASSERT_TRUE(half_header.SendRaw("POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Le"));
   Conn half_body(port_);
-  ASSERT_TRUE(half_body.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
-                                "Content-Length: 100\r\n\r\n[{:user/name"));
+  ASSERT_TRUE(
+      half_body.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
+                        "Content-Length: 100\r\n\r\n[{:user/name"));
   Conn silent(port_);
 
   // Others are served meanwhile, on a keep-alive connection.
@@ -530,10 +546,11 @@ TEST_F(HttpApiTest, FiftyConcurrentKeepAliveClients) {
       Conn conn(port_);
       for (int i = 0; i < kRounds; ++i) {
         std::string email = "c" + std::to_string(c) + "-" + std::to_string(i) + "@x";
-        Response tx = conn.Request("POST", "/v1/transact", TxJson("[{:user/email \"" + email + "\" :user/name \"n\"}]"));
-        Response q = conn.Request(
-            "POST", "/v1/query",
-            "{\"query\": \"[:find ?e . :in $ ?m :where [?e :user/email ?m]]\", \"args\": [" + JsonString("\"" + email + "\"") + "]}");
+        Response tx =
+            conn.Request("POST", "/v1/transact", TxJson("[{:user/email \"" + email + "\" :user/name \"n\"}]"));
+        Response q = conn.Request("POST", "/v1/query",
+                                  "{\"query\": \"[:find ?e . :in $ ?m :where [?e :user/email ?m]]\", \"args\": [" +
+                                      JsonString("\"" + email + "\"") + "]}");
         bool good = tx.status == 200 && q.status == 200 && q.body.find("\"rows\":[[") != std::string::npos &&
                     tx.header("connection") != "close";
         (good ? ok : failed).fetch_add(1);
