@@ -123,6 +123,42 @@ int main(int argc, char** argv) {
       }
     });
   }
+  {
+    // add-5: one transaction per person; add-1: one datom per transaction.
+    auto fresh = OpenFresh(work + "/add-5.db");
+    auto people5 = PeopleTxs(data["people"], 1);
+    results["add-5"] = DoTime(1, [&] {
+      for (const auto& tx : people5) {
+        auto r = fresh->transact(tx);
+        if (!r.ok()) Die("add-5", r.status());
+      }
+    });
+    auto fresh1 = OpenFresh(work + "/add-1.db");
+    results["add-1"] = DoTime(1, [&] {
+      for (const auto& p : data["people"]) {
+        auto r = fresh1->transact("[{:db/id \"p\" :name " + Str(p["name"]) + "}]");
+        if (!r.ok()) Die("add-1", r.status());
+        std::string e = std::to_string(r->tempids.at("p").raw);
+        for (const char* a : {"last-name", "sex"}) {
+          auto r2 = fresh1->transact("[[:db/add " + e + " :" + a + " " + Str(p[a]) + "]]");
+          if (!r2.ok()) Die("add-1", r2.status());
+        }
+        for (const char* a : {"age", "salary"}) {
+          auto r2 = fresh1->transact("[[:db/add " + e + " :" + a + " " + std::to_string(p[a].get<int>()) + "]]");
+          if (!r2.ok()) Die("add-1", r2.status());
+        }
+      }
+    });
+    // retract-5: retractEntity of every person, one transaction each.
+    auto people = fresh->db().q("[:find [?e ...] :where [?e :name]]");
+    if (!people.ok()) Die("retract-5", people.status());
+    results["retract-5"] = DoTime(1, [&] {
+      for (const auto& row : people->rows) {
+        auto r = fresh->transact("[[:db/retractEntity " + row[0].ToString() + "]]");
+        if (!r.ok()) Die("retract-5", r.status());
+      }
+    });
+  }
   cairn::Db now = db->db();
   for (auto& [name, spec] : queries.items()) {
     if (name == "rules") continue;
