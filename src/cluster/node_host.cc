@@ -485,7 +485,7 @@ Result<std::vector<Datom>> NodeHost::LogDatoms(uint64_t group) {
   std::future<Result<std::vector<Datom>>> f = promise->get_future();
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->driver_done || !impl_->driver.joinable()) {
+    if (impl_->driver_done) {
       return Status::Unavailable("node " + std::to_string(options_.node_id) + " is stopped");
     }
     Impl* raw = impl_.get();
