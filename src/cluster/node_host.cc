@@ -31,6 +31,8 @@ struct NodeHost::Impl {
     std::string request_id;
     ProposeCallback done;
     Clock::time_point deadline;
+    raft::LogIndex index;  // where the entry was appended
+    raft::Term term;       // in which term
   };
 
   NodeHostOptions options;
@@ -93,7 +95,7 @@ struct NodeHost::Impl {
   void Run();
   bool Round();
   void HandleProposal(Proposal p);
-  void CompletePending(bool timeouts_only);
+  void CompletePending();
   void PublishStatus();
   void Shutdown();
   bool CheckLiveness(Clock::time_point now);
@@ -148,20 +150,33 @@ void NodeHost::Impl::HandleProposal(Proposal p) {
     return;
   }
   pending.push_back(Pending{p.group, std::move(p.request_id), std::move(p.done),
-                            Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms)});
+                            Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms), *index,
+                            node.term()});
 }
 
-void NodeHost::Impl::CompletePending(bool timeouts_only) {
+void NodeHost::Impl::CompletePending() {
   Clock::time_point now = Clock::now();
   std::vector<Pending> keep;
   keep.reserve(pending.size());
   for (Pending& p : pending) {
     shard::Replica& r = *replicas.at(p.group);
-    if (!timeouts_only) {
-      if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
-        p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
-        continue;
-      }
+    if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
+      p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
+      continue;
+    }
+    // The entry can never commit once the log holds another term at its
+    // index, or a committed log ends before it: fail fast, so the client
+    // retries at the new leader instead of waiting for the timeout.
+    const raft::RaftLog& log = r.raft().log();
+    bool lost = (log.HasTerm(p.index) && log.TermAt(p.index) != p.term) ||
+                (p.index > log.last_index() && r.raft().term() != p.term);
+    if (lost) {
+      uint32_t leader = static_cast<uint32_t>(r.raft().leader().value());
+      p.done(Failed(Status::NotLeader("group " + std::to_string(p.group) + ": request " + p.request_id +
+                                      " was dropped by a leader change; leader: " +
+                                      (leader ? "node " + std::to_string(leader) : std::string("unknown"))),
+                    leader));
+      continue;
     }
     if (now >= p.deadline) {
       p.done(Failed(Status::Timeout("group " + std::to_string(p.group) + ": request " + p.request_id +
@@ -260,7 +275,7 @@ bool NodeHost::Impl::Round() {
       statuses[r->group().value()].error = s;
     }
   }
-  CompletePending(false);
+  CompletePending();
   return true;
 }
 
@@ -316,7 +331,7 @@ void NodeHost::Impl::Run() {
       }
       next_tick += tick;
       if (next_tick <= now) next_tick = now + tick;  // fell behind: do not burst
-      CompletePending(true);
+      CompletePending();
     }
 
     bool ok = Round();

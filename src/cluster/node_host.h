@@ -34,7 +34,8 @@
 // the driver thread (it must not block or call back into the host
 // synchronously waiting for the driver) exactly once: with the apply outcome
 // when the entry applies on this node; NotLeader (leader filled in when
-// known) when this replica does not lead; Timeout after propose_timeout_ms
+// known) when this replica does not lead, or as soon as a leader change
+// drops the entry from the log; Timeout after propose_timeout_ms
 // (the entry may still commit later; a retry with the same request id is
 // applied at most once); Cancelled at Stop().
 //

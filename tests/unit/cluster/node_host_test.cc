@@ -347,6 +347,41 @@ TEST(NodeHost, DISABLED_Figures) {
   EXPECT_LT(failed, kTotal / 10);
 }
 
+// A proposal at a leader cut off from its followers cannot commit; once the
+// others elect a leader and overwrite the entry, the proposer learns it at
+// once (NotLeader naming the new leader), not after propose_timeout_ms.
+TEST(NodeHost, AProposalDroppedByALeaderChangeFailsFast) {
+  TestCluster c("dropped");
+  ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
+  ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
+  uint32_t l = c.Leader(1);
+  uint32_t a = l % 3 + 1, b = a % 3 + 1;
+  c.StopNode(a);
+  c.StopNode(b);
+  Clock::time_point start = Clock::now();
+  std::future<ProposeResult> f = c.at(l)->Propose(1, "orphan", PersonTx("orphan", 1));
+  std::this_thread::sleep_for(100ms);
+  c.StartNode(a);
+  c.StartNode(b);
+  // The old leader cannot reach them (port 1 refuses), they can reach it:
+  // they elect one of themselves, whose appends overwrite the orphan entry.
+  c.at(l)->SetPeer(a, "127.0.0.1", 1);
+  c.at(l)->SetPeer(b, "127.0.0.1", 1);
+  ASSERT_EQ(f.wait_for(4s), std::future_status::ready) << "the proposal waited for its timeout";
+  c.at(l)->SetPeer(a, "127.0.0.1", c.at(a)->port());
+  c.at(l)->SetPeer(b, "127.0.0.1", c.at(b)->port());
+  ProposeResult r = f.get();
+  long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  std::printf("dropped proposal answered after %lld ms: %s\n", ms, r.status.ToString().c_str());
+  EXPECT_EQ(r.status.code(), StatusCode::kNotLeader) << r.status.ToString();
+  EXPECT_NE(r.leader, l);
+  // The cluster heals: the old leader's node follows and applies again.
+  r = c.Propose(1, "healed", PersonTx("healed", 2));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_TRUE(c.WaitApplied(1, r.index, 3000ms));
+  c.ExpectSameDatoms(1);
+}
+
 TEST(NodeHost, ProposeToUnknownGroupAndAfterStop) {
   std::string dir =
       (std::filesystem::temp_directory_path() / ("cairn_cluster_" + std::to_string(::getpid())) / "single").string();
