@@ -53,6 +53,7 @@ struct NodeHost::Impl {
   std::vector<raft::Message> inbox_msgs;
   std::vector<Proposal> inbox_proposals;
   std::vector<std::function<void()>> inbox_tasks;
+  std::vector<std::pair<uint64_t, ReadCallback>> inbox_reads;
   std::map<uint64_t, GroupStatus> statuses;
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
@@ -63,6 +64,13 @@ struct NodeHost::Impl {
   Clock::time_point next_liveness;
 
   // Driver thread only.
+  struct PendingRead {
+    uint64_t group;
+    ReadCallback done;
+    Clock::time_point deadline;
+  };
+  std::map<uint64_t, PendingRead> pending_reads;  // by read request id
+  uint64_t next_read_id = 0;  // starts at the boot id: fresh across restarts
   std::vector<Pending> pending;
   uint64_t next_request = 0;
   uint64_t seen_connects = 0;
@@ -188,6 +196,15 @@ void NodeHost::Impl::CompletePending() {
     keep.push_back(std::move(p));
   }
   pending.swap(keep);
+  for (auto it = pending_reads.begin(); it != pending_reads.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    it->second.done(Status::Timeout("group " + std::to_string(it->second.group) + ": read index not confirmed within " +
+                                    std::to_string(options.propose_timeout_ms) + " ms (retry)"));
+    it = pending_reads.erase(it);
+  }
 }
 
 // Sends a liveness beat to every peer and returns true if a peer was lost or
@@ -273,6 +290,16 @@ bool NodeHost::Impl::Round() {
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu);
       statuses[r->group().value()].error = s;
+      continue;
+    }
+    std::vector<uint64_t> servable = r->TakeServableReads();
+    if (servable.empty()) continue;
+    std::shared_ptr<const datalog::IndexSource> db = r->db();
+    for (uint64_t id : servable) {
+      auto it = pending_reads.find(id);
+      if (it == pending_reads.end()) continue;  // timed out already
+      it->second.done(db);
+      pending_reads.erase(it);
     }
   }
   CompletePending();
@@ -286,15 +313,18 @@ void NodeHost::Impl::Run() {
     std::vector<raft::Message> msgs;
     std::vector<Proposal> proposals;
     std::vector<std::function<void()>> tasks;
+    std::vector<std::pair<uint64_t, ReadCallback>> reads;
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_until(lock, next_tick, [&] {
-        return stopping || !inbox_msgs.empty() || !inbox_proposals.empty() || !inbox_tasks.empty();
+        return stopping || !inbox_msgs.empty() || !inbox_proposals.empty() || !inbox_tasks.empty() ||
+               !inbox_reads.empty();
       });
       if (stopping) break;
       msgs.swap(inbox_msgs);
       proposals.swap(inbox_proposals);
       tasks.swap(inbox_tasks);
+      reads.swap(inbox_reads);
     }
     for (auto& task : tasks) task();
 
@@ -313,6 +343,22 @@ void NodeHost::Impl::Run() {
       }
     }
     for (Proposal& p : proposals) HandleProposal(std::move(p));
+    for (auto& [group, done] : reads) {
+      auto it = replicas.find(group);
+      if (it == replicas.end()) {
+        done(Status::NotFound("node " + std::to_string(options.node_id) + " hosts no group " +
+                              std::to_string(group)));
+        continue;
+      }
+      uint64_t id = ++next_read_id;
+      Status s = it->second->ReadIndex(id);
+      if (!s.ok()) {
+        done(Status(s.code(), "group " + std::to_string(group) + ": " + s.message()));
+        continue;
+      }
+      pending_reads.emplace(
+          id, PendingRead{group, std::move(done), Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms)});
+    }
 
     Clock::time_point now = Clock::now();
     if (now >= next_tick) {
@@ -345,18 +391,23 @@ void NodeHost::Impl::Run() {
 void NodeHost::Impl::Shutdown() {
   std::vector<Proposal> proposals;
   std::vector<std::function<void()>> tasks;
+  std::vector<std::pair<uint64_t, ReadCallback>> reads;
   Status why;
   {
     std::lock_guard<std::mutex> lock(mu);
     driver_done = true;
     proposals.swap(inbox_proposals);
     tasks.swap(inbox_tasks);
+    reads.swap(inbox_reads);
     why = health.ok() ? Status::Cancelled("node " + std::to_string(options.node_id) + " stopped") : health;
   }
   for (auto& task : tasks) task();  // replicas are still open
   for (Proposal& p : proposals) p.done(Failed(why));
   for (Pending& p : pending) p.done(Failed(why));
   pending.clear();
+  for (auto& [group, done] : reads) done(why);
+  for (auto& [id, r] : pending_reads) r.done(why);
+  pending_reads.clear();
 }
 
 NodeHost::NodeHost(const NodeHostOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
@@ -375,6 +426,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
   std::unique_ptr<NodeHost> host(new NodeHost(options));
   Impl& im = *host->impl_;
   im.boot_id = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+  im.next_read_id = im.boot_id;
 
   CAIRN_ASSIGN_OR_RETURN(im.log_db,
                          storage::Sqlite::Open(options.dir + "/raft.db", storage::Sqlite::OpenMode::kReadWriteCreate));
@@ -485,6 +537,25 @@ std::vector<uint64_t> NodeHost::groups() const {
   std::vector<uint64_t> out;
   for (const auto& [g, voters] : options_.groups) out.push_back(g);
   return out;
+}
+
+void NodeHost::Read(uint64_t group, ReadCallback done) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->driver_done && !impl_->stopping) {
+      impl_->inbox_reads.emplace_back(group, std::move(done));
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  done(Status::Cancelled("node " + std::to_string(options_.node_id) + " is stopped"));
+}
+
+std::future<NodeHost::DbResult> NodeHost::Read(uint64_t group) {
+  auto promise = std::make_shared<std::promise<DbResult>>();
+  std::future<DbResult> f = promise->get_future();
+  Read(group, [promise](DbResult r) { promise->set_value(std::move(r)); });
+  return f;
 }
 
 NodeHostStats NodeHost::stats() const {

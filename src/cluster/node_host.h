@@ -57,6 +57,7 @@
 
 #include "cairn/datom.h"
 #include "cairn/status.h"
+#include "datalog/index_source.h"
 #include "raft/config.h"
 #include "raft/raft_node.h"
 #include "storage/datom_store.h"
@@ -132,6 +133,17 @@ class NodeHost {
   // request id gets a fresh unique one (no deduplication across retries).
   void Propose(uint64_t group, std::string request_id, std::string tx_edn, ProposeCallback done);
   std::future<ProposeResult> Propose(uint64_t group, std::string request_id, std::string tx_edn);
+
+  // Linearizable read on any replica of `group`, leader or follower: asks
+  // Raft for a read index (ReadIndex), waits until this replica applied it,
+  // then answers the database value as of then, which reflects every
+  // transaction completed before Read was called. Unavailable if no leader is
+  // known; Timeout after propose_timeout_ms (a read lost to a leader change
+  // never confirms: retry). The callback runs on the driver thread.
+  using DbResult = Result<std::shared_ptr<const datalog::IndexSource>>;
+  using ReadCallback = std::function<void(DbResult)>;
+  void Read(uint64_t group, ReadCallback done);
+  std::future<DbResult> Read(uint64_t group);
 
   // Status of one group (NotFound if not hosted), as of the last driver round.
   Result<GroupStatus> status(uint64_t group) const;

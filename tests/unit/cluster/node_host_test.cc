@@ -210,6 +210,24 @@ TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
     EXPECT_GT(total.messages_sent, total.frames_sent);  // some frames carried several messages
   }
 
+  // Linearizable reads on every node, leader or follower, see every
+  // transaction completed before the read started.
+  for (uint32_t id = 1; id <= 3; ++id) {
+    for (uint64_t g : kGroups) {
+      NodeHost::DbResult db = c.at(id)->Read(g).get();
+      ASSERT_TRUE(db.ok()) << "node " << id << " group " << g << ": " << db.status().ToString();
+      std::string name = "g" + std::to_string(g) + "-p9";
+      EXPECT_TRUE((*db)->Lookup(Keyword::Intern("person/name"), Value::String(name)).has_value())
+          << "node " << id << " misses " << name;
+      datalog::DatomPattern by_name;
+      by_name.a = Keyword::Intern("person/name");
+      size_t names = 0;
+      ASSERT_TRUE((*db)->Scan(by_name, [&](const Datom&) { return ++names, true; }).ok());
+      EXPECT_EQ(names, 30u) << "node " << id << " group " << g;  // 10 + 20 burst
+    }
+  }
+  EXPECT_EQ(c.at(1)->Read(99).get().status().code(), StatusCode::kNotFound);
+
   // A non-leader answers NotLeader naming the leader.
   uint32_t l1 = c.Leader(1);
   uint32_t follower = l1 == 1 ? 2 : 1;
