@@ -44,7 +44,7 @@ def main():
     ax.set_xticks(list(x))
     ax.set_xticklabels(names, rotation=40, ha="right")
     for i, r in enumerate(rows):
-        ax.text(i, max(r["datascript_ms"], r["cairn_ms"]) * 1.2, f"{r['speedup']:.0f}x", ha="center", fontsize=8)
+        ax.text(i, max(r["datascript_ms"], r["cairn_ms"]) * 1.2, (f"{r['speedup']:.0f}x" if r["speedup"] >= 10 else f"{r['speedup']:.1f}x"), ha="center", fontsize=8)
     ax.legend()
     ax.set_title("Cairn vs DataScript, DataScript's benchmark shapes")
     fig.tight_layout()

@@ -22,4 +22,6 @@ node "$HERE/run_datascript.mjs" "$OUT/data.json" "$HERE/queries.json" > "$OUT/da
 echo "running Cairn..."
 "$ROOT/build/bench/datascript/cairn_ds_bench" "$OUT/data.json" "$HERE/queries.json" "$OUT/work" > "$OUT/cairn.json"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-python3 "$HERE/compare.py" "$OUT/datascript.json" "$OUT/cairn.json" "$OUT"
+# Debian's matplotlib is importable by the system python3.
+PY=python3; [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+"$PY" "$HERE/compare.py" "$OUT/datascript.json" "$OUT/cairn.json" "$OUT"
