@@ -18,6 +18,8 @@
 #include "core/check.h"
 #include "core/edn.h"
 #include "core/hlc.h"
+#include "shard/replica_source.h"
+#include "shard/seq_allocator.h"
 #include "shard/transactor.h"
 #include "storage/datom_store.h"
 
@@ -28,120 +30,6 @@ using internal::Snapshot;
 using internal::StoreSource;
 
 namespace {
-
-// Hands out entity ids from the store's per-partition counters; the counters
-// it advanced are persisted in the same SQLite transaction as the datoms.
-class SeqAllocator final : public shard::IdAllocator {
- public:
-  SeqAllocator(const std::map<uint32_t, uint64_t>& base, uint32_t partitions)
-      : base_(base), partitions_(partitions) {}
-
-  // Partition 0 keeps its first ids for built-in entities.
-  static constexpr uint64_t kFirstSystemSeq = 1024;
-
-  EntityId Allocate(uint32_t partition) override {
-    CAIRN_CHECK_MSG(partition < partitions_, "partition out of range");
-    uint64_t seq;
-    auto it = next_.find(partition);
-    if (it != next_.end()) {
-      seq = it->second;
-    } else {
-      auto b = base_.find(partition);
-      seq = b != base_.end() ? b->second : (partition == EntityId::kSystemPartition ? kFirstSystemSeq : 1);
-    }
-    CAIRN_CHECK_MSG(seq < (uint64_t{1} << EntityId::kSeqBits), "partition exhausted");
-    next_[partition] = seq + 1;
-    return EntityId::Make(partition, seq);
-  }
-  const std::map<uint32_t, uint64_t>& advanced() const { return next_; }
-
- private:
-  const std::map<uint32_t, uint64_t>& base_;
-  uint32_t partitions_;
-  std::map<uint32_t, uint64_t> next_;
-};
-
-// Rebuilds the Schema from the attribute entities of the current view:
-// every entity with :db/ident and at least one schema attribute.
-std::shared_ptr<const Schema> LoadSchema(const storage::CurrentIndex& index, const storage::AttrTable& attrs) {
-  auto schema = std::make_shared<Schema>();
-  std::optional<uint32_t> ident_aid = attrs.Find(Keyword::Intern("db/ident"));
-  if (!ident_aid) return schema;
-  auto keyword_of = [&](const Value& v) -> std::optional<Keyword> {
-    if (v.type() == ValueType::kKeyword) return v.as_keyword();
-    if (v.type() == ValueType::kRef) {  // a ref to an ident entity
-      storage::IndexBounds b;
-      b.e = v.as_ref();
-      b.aid = ident_aid;
-      std::optional<Keyword> k;
-      index.Scan(storage::IndexOrder::kEavt, b, [&](const storage::IndexEntry& x) {
-        if (x.v.type() == ValueType::kKeyword) k = x.v.as_keyword();
-        return false;
-      });
-      return k;
-    }
-    return std::nullopt;
-  };
-  auto type_of = [&](const Value& v) -> std::optional<ValueType> {
-    std::optional<Keyword> k = keyword_of(v);
-    if (!k) return std::nullopt;
-    auto t = Schema::ParseValueType(*k);
-    if (!t.ok()) return std::nullopt;
-    return *t;
-  };
-  std::vector<std::pair<EntityId, Keyword>> idents;
-  storage::IndexBounds by_attr;
-  by_attr.aid = ident_aid;
-  index.Scan(storage::IndexOrder::kAevt, by_attr, [&](const storage::IndexEntry& x) {
-    if (x.v.type() == ValueType::kKeyword) idents.emplace_back(x.e, x.v.as_keyword());
-    return true;
-  });
-  for (const auto& [e, ident] : idents) {
-    if (Schema::IsBuiltin(ident)) continue;
-    Attribute a;
-    a.ident = ident;
-    a.id = e;
-    bool any = false;
-    storage::IndexBounds b;
-    b.e = e;
-    index.Scan(storage::IndexOrder::kEavt, b, [&](const storage::IndexEntry& x) {
-      std::string_view name = attrs.Name(x.aid).str();
-      const Value& v = x.v;
-      if (name == "db/valueType") {
-        if (auto t = type_of(v)) a.value_type = *t, any = true;
-      } else if (name == "db/cardinality") {
-        auto k = keyword_of(v);
-        a.cardinality = k && k->str() == "db.cardinality/many" ? Cardinality::kMany : Cardinality::kOne;
-        any = true;
-      } else if (name == "db/unique") {
-        auto k = keyword_of(v);
-        a.unique = k && k->str() == "db.unique/identity" ? Uniqueness::kIdentity : Uniqueness::kValue;
-        any = true;
-      } else if (name == "db/index" && v.type() == ValueType::kBool) {
-        a.indexed = v.as_bool(), any = true;
-      } else if (name == "db/isComponent" && v.type() == ValueType::kBool) {
-        a.is_component = v.as_bool(), any = true;
-      } else if (name == "db/doc" && v.type() == ValueType::kString) {
-        a.doc = v.as_string(), any = true;
-      } else if (name == "db/tupleAttrs" && v.type() == ValueType::kTuple) {
-        for (const Value& item : v.as_tuple())
-          if (auto k = keyword_of(item)) a.tuple_attrs.push_back(*k);
-        any = true;
-      } else if (name == "db/tupleTypes" && v.type() == ValueType::kTuple) {
-        for (const Value& item : v.as_tuple())
-          if (auto t = type_of(item)) a.tuple_types.push_back(*t);
-        any = true;
-      } else if (name == "db/tupleType") {
-        if (auto t = type_of(v)) a.tuple_type = *t, any = true;
-      }
-      return true;
-    });
-    if (!any) continue;
-    a.declared = true;
-    schema->Put(std::move(a));
-  }
-  return schema;
-}
 
 // State shared by the Database and (weakly) by every Db value it hands out.
 struct Hub {
@@ -264,7 +152,7 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
   Snapshot base = Current();
   TxTime t = clock.Update(base.basis_t);
 
-  SeqAllocator ids(store->next_seqs(), store->partitions());
+  shard::SeqAllocator ids(store->next_seqs(), store->partitions());
   shard::TransactorOptions topts;
   topts.partitions = store->partitions();
   topts.tx_instant_ms = 0;  // :db/txInstant = t.physical_ms()
@@ -334,7 +222,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, const 
   auto hub = std::make_shared<Hub>();
   hub->snap.basis_t = store->last_t();
   hub->snap.attrs = store->attrs();
-  hub->snap.schema = LoadSchema(*current, *hub->snap.attrs);
+  hub->snap.schema = shard::LoadSchemaFromIndex(*current, *hub->snap.attrs);
   hub->snap.current = std::move(current);
   hub->store = std::move(store);
   auto impl = std::make_unique<Impl>();

@@ -7,42 +7,11 @@
 #include "core/check.h"
 #include "core/edn.h"
 #include "shard/replica_source.h"
+#include "shard/seq_allocator.h"
 #include "shard/transactor.h"
 
 namespace cairn::shard {
 namespace {
-
-// Hands out entity ids from the store's per-partition counters (replicated
-// state, so every replica allocates the same ids); the advanced counters are
-// committed with the datoms. Same numbering as the embedded Database.
-class SeqAllocator final : public IdAllocator {
- public:
-  SeqAllocator(const std::map<uint32_t, uint64_t>& base, uint32_t partitions)
-      : base_(base), partitions_(partitions) {}
-
-  static constexpr uint64_t kFirstSystemSeq = 1024;
-
-  EntityId Allocate(uint32_t partition) override {
-    CAIRN_CHECK_MSG(partition < partitions_, "partition out of range");
-    uint64_t seq;
-    auto it = next_.find(partition);
-    if (it != next_.end()) {
-      seq = it->second;
-    } else {
-      auto b = base_.find(partition);
-      seq = b != base_.end() ? b->second : (partition == EntityId::kSystemPartition ? kFirstSystemSeq : 1);
-    }
-    CAIRN_CHECK_MSG(seq < (uint64_t{1} << EntityId::kSeqBits), "partition exhausted");
-    next_[partition] = seq + 1;
-    return EntityId::Make(partition, seq);
-  }
-  const std::map<uint32_t, uint64_t>& advanced() const { return next_; }
-
- private:
-  const std::map<uint32_t, uint64_t>& base_;
-  uint32_t partitions_;
-  std::map<uint32_t, uint64_t> next_;
-};
 
 constexpr const char* kSchemaSql =
     "CREATE TABLE IF NOT EXISTS replica_applied("
