@@ -1158,8 +1158,6 @@ bool EdnEquals(const Edn& a, const Edn& b) {
 // ---------------------------------------------------------------------------
 // Value <-> Edn
 
-namespace {
-
 const char* EdnKindName(Edn::Kind k) {
   switch (k) {
     case Edn::Kind::kNil:
@@ -1195,6 +1193,9 @@ const char* EdnKindName(Edn::Kind k) {
   }
   return "form";
 }
+
+namespace {
+
 
 Result<Value> ToValue(const Edn& e, int depth) {
   if (depth > kMaxDepth) return Status::InvalidArgument(e.Where() + ": value nested too deeply");

@@ -57,6 +57,9 @@ struct Edn {
   static Edn List(std::vector<Edn> items);
 };
 
+// "integer", "vector", "#inst", ... for error messages.
+const char* EdnKindName(Edn::Kind kind);
+
 // Reads exactly one form; anything but whitespace/comments after it is an error.
 Result<Edn> ReadEdn(std::string_view text);
 // Reads every form in `text`.

@@ -76,41 +76,7 @@ std::string Snippet(const Edn& node) {
   return s;
 }
 
-std::string_view EdnKindName(const Edn& node) {
-  switch (node.kind) {
-    case Edn::Kind::kNil:
-      return "nil";
-    case Edn::Kind::kBool:
-      return "boolean";
-    case Edn::Kind::kInt:
-      return "integer";
-    case Edn::Kind::kFloat:
-      return "float";
-    case Edn::Kind::kString:
-      return "string";
-    case Edn::Kind::kChar:
-      return "character";
-    case Edn::Kind::kKeyword:
-      return "keyword";
-    case Edn::Kind::kSymbol:
-      return "symbol";
-    case Edn::Kind::kList:
-      return "list";
-    case Edn::Kind::kVector:
-      return "vector";
-    case Edn::Kind::kMap:
-      return "map";
-    case Edn::Kind::kSet:
-      return "set";
-    case Edn::Kind::kInst:
-      return "#inst";
-    case Edn::Kind::kUuid:
-      return "#uuid";
-    case Edn::Kind::kTagged:
-      return "tagged value";
-  }
-  return "value";
-}
+std::string_view EdnKindName(const Edn& node) { return cairn::EdnKindName(node.kind); }
 
 namespace {
 
