@@ -100,8 +100,10 @@ class ChunkedSet {
   // snapshots are copied, others reused in place.
   void Apply(std::vector<T> erase, std::vector<T> insert) {
     Less less;
-    std::sort(erase.begin(), erase.end(), less);
-    std::sort(insert.begin(), insert.end(), less);
+    // Callers usually pass sorted input (MemoryIndex sorts once by EAV): a
+    // linear check is cheaper than re-sorting.
+    if (!std::is_sorted(erase.begin(), erase.end(), less)) std::sort(erase.begin(), erase.end(), less);
+    if (!std::is_sorted(insert.begin(), insert.end(), less)) std::sort(insert.begin(), insert.end(), less);
     if (erase.empty() && insert.empty()) return;
     if (chunks_.empty()) {
       // Inserts (minus erased ones: erase applies last) become fresh chunks.
@@ -163,28 +165,62 @@ class ChunkedSet {
       RewriteChunk(t.chunk, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replacements[k]);
       same_shape &= replacements[k].size() == 1;
     }
+    // Chunks before the first touched one keep their pointers and prefix
+    // counts; later untouched chunks take their size from the old prefix
+    // counts, so no untouched chunk is dereferenced (each would be a cache
+    // miss, and a growing index has many).
+    const size_t first = touches.front().chunk;
+    size_t total = first == 0 ? 0 : prefix_[first - 1];
     if (same_shape) {
-      for (size_t k = 0; k < touches.size(); ++k) chunks_[touches[k].chunk] = std::move(replacements[k][0]);
-    } else {
-      std::vector<std::shared_ptr<const Chunk>> out;
-      out.reserve(chunks_.size() + insert.size() / kChunkTarget + 1);
-      size_t k = 0;
-      for (size_t c = 0; c < chunks_.size(); ++c) {
+      size_t k = 0, prev_old = total;
+      for (size_t c = first; c < chunks_.size(); ++c) {
+        size_t old_size = prefix_[c] - prev_old;
+        prev_old = prefix_[c];
         if (k < touches.size() && touches[k].chunk == c) {
-          for (auto& r : replacements[k]) out.push_back(std::move(r));
+          chunks_[c] = std::move(replacements[k][0]);
+          total += chunks_[c]->items.size();
           ++k;
         } else {
-          out.push_back(std::move(chunks_[c]));
+          total += old_size;
+        }
+        prefix_[c] = total;
+      }
+    } else {
+      std::vector<std::shared_ptr<const Chunk>> tail;
+      std::vector<size_t> tail_prefix;
+      tail.reserve(chunks_.size() - first + insert.size() / kChunkTarget + 1);
+      tail_prefix.reserve(tail.capacity());
+      size_t k = 0;
+      for (size_t c = first; c < chunks_.size(); ++c) {
+        if (k < touches.size() && touches[k].chunk == c) {
+          for (auto& r : replacements[k]) {
+            total += r->items.size();
+            tail.push_back(std::move(r));
+            tail_prefix.push_back(total);
+          }
+          ++k;
+        } else {
+          total += prefix_[c] - (c == 0 ? 0 : prefix_[c - 1]);
+          tail.push_back(std::move(chunks_[c]));
+          tail_prefix.push_back(total);
         }
       }
-      chunks_ = std::move(out);
+      chunks_.resize(first);
+      prefix_.resize(first);
+      for (auto& chunk : tail) chunks_.push_back(std::move(chunk));
+      prefix_.insert(prefix_.end(), tail_prefix.begin(), tail_prefix.end());
     }
-    RebuildPrefix();
   }
   // Validates the ordering invariant (tests).
   bool CheckInvariants() const {
     Less less;
     const T* prev = nullptr;
+    if (prefix_.size() != chunks_.size()) return false;
+    size_t total = 0;
+    for (size_t k = 0; k < chunks_.size(); ++k) {
+      total += chunks_[k]->items.size();
+      if (prefix_[k] != total) return false;
+    }
     for (const auto& c : chunks_) {
       if (c->items.empty()) return false;
       for (const T& item : c->items) {

@@ -21,6 +21,17 @@ CREATE TABLE log (row INTEGER PRIMARY KEY, e INTEGER NOT NULL, a INTEGER NOT NUL
                   added INTEGER NOT NULL);
 )sql";
 
+// Log rows per multi-row INSERT: one statement execution (VDBE start, halt,
+// reset) covers this many rows, which is most of SQLite's per-row cost in a
+// bulk commit. 5 parameters a row stays far below SQLite's parameter limit.
+constexpr size_t kLogRowsPerInsert = 50;
+
+std::string MultiRowLogInsert(size_t rows) {
+  std::string sql = "INSERT INTO log (row, e, a, v, added) VALUES ";
+  for (size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
+  return sql;
+}
+
 int64_t ToSql(uint64_t x) { return static_cast<int64_t>(x); }
 uint64_t FromSql(int64_t x) { return static_cast<uint64_t>(x); }
 
@@ -28,6 +39,7 @@ uint64_t FromSql(int64_t x) { return static_cast<uint64_t>(x); }
 
 struct DatomStore::Statements {
   SqliteStatement insert_log;
+  SqliteStatement insert_log_multi;  // kLogRowsPerInsert rows
   SqliteStatement insert_attr;
   SqliteStatement upsert_seq;
   SqliteStatement insert_tx;
@@ -173,6 +185,7 @@ Status DatomStore::Load() {
     return Status::OK();
   };
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log, "INSERT INTO log (row, e, a, v, added) VALUES (?, ?, ?, ?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log_multi, MultiRowLogInsert(kLogRowsPerInsert)));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_attr, "INSERT INTO attrs (id, ident) VALUES (?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->upsert_seq, "INSERT OR REPLACE INTO seqs (part, next) VALUES (?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_tx, "INSERT INTO txs (t, first_row, datoms) VALUES (?, ?, ?)"));
@@ -195,7 +208,9 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
   entries.reserve(batch.datoms.size());
   std::string encoded;
   int64_t row = next_row_;
-  for (const Datom& d : batch.datoms) {
+  const size_t n = batch.datoms.size();
+  for (size_t i = 0; i < n; ++i) {
+    const Datom& d = batch.datoms[i];
     if (!d.a.valid()) return Status::InvalidArgument("datom without attribute");
     const AttrTable& table = new_attrs ? *new_attrs : *attrs_;
     std::optional<uint32_t> aid = table.Find(d.a);
@@ -210,13 +225,18 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
     }
     encoded.clear();
     EncodeValue(d.v, &encoded);
-    SqliteStatement& ins = stmts_->insert_log;
-    ins.BindInt(1, row++);
-    ins.BindInt(2, ToSql(d.e.raw));
-    ins.BindInt(3, *aid);
-    ins.BindBlob(4, encoded);
-    ins.BindInt(5, d.added ? 1 : 0);
-    CAIRN_RETURN_IF_ERROR(ins.Run());
+    // Rows go in blocks of kLogRowsPerInsert through the multi-row
+    // statement; the tail of a batch goes one row at a time.
+    const size_t block_start = i - i % kLogRowsPerInsert;
+    const bool multi = block_start + kLogRowsPerInsert <= n;
+    SqliteStatement& ins = multi ? stmts_->insert_log_multi : stmts_->insert_log;
+    const int base = multi ? static_cast<int>(5 * (i - block_start)) : 0;
+    ins.BindInt(base + 1, row++);
+    ins.BindInt(base + 2, ToSql(d.e.raw));
+    ins.BindInt(base + 3, *aid);
+    ins.BindBlob(base + 4, encoded);
+    ins.BindInt(base + 5, d.added ? 1 : 0);
+    if (!multi || i + 1 == block_start + kLogRowsPerInsert) CAIRN_RETURN_IF_ERROR(ins.Run());
     entries.push_back(IndexEntry{d.e, batch.t, d.v, *aid, d.added});
   }
   for (const auto& [part, next] : batch.next_seqs) {

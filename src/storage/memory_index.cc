@@ -98,10 +98,13 @@ void MemoryIndex<H>::ApplySorted(std::vector<IndexEntry> erase, std::vector<Inde
   if (attrs_.size() <= max_aid) attrs_.resize(max_aid + 1);
 
   // Per attribute.
-  std::map<uint32_t, std::pair<std::vector<IndexEntry>, std::vector<IndexEntry>>> by_attr;
+  // Indexed by aid (dense, small): no per-datom tree node allocations.
+  std::vector<std::pair<std::vector<IndexEntry>, std::vector<IndexEntry>>> by_attr(max_aid + 1);
   for (const auto& x : erase) by_attr[x.aid].first.push_back(x);
   for (const auto& x : insert) by_attr[x.aid].second.push_back(x);
-  for (auto& [aid, lists] : by_attr) {
+  for (uint32_t aid = 0; aid < by_attr.size(); ++aid) {
+    auto& lists = by_attr[aid];
+    if (lists.first.empty() && lists.second.empty()) continue;
     AttrIndex& attr = attrs_[aid];
     bool updated_in_place = false;
     if (attr.avet.use_count() == 1) {
