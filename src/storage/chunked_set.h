@@ -50,7 +50,8 @@ class ChunkedSet {
   size_t chunk_count() const { return chunks_.size(); }
   // Bytes held by items of this snapshot (shared chunks counted in full).
   size_t MemoryBytes() const {
-    size_t bytes = chunks_.capacity() * sizeof(chunks_[0]) + prefix_.capacity() * sizeof(size_t);
+    size_t bytes = chunks_.capacity() * sizeof(chunks_[0]) + prefix_.capacity() * sizeof(size_t) +
+                   lasts_.capacity() * sizeof(T);
     for (const auto& c : chunks_) bytes += sizeof(Chunk) + c->items.capacity() * sizeof(T);
     return bytes;
   }
@@ -134,7 +135,7 @@ class ChunkedSet {
       // Gallop from `from`, then binary search: few chunk reads (each one a
       // likely cache miss) when changes cluster.
       size_t lo = from, step = 1, hi = from;
-      while (hi < chunks_.size() && less(chunks_[hi]->items.back(), x)) {
+      while (hi < chunks_.size() && less(lasts_[hi], x)) {
         lo = hi + 1;
         hi += step;
         step *= 2;
@@ -142,13 +143,13 @@ class ChunkedSet {
       hi = std::min(hi, chunks_.size());
       while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (less(chunks_[mid]->items.back(), x)) lo = mid + 1;
+        if (less(lasts_[mid], x)) lo = mid + 1;
         else hi = mid;
       }
       size_t c = std::min(lo, chunks_.size() - 1);
       size_t e_end = erase.size(), i_end = insert.size();
       if (c + 1 < chunks_.size()) {
-        const T& back = chunks_[c]->items.back();
+        const T& back = lasts_[c];
         e_end = static_cast<size_t>(std::upper_bound(erase.begin() + ei, erase.end(), back, less) - erase.begin());
         i_end = static_cast<size_t>(std::upper_bound(insert.begin() + ii, insert.end(), back, less) - insert.begin());
       }
@@ -179,6 +180,7 @@ class ChunkedSet {
         if (k < touches.size() && touches[k].chunk == c) {
           chunks_[c] = std::move(replacements[k][0]);
           total += chunks_[c]->items.size();
+          lasts_[c] = chunks_[c]->items.back();
           ++k;
         } else {
           total += old_size;
@@ -188,13 +190,16 @@ class ChunkedSet {
     } else {
       std::vector<std::shared_ptr<const Chunk>> tail;
       std::vector<size_t> tail_prefix;
+      std::vector<T> tail_lasts;
       tail.reserve(chunks_.size() - first + insert.size() / kChunkTarget + 1);
       tail_prefix.reserve(tail.capacity());
+      tail_lasts.reserve(tail.capacity());
       size_t k = 0;
       for (size_t c = first; c < chunks_.size(); ++c) {
         if (k < touches.size() && touches[k].chunk == c) {
           for (auto& r : replacements[k]) {
             total += r->items.size();
+            tail_lasts.push_back(r->items.back());
             tail.push_back(std::move(r));
             tail_prefix.push_back(total);
           }
@@ -202,12 +207,15 @@ class ChunkedSet {
         } else {
           total += prefix_[c] - (c == 0 ? 0 : prefix_[c - 1]);
           tail.push_back(std::move(chunks_[c]));
+          tail_lasts.push_back(std::move(lasts_[c]));
           tail_prefix.push_back(total);
         }
       }
       chunks_.resize(first);
       prefix_.resize(first);
+      lasts_.resize(first);
       for (auto& chunk : tail) chunks_.push_back(std::move(chunk));
+      for (auto& last : tail_lasts) lasts_.push_back(std::move(last));
       prefix_.insert(prefix_.end(), tail_prefix.begin(), tail_prefix.end());
     }
   }
@@ -215,11 +223,14 @@ class ChunkedSet {
   bool CheckInvariants() const {
     Less less;
     const T* prev = nullptr;
-    if (prefix_.size() != chunks_.size()) return false;
+    if (prefix_.size() != chunks_.size() || lasts_.size() != chunks_.size()) return false;
     size_t total = 0;
     for (size_t k = 0; k < chunks_.size(); ++k) {
       total += chunks_[k]->items.size();
       if (prefix_[k] != total) return false;
+      if (chunks_[k]->items.empty()) return false;
+      const T& back = chunks_[k]->items.back();
+      if (less(back, lasts_[k]) || less(lasts_[k], back)) return false;
     }
     for (const auto& c : chunks_) {
       if (c->items.empty()) return false;
@@ -346,15 +357,22 @@ class ChunkedSet {
 
   void RebuildPrefix() {
     prefix_.resize(chunks_.size());
+    lasts_.clear();
+    lasts_.reserve(chunks_.size());
     size_t total = 0;
     for (size_t c = 0; c < chunks_.size(); ++c) {
       total += chunks_[c]->items.size();
       prefix_[c] = total;
+      lasts_.push_back(chunks_[c]->items.back());
     }
   }
 
   std::vector<std::shared_ptr<const Chunk>> chunks_;
   std::vector<size_t> prefix_;  // prefix_[c] = items in chunks 0..c
+  // lasts_[c] = a copy of chunk c's last item: the searches that place
+  // changes read this contiguous array instead of chasing two pointers per
+  // probed chunk (cache misses that dominated bulk commits).
+  std::vector<T> lasts_;
 };
 
 }  // namespace cairn::storage
