@@ -57,6 +57,9 @@ struct Edn {
   static Edn List(std::vector<Edn> items);
 };
 
+// Appends the UTF-8 encoding of code point `cp` (REQUIRES: cp <= 0x10FFFF).
+void AppendUtf8(std::string* out, char32_t cp);
+
 // "integer", "vector", "#inst", ... for error messages.
 const char* EdnKindName(Edn::Kind kind);
 
