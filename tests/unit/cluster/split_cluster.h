@@ -26,6 +26,7 @@
 
 #include "api/store_source.h"
 #include "cluster/cluster_source.h"
+#include "cluster/shard_map.h"
 #include "core/check.h"
 #include "core/edn.h"
 #include "shard/replica_source.h"
@@ -35,8 +36,8 @@
 
 namespace cairn::cluster::testing {
 
-// The contract's partition -> shard function.
-inline uint32_t ContractShardOf(uint32_t partition, uint32_t shards) { return 1 + (partition - 1) % shards; }
+// The contract's partition -> shard function (shard_map.h).
+inline uint32_t ContractShardOf(uint32_t partition, uint32_t shards) { return ShardOfPartition(partition, shards); }
 
 // One real store: DatomStore file + current and history indexes + schema.
 class TestStore {
