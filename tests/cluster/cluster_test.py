@@ -393,7 +393,6 @@ def test_snapshot_catchup(work, register):
         check(shard_entry(st, s).get("applied_index", 0) > 2 * SNAPSHOT_ENTRIES,
               "shard %d applied only %r entries, want > %d so that the log is compacted past node 3" %
               (s, shard_entry(st, s).get("applied_index"), 2 * SNAPSHOT_ENTRIES))
-    before = snapshot_installed_evidence(down)
     down.start()
     c.wait_healthy(nodes=[down], timeout_s=30)
     c.wait_applied_equal(timeout_s=30)
@@ -404,7 +403,6 @@ def test_snapshot_catchup(work, register):
     for n in c.nodes:
         check_acks_exactly_once(n, acks, consistency="stale")
     check(val_datoms(down) == val_datoms(up[0]), "node 3's datoms differ from node 1's after the snapshot")
-    del before
 
 
 # ---------------------------------------------------------------------------
@@ -702,6 +700,107 @@ def test_client_failover(work, register):
           sorted(set(counts) - {a.value for a in acks})[:10])
 
 
+# ---------------------------------------------------------------------------
+# 8. `cairn cluster up/down` (the client helper's CLI): cluster.json, a restart with the node's config, down
+
+
+class UpCluster:
+    """Stops whatever `cairn cluster up` started if the test fails before `cluster down` did."""
+
+    def __init__(self):
+        self.pids = set()
+        self.nodes = []
+
+    def cleanup(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for n in self.nodes:
+            n.cleanup_proc()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_cli_up_down(work, register):
+    from cairn_cluster import Node, free_ports
+    import json as _json
+    up = UpCluster()
+    register(up)
+    d = os.path.join(work, "c")
+    base = free_ports(1)[0]
+    base = 20000 + base % 20000  # a base port few others use; the real addresses come from cluster.json
+    cmd = [ARGS.cairn, "cluster", "up", "--nodes", "3", "--shards", "4", "--dir", d, "--base-port", str(base)]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    cj_path = os.path.join(d, "cluster.json")
+    if os.path.exists(cj_path):
+        try:
+            up.pids.update(n.get("pid") for n in _json.load(open(cj_path)).get("nodes", []) if n.get("pid"))
+        except ValueError:
+            pass
+    check(r.returncode == 0, "%s exited %d:\n%s" % (" ".join(cmd), r.returncode, out[-2000:]))
+    cj = _json.load(open(cj_path))
+    check(cj.get("shards") == 4 and cj.get("replication") == 3 and cj.get("partitions") == 256,
+          "cluster.json shards/replication/partitions: %r" % {k: cj.get(k) for k in ("shards", "replication", "partitions")})
+    check(os.path.exists(cj.get("secret_file", "")), "cluster.json secret_file %r does not exist" % cj.get("secret_file"))
+    check(len(cj.get("nodes", [])) == 3, "cluster.json nodes: %r" % cj.get("nodes"))
+    for n in cj["nodes"]:
+        for k in ("id", "pid", "http", "peer", "dir", "log", "config"):
+            check(k in n, "cluster.json node %r lacks %r" % (n, k))
+        check(pid_alive(n["pid"]), "node %d pid %d from cluster.json is not running" % (n["id"], n["pid"]))
+        check(str(n["pid"]) in out and n["http"] in out, "cluster up does not print node %d's PID and endpoint:\n%s" %
+              (n["id"], out))
+        check(os.path.exists(n["config"]), "node %d config %s missing" % (n["id"], n["config"]))
+    # The same views the harness uses, on the nodes cluster up started.
+    fake = type("C", (), {"cairn": ARGS.cairn, "all_pids": set()})()
+    nodes = []
+    for n in sorted(cj["nodes"], key=lambda n: n["id"]):
+        node = Node(fake, n["id"], n["http"], n["peer"], n["dir"])
+        node.config_path, node.log_path = n["config"], os.path.join(work, "restart-node%d.log" % n["id"])
+        node.out_path = os.path.join(work, "restart-node%d.out" % n["id"])
+        node.cleanup_proc = lambda node=node: node.kill9()
+        nodes.append(node)
+    up.nodes = nodes
+
+    def healthy(n):
+        return wait_until("node %d /health 200" % n.id, lambda: n.health(timeout=2).status == 200, 30, 0.1)
+
+    for n in nodes:
+        healthy(n)
+    install_schema(nodes[0])
+    r = nodes[1].transact("[{:db/id \"a\" :db/partition 3 :t/val 31}]", request_id="up-1")
+    check(r.status == 200, "write through node 2 -> %r" % r)
+    # The CLI talks to the cluster too.
+    q = subprocess.run([ARGS.cairn, "q", "--connect", nodes[2].http, "[:find ?v :where [_ :t/val ?v]]"],
+                       capture_output=True, timeout=30)
+    check(q.returncode == 0 and b"31" in q.stdout, "cairn q --connect -> %d %r %r" % (q.returncode, q.stdout, q.stderr))
+    # A node is restarted with `cairn serve --config D/nodeI/node.json`.
+    victim = cj["nodes"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_until("node %d (pid %d) to die" % (victim["id"], victim["pid"]), lambda: not pid_alive(victim["pid"]), 10)
+    nodes[0].start()
+    up.pids.add(nodes[0].proc.pid)
+    healthy(nodes[0])
+    # cluster down stops what cluster up started (the restarted node is ours; the others must be gone).
+    r = subprocess.run([ARGS.cairn, "cluster", "down", "--dir", d], capture_output=True, timeout=60)
+    check(r.returncode == 0, "cluster down exited %d: %r" % (r.returncode, r.stderr[-1000:]))
+    for n in cj["nodes"][1:]:
+        wait_until("node %d (pid %d) to stop after cluster down" % (n["id"], n["pid"]),
+                   lambda n=n: not pid_alive(n["pid"]), 15)
+
+
 TESTS = {
     "read_everywhere": test_read_everywhere,
     "leader_failover": test_leader_failover,
@@ -710,6 +809,7 @@ TESTS = {
     "wrong_secret": test_wrong_secret,
     "malformed_http": test_malformed_http,
     "client_failover": test_client_failover,
+    "cli_up_down": test_cli_up_down,
 }
 
 
