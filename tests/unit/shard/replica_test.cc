@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -478,6 +479,300 @@ TEST(Replica, RefusesADatomFileWithoutReplicaState) {
   auto wrong = Replica::Open(o, db->get(), log->get());
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("state of group 1"), std::string::npos) << wrong.status().ToString();
+}
+
+// A failure in the middle of applying a batch (here: after its datoms were
+// written, when the applied index is updated; injected with a trigger) rolls
+// the whole batch back: the file keeps the previous applied index and none
+// of the batch's datoms, and after a restart every entry applies exactly
+// once. With the applied index in another transaction than the datoms, the
+// datoms would stay and the restart would apply them a second time.
+TEST(Replica, AFailedBatchCommitsNothingAndReappliesOnce) {
+  Cluster c(TempDir("inject"));
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t victim = leader == 3 ? 2 : 3;
+  const std::string path = c.dir() + "/datoms_" + std::to_string(victim) + ".db";
+  FileState before = ReadFileState(path);
+  {
+    auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWrite);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("CREATE TRIGGER inject BEFORE UPDATE ON replica_state BEGIN "
+                            "SELECT RAISE(ABORT, 'injected failure'); END;")
+                    .ok());
+  }
+  c.tolerate_failures = true;
+  for (int i = 0; i < 5; ++i) c.Propose(leader, "x" + std::to_string(i), 10 + i, PersonTx(i));
+  for (int i = 0; i < 100 && c.at(victim).error().ok(); ++i) c.Round();
+  ASSERT_FALSE(c.at(victim).error().ok());
+  EXPECT_NE(c.at(victim).error().message().find("injected failure"), std::string::npos)
+      << c.at(victim).error().ToString();
+  FileState after = ReadFileState(path);
+  EXPECT_EQ(after.applied, before.applied);
+  EXPECT_EQ(after.tx_ts, before.tx_ts);
+  EXPECT_EQ(after.Dump(), before.Dump());
+  // The failed replica still answers from what is durable.
+  EXPECT_EQ(CountName(c.at(victim), "p0"), 0u);
+  EXPECT_FALSE(c.at(victim).Outcome("x0").has_value());
+  c.Settle();
+  c.Stop(victim);
+  {
+    auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWrite);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("DROP TRIGGER inject").ok());
+  }
+  c.tolerate_failures = false;
+  c.Start(victim);
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(CountName(c.at(victim), "p" + std::to_string(i)), 1u);
+}
+
+void SmallSnapshots(ReplicaOptions& o) {
+  o.snapshot_entries = 5;
+  o.raft.compaction_retain_entries = 2;
+  o.raft.snapshot_chunk_bytes = 4096;  // several chunks per snapshot
+}
+
+std::string OutcomeDump(Replica& r, const std::vector<std::string>& ids) {
+  std::string s;
+  for (const std::string& id : ids) {
+    std::optional<ApplyOutcome> o = r.Outcome(id);
+    s += id + ": ";
+    if (!o) {
+      s += "none\n";
+      continue;
+    }
+    s += std::to_string(o->index.value()) + " " + std::to_string(o->t.raw) + " " + o->status.ToString();
+    for (auto& [tempid, e] : o->tempids) s += " " + tempid + "=" + std::to_string(e.raw);
+    s += "\n";
+  }
+  return s;
+}
+
+// A replica restarted after it applied and compacted recovers exactly: the
+// same datoms, applied index and outcomes (with tempids), from the snapshot
+// the log store kept plus the log after it.
+TEST(Replica, RestartAfterCompactionRecoversExactly) {
+  Cluster c(TempDir("compact_restart"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  std::vector<std::string> ids = {"schema"};
+  for (int i = 0; i < 30; ++i) {
+    ids.push_back("c" + std::to_string(i));
+    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
+    if (i % 4 == 0) c.Round();
+  }
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_GT(c.at(id).snapshots_taken(), 2u) << "replica " << id;
+    EXPECT_GT(c.at(id).raft().log().first_index().value(), 10u) << "replica " << id << " did not compact its log";
+  }
+  std::optional<ApplyOutcome> c7 = c.at(1).Outcome("c7");
+  ASSERT_TRUE(c7.has_value());
+  EXPECT_EQ(c7->tempids.size(), 2u);  // "p" and "q"
+  uint64_t victim = leader == 3 ? 2 : 3;
+  Result<std::vector<Datom>> datoms = c.at(victim).LogDatoms();
+  ASSERT_TRUE(datoms.ok());
+  LogIndex applied = c.at(victim).applied_index();
+  std::string outcomes = OutcomeDump(c.at(victim), ids);
+  c.Stop(victim);
+  c.Start(victim);
+  EXPECT_EQ(c.at(victim).applied_index(), applied);
+  EXPECT_EQ(OutcomeDump(c.at(victim), ids), outcomes);
+  Result<std::vector<Datom>> again = c.at(victim).LogDatoms();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Dump(*again), Dump(*datoms));
+  EXPECT_GT(c.at(victim).raft().snapshot().meta.index.value(), 10u);
+  // Every replica restarts at once (each from its own snapshot and log) and
+  // the group goes on.
+  for (uint64_t id = 1; id <= 3; ++id) c.Stop(id);
+  for (uint64_t id = 1; id <= 3; ++id) c.Start(id);
+  leader = c.WaitLeader();
+  c.Propose(leader, "after", 100, "[{:person/name \"after\"}]");
+  c.Settle();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(victim), "after"), 1u);
+  EXPECT_EQ(OutcomeDump(c.at(victim), ids), outcomes);
+}
+
+// A follower kept down while the others compact their logs cannot catch up
+// from the log any more: it receives the leader's snapshot in chunks,
+// installs it and ends with the identical datom log and outcomes.
+TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
+  Cluster c(TempDir("catch_up"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "early", 2, PersonTx(100));
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  LogIndex behind = c.at(down).applied_index();
+  c.Stop(down);
+  std::vector<std::string> ids = {"schema", "early"};
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back("d" + std::to_string(i));
+    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  ASSERT_GT(c.at(leader).raft().log().first_index(), behind.Next()) << "the leader's log still covers the follower";
+  size_t chunks = 0;
+  c.mutate = [&](raft::Message& m) {
+    if (m.type == raft::MessageType::kSnapshot) ++chunks;
+  };
+  c.Start(down);
+  EXPECT_EQ(c.at(down).applied_index(), behind);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  EXPECT_GT(chunks, 1u) << "the snapshot should travel in several chunks";
+  ExpectSameDatoms(c);
+  EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
+  EXPECT_EQ(CountName(c.at(down), "p39"), 1u);
+  // It goes on applying from the log, and recovers after a restart.
+  c.Propose(leader, "later", 200, "[{:person/name \"later\"}]");
+  c.Settle();
+  c.Stop(down);
+  c.Start(down);
+  c.Settle();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(down), "later"), 1u);
+}
+
+// A snapshot whose bytes are not a valid datom file of this group is refused
+// before anything is persisted: the follower fails with Corruption, its file
+// and its Raft log are as they were, and after a restart it recovers its old
+// state and then installs a good snapshot.
+TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
+  Cluster c(TempDir("corrupt_snapshot"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 30; ++i) {
+    c.Propose(leader, "e" + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  c.Start(down);
+  LogIndex applied = c.at(down).applied_index();
+  Result<std::vector<Datom>> datoms = c.at(down).LogDatoms();
+  ASSERT_TRUE(datoms.ok());
+  const std::string path = c.dir() + "/datoms_" + std::to_string(down) + ".db";
+  FileState file = ReadFileState(path);
+  // Garble the first chunk: the SQLite header no longer says what it is.
+  c.mutate = [&](raft::Message& m) {
+    if (m.type != raft::MessageType::kSnapshot || m.to.value() != down || m.snapshot->offset_bytes != 0) return;
+    auto chunk = std::make_shared<raft::SnapshotChunk>(*m.snapshot);
+    for (size_t i = 0; i < 100 && i < chunk->data.size(); ++i) chunk->data[i] = static_cast<char>(0x5A ^ i);
+    m.snapshot = chunk;
+  };
+  c.tolerate_failures = true;
+  for (int i = 0; i < 500 && c.at(down).error().ok(); ++i) c.Round();
+  ASSERT_EQ(c.at(down).error().code(), StatusCode::kCorruption) << c.at(down).error().ToString();
+  EXPECT_NE(c.at(down).error().message().find("refused"), std::string::npos) << c.at(down).error().ToString();
+  EXPECT_EQ(c.at(down).applied_index(), applied);
+  Result<std::vector<Datom>> still = c.at(down).LogDatoms();
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(Dump(*still), Dump(*datoms));
+  EXPECT_EQ(ReadFileState(path).Dump(), file.Dump());
+  EXPECT_FALSE(std::filesystem::exists(path + ".install"));
+  // A failed replica ignores input instead of crashing.
+  c.at(down).Tick();
+  EXPECT_FALSE(c.at(down).ReadIndex(5).ok());
+  // Restart: the old state, then a good snapshot.
+  c.Stop(down);
+  c.mutate = nullptr;
+  c.tolerate_failures = false;
+  c.Start(down);
+  EXPECT_EQ(c.at(down).applied_index(), applied);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+}
+
+// Outcomes older than the window are pruned at the same log positions on
+// every replica, even when one replica applies the log in other batches (it
+// was down and catches up in big batches): the outcome tables and the
+// datoms are identical. A retry inside the window is deduplicated; a retry
+// of a request whose outcome left the window applies again, on every
+// replica alike (the documented limit of deduplication).
+TEST(Replica, OutcomePruningIsIdenticalOnEveryReplica) {
+  Cluster c(TempDir("prune"), [](ReplicaOptions& o) { o.outcome_window_entries = 8; });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "old", 2, "[{:person/name \"old\" :person/age 1}]");
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 20; ++i) {
+    c.Propose(leader, "w" + std::to_string(i), 10 + i, PersonTx(i));
+    c.Round();
+  }
+  // Inside the window: deduplicated. Outside: applies again (age 2).
+  c.Propose(leader, "w19", 40, "[{:person/name \"w19-retry\"}]");
+  c.Propose(leader, "old", 41, "[{:person/name \"old\" :person/age 2}]");
+  c.Settle();
+  c.Start(down);
+  c.Settle();
+  ExpectSameDatoms(c);
+  std::string first;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    FileState f = ReadFileState(c.dir() + "/datoms_" + std::to_string(id) + ".db");
+    for (auto& [rid, o] : f.outcomes) EXPECT_GT(o.first + 8, f.applied) << rid << " outlived the window";
+    EXPECT_LE(f.outcomes.size(), 8u);
+    if (id == 1) first = f.Dump();
+    EXPECT_EQ(f.Dump(), first) << "replica " << id;
+    EXPECT_EQ(CountName(c.at(id), "w19-retry"), 0u);
+    EXPECT_FALSE(c.at(id).Outcome("w0").has_value());
+    ASSERT_TRUE(c.at(id).Outcome("old").has_value());
+    EXPECT_EQ(c.at(id).Outcome("old")->t, TxTime::FromParts(kBaseMs + 41, 0));
+  }
+}
+
+// A transaction that writes an entity in a partition the shard does not own
+// fails with WrongShard on every replica and writes nothing; one in an owned
+// partition (and schema, in partition 0) applies.
+TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
+  Cluster c(TempDir("guard"), [](ReplicaOptions& o) {
+    o.owns_partition = [](uint32_t p) { return p % 2 == 1; };
+  });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  // :person/age is not unique, so :db/partition places the new entity.
+  c.Propose(leader, "mine", 2, "[{:db/partition 3 :person/age 3}]");
+  c.Propose(leader, "foreign", 3, "[{:db/partition 4 :person/age 4}]");
+  c.Propose(leader, "mixed", 4, "[{:db/partition 5 :person/age 5} {:db/partition 6 :person/age 6}]");
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(c.at(id).Outcome("schema")->status.ok());
+    ASSERT_TRUE(c.at(id).Outcome("mine")->status.ok()) << c.at(id).Outcome("mine")->status.ToString();
+    EXPECT_EQ(c.at(id).Outcome("mine")->tempids.size(), 0u);
+    for (const char* rid : {"foreign", "mixed"}) {
+      std::optional<ApplyOutcome> o = c.at(id).Outcome(rid);
+      ASSERT_TRUE(o.has_value());
+      EXPECT_EQ(o->status.code(), StatusCode::kWrongShard) << o->status.ToString();
+      EXPECT_FALSE(o->t.valid());
+    }
+    EXPECT_NE(c.at(id).Outcome("foreign")->status.message().find("partition 4"), std::string::npos)
+        << c.at(id).Outcome("foreign")->status.ToString();
+    datalog::DatomPattern p;
+    p.a = Keyword::Intern("person/age");
+    std::vector<std::pair<uint32_t, Value>> ages;
+    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
+      ages.emplace_back(d.e.partition(), d.v);
+      return true;
+    }).ok());
+    ASSERT_EQ(ages.size(), 1u);
+    EXPECT_EQ(ages[0].first, 3u);
+    EXPECT_EQ(ages[0].second, Value::Long(3));
+  }
+  // Nothing of the refused transactions was written: two transactions only.
+  FileState f = ReadFileState(c.dir() + "/datoms_1.db");
+  EXPECT_EQ(f.tx_ts.size(), 2u);
 }
 
 // Two groups on each of three nodes: a node's groups share one Raft log
