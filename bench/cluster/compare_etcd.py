@@ -351,6 +351,9 @@ class CairnCluster:
     def endpoints(self):
         return [n["http"] for n in self.nodes]
 
+    def pids(self):
+        return [n["pid"] for n in self.nodes]
+
     def healthy(self):
         return all(http_json("GET", f"http://{n['http']}/health")[0] == 200 for n in self.nodes)
 
@@ -430,11 +433,56 @@ class CairnEmbedded:
     def endpoints(self):
         return [self.http]
 
+    def pids(self):
+        return [self.proc.pid]
+
     def stop(self):
         stop_pid(self.proc.pid)
 
 
 # ---------------------------------------------------------------- main
+
+def capture_metrics(endpoints, out, tag):
+    """Saves GET /metrics and /v1/status of every Cairn node (the NodeHost stats sit next
+    to the table when reading where the time goes)."""
+    for i, ep in enumerate(endpoints):
+        for path, name in (("/metrics", "metrics"), ("/v1/status", "status")):
+            try:
+                with urllib.request.urlopen(f"http://{ep}{path}", timeout=5) as r:
+                    body = r.read()
+            except OSError as e:
+                body = f"unavailable: {e}".encode()
+            with open(os.path.join(out, f"cairn_{name}_{tag}_node{i + 1}.txt"), "wb") as f:
+                f.write(body)
+
+
+def start_perf(pids, out):
+    """`perf record -g` of the Cairn processes for the whole Cairn bench (PERF=1)."""
+    if not shutil.which("perf"):
+        log("PERF: perf not found (linux-perf), skipping the profile")
+        return None
+    data = os.path.join(out, "perf-cairn.data")
+    p = subprocess.Popen(["perf", "record", "-F", "199", "-g", "-o", data, "-p", ",".join(map(str, pids))],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(p)
+    return p, data
+
+
+def finish_perf(handle, out):
+    if not handle:
+        return
+    p, data = handle
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    report = os.path.join(out, "perf-cairn.txt")
+    with open(report, "w") as f:
+        subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym", "--stdio",
+                        "-g", "none", "--percent-limit", "0.5"], stdout=f, stderr=subprocess.DEVNULL, timeout=300)
+    log(f"PERF: profile of the Cairn processes in {report}")
+
 
 def run_bench(cairn, target, endpoints, args, out_json):
     cmd = [cairn, "bench", "--target", target, "--endpoints", ",".join(endpoints), "--workload", args.workloads,
@@ -459,6 +507,7 @@ def main():
     ap.add_argument("--etcd-base-port", type=int, default=23790)
     ap.add_argument("--cairn-base-port", type=int, default=27000)
     ap.add_argument("--only", choices=["both", "etcd", "cairn"], default="both")
+    ap.add_argument("--perf", action="store_true", help="perf record the Cairn processes during their bench")
     ap.add_argument("--max-s", type=int, default=1800, help="bound on the whole run")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -506,8 +555,14 @@ def main():
             else:
                 cairn = CairnCluster(args.cairn, args.out, args.cairn_base_port, mode=mode)
             try:
-                results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
-                                             os.path.join(args.out, "cairn.json"))
+                capture_metrics(cairn.endpoints(), args.out, "before")
+                perf = start_perf(cairn.pids(), args.out) if args.perf else None
+                try:
+                    results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
+                                                 os.path.join(args.out, "cairn.json"))
+                finally:
+                    finish_perf(perf, args.out)
+                capture_metrics(cairn.endpoints(), args.out, "after")
                 if mode != "embedded" and args.failover_rounds > 0:
                     shard, eid = cairn.pick_shard_entity()
                     log(f"failover: writing to entity {eid} on shard {shard}")
