@@ -494,6 +494,55 @@ def run_bench(cairn, target, endpoints, args, out_json):
         return json.load(f)
 
 
+def run_etcd(args, results):
+    version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    log(f"starting a 3-member etcd ({version})")
+    etcd = Etcd(args.out, args.etcd_base_port)
+    try:
+        results["etcd_version"] = version
+        results["etcd"] = run_bench(args.cairn, "etcd", etcd.endpoints(), args, os.path.join(args.out, "etcd.json"))
+        if args.failover_rounds > 0:
+            results["etcd_failover"] = measure_failover(
+                args.failover_rounds, etcd.leader, etcd.kill, etcd.restart,
+                lambda leader: [m["endpoint"] for j, m in enumerate(etcd.members) if j != leader],
+                etcd_put_request, etcd.wait_healthy, "etcd")
+    finally:
+        etcd.stop()
+
+
+def run_cairn(args, results, mode):
+    log(f"starting Cairn ({mode})")
+    if mode == "embedded":
+        log("NOTE: this build has no `cairn cluster up` / `serve --config` yet: Cairn runs as ONE embedded "
+            "node (no replication), and its failover cannot be measured")
+        cairn = CairnEmbedded(args.cairn, args.out)
+    else:
+        cairn = CairnCluster(args.cairn, args.out, args.cairn_base_port, mode=mode)
+    try:
+        capture_metrics(cairn.endpoints(), args.out, "before")
+        perf = start_perf(cairn.pids(), args.out) if args.perf else None
+        try:
+            results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
+                                         os.path.join(args.out, "cairn.json"))
+        finally:
+            finish_perf(perf, args.out)
+        capture_metrics(cairn.endpoints(), args.out, "after")
+        if mode != "embedded" and args.failover_rounds > 0:
+            shard, eid = cairn.pick_shard_entity()
+            log(f"failover: writing to entity {eid} on shard {shard}")
+
+            def cairn_write(n):
+                return ("/v1/transact", f'[[:db/add {eid} :bench/val "{("v%d" % n).ljust(64, "x")}"]]',
+                        "application/edn")
+            results["cairn_failover"] = measure_failover(
+                args.failover_rounds, lambda: cairn.shard_leader(shard), cairn.kill, cairn.restart,
+                lambda leader: [n["http"] for j, n in enumerate(cairn.nodes) if j != leader],
+                cairn_write, cairn.wait_healthy, "cairn")
+            results["cairn_failover"]["shard"] = shard
+    finally:
+        cairn.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cairn", required=True, help="the cairn binary")
@@ -531,52 +580,17 @@ def main():
                "cairn_mode": mode}
     try:
         if args.only in ("both", "etcd"):
-            version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-            log(f"starting a 3-member etcd ({version})")
-            etcd = Etcd(args.out, args.etcd_base_port)
             try:
-                results["etcd"] = run_bench(args.cairn, "etcd", etcd.endpoints(), args,
-                                            os.path.join(args.out, "etcd.json"))
-                results["etcd_version"] = version
-                if args.failover_rounds > 0:
-                    results["etcd_failover"] = measure_failover(
-                        args.failover_rounds, etcd.leader, etcd.kill, etcd.restart,
-                        lambda leader: [m["endpoint"] for j, m in enumerate(etcd.members) if j != leader],
-                        etcd_put_request, etcd.wait_healthy, "etcd")
-            finally:
-                etcd.stop()
-
+                run_etcd(args, results)
+            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                results["etcd_error"] = str(e)
+                log(f"etcd side failed: {e}")
         if args.only in ("both", "cairn"):
-            log(f"starting Cairn ({mode})")
-            if mode == "embedded":
-                log("NOTE: this build has no `cairn cluster up` / `serve --config` yet: Cairn runs as ONE embedded "
-                    "node (no replication), and its failover cannot be measured")
-                cairn = CairnEmbedded(args.cairn, args.out)
-            else:
-                cairn = CairnCluster(args.cairn, args.out, args.cairn_base_port, mode=mode)
             try:
-                capture_metrics(cairn.endpoints(), args.out, "before")
-                perf = start_perf(cairn.pids(), args.out) if args.perf else None
-                try:
-                    results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
-                                                 os.path.join(args.out, "cairn.json"))
-                finally:
-                    finish_perf(perf, args.out)
-                capture_metrics(cairn.endpoints(), args.out, "after")
-                if mode != "embedded" and args.failover_rounds > 0:
-                    shard, eid = cairn.pick_shard_entity()
-                    log(f"failover: writing to entity {eid} on shard {shard}")
-
-                    def cairn_write(n, eid=eid):
-                        return ("/v1/transact", f'[[:db/add {eid} :bench/val "{("v%d" % n).ljust(64, "x")}"]]',
-                                "application/edn")
-                    results["cairn_failover"] = measure_failover(
-                        args.failover_rounds, lambda: cairn.shard_leader(shard), cairn.kill, cairn.restart,
-                        lambda leader: [n["http"] for j, n in enumerate(cairn.nodes) if j != leader],
-                        cairn_write, cairn.wait_healthy, "cairn")
-                    results["cairn_failover"]["shard"] = shard
-            finally:
-                cairn.stop()
+                run_cairn(args, results, mode)
+            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                results["cairn_error"] = str(e)
+                log(f"Cairn side failed: {e}")
     finally:
         stop_all()
         signal.alarm(0)
@@ -631,7 +645,11 @@ def report(results):
                          + (f" (goal median <= 400, max <= 1000: {'MET' if ok else 'NOT MET'})"
                             if name == "cairn" else ""))
         elif name == "cairn" and "cairn" in results:
-            lines.append("failover cairn: not measured (no cluster in this build)")
+            lines.append("failover cairn: not measured (no cluster in this build)"
+                         if results.get("cairn_mode") == "embedded" else "failover cairn: not measured")
+    for name in ("etcd", "cairn"):
+        if results.get(f"{name}_error"):
+            lines.append(f"{name} side FAILED: {results[name + '_error']}")
     return "\n".join(lines)
 
 
