@@ -348,6 +348,8 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
     }
     return Status::OK();
   });
+  std::vector<std::pair<std::string, TxResult>> results;
+  results.swap(applied_results_);
   if (!s.ok()) {
     // Nothing of the batch is stored; the memory state ran ahead. Reload it
     // from the file so db() and Outcome() show what is durable.
@@ -360,6 +362,8 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
     if (it != outcomes_.end() && it->second.index == outcome_order_.front().first) outcomes_.erase(it);
     outcome_order_.pop_front();
   }
+  // Durable: tell the host what the batch's commands wrote.
+  for (const auto& [request_id, result] : results) options_.on_applied(request_id, result);
   return Status::OK();
 }
 
@@ -421,6 +425,7 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);
     schema_ = std::move(schema);
   }
+  if (options_.on_applied && !cmd->request_id.empty()) applied_results_.emplace_back(cmd->request_id, *prepared);
   return RecordOutcome(cmd->request_id, ApplyOutcome{e.index, t, Status::OK(), std::move(prepared->tempids)});
 }
 

@@ -74,6 +74,7 @@
 #include "raft/raft_node.h"
 #include "shard/raft_log_store.h"
 #include "shard/replica_command.h"
+#include "shard/transactor.h"
 #include "storage/datom_store.h"
 #include "storage/sqlite.h"
 
@@ -95,6 +96,11 @@ struct ReplicaOptions {
   // Which user partitions this shard owns; null = all. Must be deterministic
   // and identical on every replica of the group.
   std::function<bool(uint32_t partition)> owns_partition;
+  // Called (on the owner thread) after a command with a request id committed
+  // its datoms (once the batch's transaction is durable), with what it wrote
+  // (tempids, datoms). The host uses it to
+  // answer the client that proposed it; it must not call into the replica.
+  std::function<void(const std::string& request_id, const TxResult& result)> on_applied;
 };
 
 // What applying one request id produced (kept for idempotent retries).
@@ -200,6 +206,8 @@ class Replica {
   raft::LogIndex prepared_install_;  // index of the validated snapshot in InstallPath(), or zero
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
+  // on_applied calls of the batch being applied, made once it is durable.
+  std::vector<std::pair<std::string, TxResult>> applied_results_;
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   Status failed_;
 };
