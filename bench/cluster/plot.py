@@ -7,6 +7,7 @@ the number of clients, one line per file (target).
 Uses Debian's python3-matplotlib (scripts/setup.sh) with the Agg backend (no display).
 """
 import json
+import os
 import sys
 
 ORDER = ["tx1", "tx100", "point"]
@@ -23,6 +24,7 @@ def plot(runs_by_target, png, title=None):
     workloads = [w for w in ORDER if any(r["workload"] == w for doc in runs_by_target for r in doc["runs"])]
     if not workloads:
         raise SystemExit("plot: no runs to draw")
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
     fig, axes = plt.subplots(2, len(workloads), figsize=(4.6 * len(workloads), 7.5), squeeze=False)
     for col, w in enumerate(workloads):
         for doc in runs_by_target:
@@ -39,6 +41,10 @@ def plot(runs_by_target, png, title=None):
         for row in (0, 1):
             ax = axes[row][col]
             ax.set_xscale("log", base=2)
+            xs = sorted({r["clients"] for doc in runs_by_target for r in doc["runs"] if r["workload"] == w})
+            ax.xaxis.set_major_locator(FixedLocator(xs))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xlabel("clients")
             ax.grid(True, alpha=0.3)
             ax.set_ylim(bottom=0)
@@ -51,6 +57,14 @@ def plot(runs_by_target, png, title=None):
 
 
 def main():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        # Another python3 first on PATH: Debian's matplotlib is the system python3's.
+        if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath(
+                "/usr/bin/python3"):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        raise
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     docs = []

@@ -158,7 +158,9 @@ Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const
       uint64_t seen = 0;
       uint64_t want = c.window;
       bool stopped = false;
-      Status st = c.source->Scan(p, [&](const Datom& d) {
+      auto* resumable = dynamic_cast<const ResumableSource*>(c.source);
+      if (resumable != nullptr) seen = c.skip;  // it skips by itself
+      auto take = [&](const Datom& d) {
         if (seen++ < c.skip) return true;
         if (Keeps(c.shard, d.e)) c.buf.push_back(d);
         if (seen - c.skip >= want) {
@@ -166,7 +168,8 @@ Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const
           return false;
         }
         return true;
-      });
+      };
+      Status st = resumable != nullptr ? resumable->ScanFrom(p, c.skip, want, take) : c.source->Scan(p, take);
       if (!st.ok()) return Named(st, c.shard);
       c.skip = seen;
       if (!stopped) c.exhausted = true;

@@ -48,6 +48,18 @@
 
 namespace cairn::cluster {
 
+// A source that can start a scan after its first `skip` datoms without
+// producing them (RemoteSource asks the serving node to skip), and wants to
+// know how many datoms the caller expects to take (`limit_hint`, 0 = all) so
+// it can size its requests. ClusterSource's merge uses it when a source
+// offers it; otherwise it restarts Scan and drops the first `skip` datoms.
+class ResumableSource {
+ public:
+  virtual ~ResumableSource() = default;
+  virtual Status ScanFrom(const datalog::DatomPattern& p, uint64_t skip, uint64_t limit_hint,
+                          const std::function<bool(const Datom&)>& fn) const = 0;
+};
+
 class ClusterSource final : public datalog::IndexSource {
  public:
   // Maps a user partition (1..partitions-1) to its shard (1..shards).

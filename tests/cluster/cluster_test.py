@@ -146,7 +146,9 @@ def check_writers_clean(writers):
               (w.wid, w.refused[:3]))
         for a in w.acks:
             check(isinstance(a.t, int) and a.t > 0, "writer %d: ack without a t: %r" % (w.wid, a))
-            check(isinstance(a.eid, int) and partition_of_entity(a.eid) == a.partition,
+            check(isinstance(a.eid, int), "writer %d: the answer to %s (duplicate=%r) has no tempid \"w\"" %
+                  (w.wid, a.rid, a.duplicate))
+            check(partition_of_entity(a.eid) == a.partition,
                   "writer %d: entity %r of a write hinted to partition %d is in partition %s" %
                   (w.wid, a.eid, a.partition, a.eid and partition_of_entity(a.eid)))
 
@@ -164,8 +166,9 @@ def check_acks_exactly_once(node, acks, maybe=(), consistency=None):
     check(not dup, "node %d: values stored more than once: %r" % (node.id, {v: counts[v] for v in dup[:10]}))
     for v, a in acked.items():
         e, t = stored[v]
-        check(t == a.t, "node %d: value %d acknowledged with t=%d, stored with t=%d" % (node.id, v, a.t, t))
-        check(e == a.eid, "node %d: value %d acknowledged as entity %d, stored on entity %d" % (node.id, v, a.eid, e))
+        check(t == a.t, "node %d: value %d acknowledged with t=%r, stored with t=%r (%r)" % (node.id, v, a.t, t, a))
+        check(e == a.eid, "node %d: value %d acknowledged as entity %r, stored on entity %r (%r)" %
+              (node.id, v, a.eid, e, a))
     unexpected = set(counts) - set(acked) - set(maybe)
     check(not unexpected, "node %d: stored values nobody wrote: %r" % (node.id, sorted(unexpected)[:10]))
     return counts
@@ -449,6 +452,7 @@ def test_kill_all(work, register):
         check(a is not None, "retry of in-flight request %s after the restart was not acknowledged: %r" %
               (rid, w.refused[-1:]))
         retried.append(a)
+    check_writers_clean(writers)  # the retries' answers too: t, and tempids even for a duplicate
     # A retry of an acknowledged request returns its first outcome, marked duplicate.
     for a in acks[:5] + acks[-5:]:
         w = writers[a.value // 1000000 - 1]
@@ -734,14 +738,12 @@ def pid_alive(pid):
 
 
 def test_cli_up_down(work, register):
-    from cairn_cluster import Node, free_ports
+    from cairn_cluster import Node
     import json as _json
     up = UpCluster()
     register(up)
     d = os.path.join(work, "c")
-    base = free_ports(1)[0]
-    base = 20000 + base % 20000  # a base port few others use; the real addresses come from cluster.json
-    cmd = [ARGS.cairn, "cluster", "up", "--nodes", "3", "--shards", "4", "--dir", d, "--base-port", str(base)]
+    cmd = [ARGS.cairn, "cluster", "up", "--nodes", "3", "--shards", "4", "--dir", d]  # free ports by default
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
     cj_path = os.path.join(d, "cluster.json")
@@ -801,6 +803,62 @@ def test_cli_up_down(work, register):
                    lambda n=n: not pid_alive(n["pid"]), 15)
 
 
+# ---------------------------------------------------------------------------
+# 9. a bad node.json: exit code 2, an error naming the key, nothing started or created
+
+
+def test_config_errors(work, register):
+    import json as _json
+    import socket as _socket
+    from cairn_cluster import free_ports
+    http_port, peer_port, other_http, other_peer = free_ports(4)
+    secret = os.path.join(work, "secret")
+    with open(secret, "w") as f:
+        f.write("s3cret\n")
+
+    def good():
+        return {"node_id": 1, "dir": os.path.join(work, "data"), "http": "127.0.0.1:%d" % http_port,
+                "peer": "127.0.0.1:%d" % peer_port, "cluster_secret_file": secret, "shards": 4, "replication": 1,
+                "partitions": 256,
+                "nodes": [{"id": 1, "peer": "127.0.0.1:%d" % peer_port, "http": "127.0.0.1:%d" % http_port},
+                          {"id": 2, "peer": "127.0.0.1:%d" % other_peer, "http": "127.0.0.1:%d" % other_http}]}
+
+    def without(d, k):
+        d = dict(d)
+        del d[k]
+        return d
+
+    g = good()
+    bad_node = dict(g)
+    bad_node["nodes"] = [g["nodes"][0], {"id": 2, "http": g["nodes"][1]["http"]}]
+    cases = [
+        ("unknown key", dict(g, bogus_key=1), "bogus_key"),
+        ("missing shards", without(g, "shards"), "shards"),
+        ("address without a port", dict(g, http="127.0.0.1"), "http"),
+        ("address with a bad port", dict(g, peer="127.0.0.1:99999"), "peer"),
+        ("node missing its peer", bad_node, "peer"),
+        ("node_id not among nodes", dict(g, node_id=7), "node_id"),
+        ("shards not a number", dict(g, shards="four"), "shards"),
+        ("secret file missing", dict(g, cluster_secret_file=os.path.join(work, "no-such-secret")),
+         "cluster_secret_file"),
+        ("malformed JSON", None, "JSON"),
+    ]
+    for what, cfg, key in cases:
+        path = os.path.join(work, "node.json")
+        with open(path, "w") as f:
+            f.write('{"node_id": 1, "dir": ' if cfg is None else _json.dumps(cfg))
+        r = subprocess.run([ARGS.cairn, "serve", "--config", path], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=20, preexec_fn=None)
+        err = r.stderr.decode(errors="replace")
+        check(r.returncode == 2, "%s: exit code %d, want 2; stdout %r stderr %r" % (what, r.returncode, r.stdout, err))
+        check(key in err, "%s: the error does not name %r: %r" % (what, key, err))
+        check(b"listening" not in r.stdout, "%s: the node printed %r" % (what, r.stdout))
+        check(not os.path.exists(g["dir"]), "%s: the refused config created its data dir %s" % (what, g["dir"]))
+        with _socket.socket() as sock:
+            check(sock.connect_ex(("127.0.0.1", http_port)) != 0, "%s: something listens on the http port" % what)
+        log("ok: %s -> exit 2: %s" % (what, err.strip().splitlines()[-1][:160] if err.strip() else ""))
+
+
 TESTS = {
     "read_everywhere": test_read_everywhere,
     "leader_failover": test_leader_failover,
@@ -810,6 +868,7 @@ TESTS = {
     "malformed_http": test_malformed_http,
     "client_failover": test_client_failover,
     "cli_up_down": test_cli_up_down,
+    "config_errors": test_config_errors,
 }
 
 
