@@ -184,22 +184,30 @@ int main(int argc, char** argv) {
 
   BenchArgs bench;
   auto* bench_cmd = app.add_subcommand(
-      "bench", "Drive a running node or cluster (or etcd's v3 JSON gateway) over HTTP with concurrent clients and "
-               "report ops/s, datoms/s and latency percentiles (docs/cli.md)");
-  bench_cmd->add_option("--endpoints", bench.endpoints, "HOST:PORT of the HTTP API, comma-separated; clients are "
-                                                        "spread over them round-robin")
+      "bench",
+      "Drive a running node or cluster (or etcd's v3 JSON gateway) over HTTP with concurrent clients and "
+      "report ops/s, datoms/s and latency percentiles (docs/cli.md)");
+  bench_cmd
+      ->add_option("--endpoints", bench.endpoints,
+                   "HOST:PORT of the HTTP API, comma-separated; clients are "
+                   "spread over them round-robin")
       ->required()
       ->delimiter(',');
-  bench_cmd->add_option("--target", bench.target, "cairn (POST /v1/transact, /v1/query) or etcd (/v3/kv/put, "
-                                                   "/v3/kv/txn, /v3/kv/range)")
+  bench_cmd
+      ->add_option("--target", bench.target,
+                   "cairn (POST /v1/transact, /v1/query) or etcd (/v3/kv/put, "
+                   "/v3/kv/txn, /v3/kv/range)")
       ->capture_default_str();
-  bench_cmd->add_option("--workload", bench.workloads,
-                        "Comma-separated: tx1 (one 64-byte datom / one put per op), tx100 (100 datoms / a txn of "
-                        "100 puts), point (read one key by a unique attribute / range of one key)")
+  bench_cmd
+      ->add_option("--workload", bench.workloads,
+                   "Comma-separated: tx1 (one 64-byte datom / one put per op), tx100 (100 datoms / a txn of "
+                   "100 puts), point (read one key by a unique attribute / range of one key)")
       ->delimiter(',')
       ->capture_default_str();
-  bench_cmd->add_option("--clients", bench.clients, "Concurrent clients (keep-alive connections), comma-separated "
-                                                    "for a sweep, e.g. 1,16,64")
+  bench_cmd
+      ->add_option("--clients", bench.clients,
+                   "Concurrent clients (keep-alive connections), comma-separated "
+                   "for a sweep, e.g. 1,16,64")
       ->delimiter(',')
       ->capture_default_str();
   bench_cmd->add_option("--duration-s", bench.duration_s, "Measured seconds per run (after the warm-up)")
