@@ -146,7 +146,9 @@ def check_writers_clean(writers):
               (w.wid, w.refused[:3]))
         for a in w.acks:
             check(isinstance(a.t, int) and a.t > 0, "writer %d: ack without a t: %r" % (w.wid, a))
-            check(isinstance(a.eid, int) and partition_of_entity(a.eid) == a.partition,
+            check(isinstance(a.eid, int), "writer %d: the answer to %s (duplicate=%r) has no tempid \"w\"" %
+                  (w.wid, a.rid, a.duplicate))
+            check(partition_of_entity(a.eid) == a.partition,
                   "writer %d: entity %r of a write hinted to partition %d is in partition %s" %
                   (w.wid, a.eid, a.partition, a.eid and partition_of_entity(a.eid)))
 
@@ -164,8 +166,9 @@ def check_acks_exactly_once(node, acks, maybe=(), consistency=None):
     check(not dup, "node %d: values stored more than once: %r" % (node.id, {v: counts[v] for v in dup[:10]}))
     for v, a in acked.items():
         e, t = stored[v]
-        check(t == a.t, "node %d: value %d acknowledged with t=%d, stored with t=%d" % (node.id, v, a.t, t))
-        check(e == a.eid, "node %d: value %d acknowledged as entity %d, stored on entity %d" % (node.id, v, a.eid, e))
+        check(t == a.t, "node %d: value %d acknowledged with t=%r, stored with t=%r (%r)" % (node.id, v, a.t, t, a))
+        check(e == a.eid, "node %d: value %d acknowledged as entity %r, stored on entity %r (%r)" %
+              (node.id, v, a.eid, e, a))
     unexpected = set(counts) - set(acked) - set(maybe)
     check(not unexpected, "node %d: stored values nobody wrote: %r" % (node.id, sorted(unexpected)[:10]))
     return counts
@@ -449,6 +452,7 @@ def test_kill_all(work, register):
         check(a is not None, "retry of in-flight request %s after the restart was not acknowledged: %r" %
               (rid, w.refused[-1:]))
         retried.append(a)
+    check_writers_clean(writers)  # the retries' answers too: t, and tempids even for a duplicate
     # A retry of an acknowledged request returns its first outcome, marked duplicate.
     for a in acks[:5] + acks[-5:]:
         w = writers[a.value // 1000000 - 1]
