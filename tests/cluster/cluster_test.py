@@ -271,9 +271,10 @@ def test_leader_failover(work, register):
     log("shard %d leader: node %d" % (shard, leader))
     parts_s = [p for p in range(1, 17) if shard_of_partition(p, SHARDS) == shard]
     parts_other = [p for p in range(1, 17) if shard_of_partition(p, SHARDS) != shard]
-    writers = [Writer(1, c.nodes, parts_s, start_node=0),
-               Writer(2, c.nodes, parts_s, start_node=1),
-               Writer(3, c.nodes, parts_other, start_node=2)]
+    # per-request timeout 10 s: the measured failover is the nodes' doing, not this client's timeout
+    writers = [Writer(1, c.nodes, parts_s, start_node=0, per_request_timeout=10.0),
+               Writer(2, c.nodes, parts_s, start_node=1, per_request_timeout=10.0),
+               Writer(3, c.nodes, parts_other, start_node=2, per_request_timeout=10.0)]
     for w in writers:
         w.start()
     time.sleep(1.5)
@@ -282,6 +283,7 @@ def test_leader_failover(work, register):
           (shard, [dict(w.errors) for w in writers]))
     killed = c.node(leader)
     t_kill = time.monotonic()
+    kill_ms = int(time.time() * 1000)
     killed.kill9()
     log("killed node %d (leader of shard %d) after %d acknowledged writes to it" % (leader, shard, acked_before))
     survivors = [n for n in c.nodes if n.id != leader]
@@ -289,15 +291,19 @@ def test_leader_failover(work, register):
     t_leader = time.monotonic() - t_kill
     check(new_leader != leader, "shard %d leader still reported as the killed node" % shard)
 
+    # The next write to the shard committed after the kill: its t (hybrid clock: physical ms << 16) was proposed
+    # after the kill, so by a new leader, whether the client or a node retried it.
     def acked_after():
-        late = [a for w in writers[:2] for a in w.acks if a.attempt_started_at > t_kill]
+        late = [a for w in writers[:2] for a in w.acks if isinstance(a.t, int) and (a.t >> 16) > kill_ms]
         return min(late, key=lambda a: a.acked_at) if late else None
 
-    first = wait_until("an acknowledged write to shard %d after the kill" % shard, acked_after, 5.0)
+    first = wait_until("an acknowledged write to shard %d after the kill" % shard, acked_after, 15.0)
     failover = first.acked_at - t_kill
     log("failover: new leader node %d seen after %.3f s; first acknowledged write to shard %d %.3f s after the kill" %
         (new_leader, t_leader, shard, failover))
-    check(failover < 5.0, "first acknowledged write after the kill took %.3f s (bound 5 s)" % failover)
+    check(failover < 5.0, "the first write to shard %d committed after the kill was acknowledged %.3f s after it "
+          "(bound 5 s; new leader seen after %.3f s); it is %r; errors the writers saw so far: %r" %
+          (shard, failover, t_leader, first, [dict(w.errors) for w in writers]))
     time.sleep(1.0)
     for w in writers:
         w.stop.set()
