@@ -18,6 +18,9 @@ struct Relation {
   std::vector<VarId> vars;  // column -> variable
   std::vector<Value> data;  // rows() * arity() values
   size_t count = 0;         // number of rows (needed when arity is 0)
+  // A column whose values are entity ids (longs) in ascending order, as an
+  // index scan produced them (merge joins use it); -1 if none is known.
+  int sorted_col = -1;
 
   size_t arity() const { return vars.size(); }
   size_t rows() const { return count; }
@@ -37,6 +40,7 @@ struct Relation {
   void Clear() {
     data.clear();
     count = 0;
+    sorted_col = -1;
   }
 
   // The relation with no columns and one row: the identity of joins.
