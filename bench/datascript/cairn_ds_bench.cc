@@ -1,7 +1,8 @@
 // Runs Cairn on bench/datascript's data set through the public embedded API and
 // prints {"bench": median_ms, "bench:rows": n, ...} as JSON, the same shape as
 // run_datascript.mjs. Usage: cairn_ds_bench data.json queries.json WORK_DIR
-// ONLY=regex (env) runs only the benchmarks whose names match (for profiling).
+// ONLY=regex (env) runs only the benchmarks whose names match (for profiling);
+// ITERS=n runs each query n times instead of timing (for perf stat).
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,14 @@ double DoTime(double ms, const std::function<void()>& fn) {
 }
 
 double Bench(const std::function<void()>& fn) {
+  if (const char* iters = std::getenv("ITERS")) {
+    // A fixed number of runs, no warm-up: for counting instructions under
+    // `perf stat` on a loaded machine (compare ITERS=n with ITERS=0).
+    auto start = Clock::now();
+    long n = std::atol(iters);
+    for (long i = 0; i < n; ++i) fn();
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count() / static_cast<double>(std::max(1L, n));
+  }
   DoTime(EnvMs("WARMUP_MS", 1000), fn);
   std::vector<double> times;
   int samples = static_cast<int>(EnvMs("SAMPLES", 5));

@@ -1513,7 +1513,7 @@ class Engine {
     if (!options_.reference && !is_delta && !key_pos.empty() && ctx.rows() * 4 < rel->rows()) {
       strategy_ = "rule (" + std::to_string(rel->rows()) + " tuples) probed by index";
       auto& slot = rule_indexes_[{rel, key_pos}];
-      if (slot == nullptr) slot = std::make_unique<GrowingRowIndex>(*rel, key_pos);
+      if (slot == nullptr) slot = std::make_unique<RowIndex>(*rel, key_pos);
       slot->Sync();
       Relation out;
       out.vars = ctx.vars;
@@ -1797,7 +1797,7 @@ class Engine {
   std::map<std::string, Relation*> in_progress_;
   std::map<const Clause*, const Relation*> overrides_;
   std::vector<std::unique_ptr<Clause>> magic_calls_;
-  std::map<std::pair<const Relation*, std::vector<int>>, std::unique_ptr<GrowingRowIndex>> rule_indexes_;
+  std::map<std::pair<const Relation*, std::vector<int>>, std::unique_ptr<RowIndex>> rule_indexes_;
   int magic_counter_ = 0;
   std::string strategy_;
   uint64_t steps_ = 0;
