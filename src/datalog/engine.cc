@@ -414,7 +414,21 @@ class Engine {
       out.count = r.rows();
       return out;
     }
-    RowSet set(&out);
+    if (r.distinct && cols.size() == r.arity() && std::find(cols.begin(), cols.end(), -1) == cols.end()) {
+      // Every column of a set, reordered: still a set.
+      std::vector<bool> seen(r.arity(), false);
+      bool permutation = true;
+      for (int c : cols) {
+        permutation = permutation && !seen[static_cast<size_t>(c)];
+        seen[static_cast<size_t>(c)] = true;
+      }
+      if (permutation) {
+        out = ProjectDistinct(r, vars, false);
+        out.distinct = true;
+        return out;
+      }
+    }
+    RowSet set(&out, r.rows());
     for (size_t i = 0; i < r.rows(); ++i) {
       const Value* src = r.Row(i);
       for (size_t k = 0; k < cols.size(); ++k) row[k] = src[cols[k]];
@@ -1553,6 +1567,8 @@ class Engine {
       for (int pos : var_pos) p.data.push_back(tuple[pos]);
       ++p.count;
     }
+    // A rule relation is a set; a selection of it keeping every position is too.
+    p.distinct = var_pos.size() == c.terms.size();
     return Join(ctx, p);
   }
 

@@ -7,6 +7,7 @@
 // Thread-safety: plain values; no shared state.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct Relation {
   // A column whose values are entity ids (longs) in ascending order, as an
   // index scan produced them (merge joins use it); -1 if none is known.
   int sorted_col = -1;
+  // Whether the rows are known to be distinct (a rule's relation is a set).
+  bool distinct = false;
 
   size_t arity() const { return vars.size(); }
   size_t rows() const { return count; }
@@ -42,6 +45,7 @@ struct Relation {
     data.clear();
     count = 0;
     sorted_col = -1;
+    distinct = false;
   }
 
   // The relation with no columns and one row: the identity of joins.
@@ -140,9 +144,12 @@ class RowIndex {
 // `rel` only if it is new. Used for set semantics and rule fixpoints.
 class RowSet {
  public:
-  explicit RowSet(Relation* rel) : rel_(rel) {
+  // `expected`: how many rows it will likely hold (sizes the table once).
+  explicit RowSet(Relation* rel, size_t expected = 0) : rel_(rel) {
     for (size_t i = 0; i < rel_->arity(); ++i) all_cols_.push_back(static_cast<int>(i));
-    Rehash(64);
+    size_t cap = 64;
+    while (cap < std::max(expected, rel_->rows()) * 2) cap <<= 1;
+    Rehash(cap);
     for (size_t i = 0; i < rel_->rows(); ++i) Place(i, Hash(rel_->Row(i)));
   }
 
