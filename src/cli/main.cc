@@ -164,8 +164,13 @@ int main(int argc, char** argv) {
   repl_cmd->add_option("--db", db_path, "Database file")->required();
 
   ServeArgs serve;
-  auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTP API (docs/http.md) over an embedded database");
-  serve_cmd->add_option("--db", serve.db_path, "Database file to create or reuse")->required();
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Serve the HTTP API (docs/http.md) over an embedded database (--db) or as a cluster node (--config)");
+  auto* serve_db = serve_cmd->add_option("--db", serve.db_path, "Embedded: database file to create or reuse");
+  auto* serve_config =
+      serve_cmd->add_option("--config", serve.config_path, "Cluster: the node's JSON config (docs/cluster.md)");
+  serve_db->excludes(serve_config);
+  serve_config->excludes(serve_db);
   serve_cmd->add_option("--http", serve.http, "HOST:PORT to listen on (port 0 picks one)")->capture_default_str();
   serve_cmd->add_option("--max-body-bytes", serve.body_bytes_max, "Largest request body accepted")
       ->capture_default_str();
