@@ -111,6 +111,7 @@ class SplitCluster {
     shard_stores_.clear();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove(std::filesystem::path(dir_).parent_path(), ec);  // only if empty
   }
 
   // Runs `tx_edn` on the reference and distributes its datoms. Returns the
