@@ -184,9 +184,10 @@ class SplitCluster {
   std::shared_ptr<ClusterSource> ReplicaClusterView() const {
     std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
     for (const auto& s : shard_stores_) shards.push_back(s->ReplicaView());
-    uint32_t n = shards_;
-    return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), partitions_,
-                                           [n](uint32_t p) { return ContractShardOf(p, n); });
+    NodeAddress node;
+    node.id = 1;
+    ShardMap map(shards_, 1, partitions_, {node});
+    return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), map);
   }
   // One shard's own current view (what its transactor reads).
   std::shared_ptr<const datalog::IndexSource> ShardView(uint32_t s) const {
