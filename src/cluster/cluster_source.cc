@@ -86,6 +86,13 @@ ClusterSource::ClusterSource(std::shared_ptr<const IndexSource> meta, std::vecto
   idents_.resize(shards_.size());
 }
 
+ClusterSource::ClusterSource(std::shared_ptr<const IndexSource> meta, std::vector<std::shared_ptr<const IndexSource>> shards,
+                             const ShardMap& map)
+    : ClusterSource(std::move(meta), std::move(shards), map.partitions(),
+                    ShardOfFn([shards_count = map.shards()](uint32_t p) { return cluster::ShardOfPartition(p, shards_count); })) {
+  CAIRN_CHECK(shards_.size() == map.shards());
+}
+
 namespace {
 
 // A ref to a non-built-in system entity (an ident or attribute), whose id

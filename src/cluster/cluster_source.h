@@ -55,6 +55,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/shard_map.h"
 #include "datalog/index_source.h"
 
 namespace cairn::cluster {
@@ -84,6 +85,9 @@ class ClusterSource final : public datalog::IndexSource {
   ClusterSource(std::shared_ptr<const datalog::IndexSource> meta,
                 std::vector<std::shared_ptr<const datalog::IndexSource>> shards, uint32_t partitions,
                 ShardOfFn shard_of);
+  // The same with the cluster's shard map (its partitions and ShardOf).
+  ClusterSource(std::shared_ptr<const datalog::IndexSource> meta,
+                std::vector<std::shared_ptr<const datalog::IndexSource>> shards, const ShardMap& map);
   ClusterSource(const ClusterSource&) = delete;
   ClusterSource& operator=(const ClusterSource&) = delete;
 
