@@ -25,8 +25,7 @@ using raft::LogIndex;
 using raft::NodeId;
 
 std::string TempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("cairn_replica_" + std::to_string(::getpid())) / name;
+  auto dir = std::filesystem::temp_directory_path() / ("cairn_replica_" + std::to_string(::getpid())) / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -262,10 +261,14 @@ TEST(Replica, DuplicateRequestIdAppliesOnce) {
     datalog::DatomPattern p;
     p.a = Keyword::Intern("person/age");
     std::vector<Value> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.push_back(d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.push_back(d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0], Value::Long(1));
   }
@@ -330,10 +333,14 @@ TEST(Replica, RetryAcrossLeaderChangeAppliesOnce) {
     p.e = *e;
     p.a = Keyword::Intern("person/age");
     std::vector<Value> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.push_back(d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.push_back(d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0], Value::Long(1));
   }
@@ -348,9 +355,7 @@ TEST(Replica, ReadIndexOnAFollowerWaitsForApply) {
   c.Propose(leader, "w", 2, "[{:person/name \"written\"}]");
   uint64_t follower = leader == 1 ? 2 : 1;
   // The follower gets heartbeats but no log: it cannot apply the write.
-  c.drop = [&](const raft::Message& m) {
-    return m.to.value() == follower && m.type == raft::MessageType::kAppend;
-  };
+  c.drop = [&](const raft::Message& m) { return m.to.value() == follower && m.type == raft::MessageType::kAppend; };
   for (int i = 0; i < 200 && !c.at(leader).Outcome("w"); ++i) c.Round();
   ASSERT_TRUE(c.at(leader).Outcome("w").has_value());
   ASSERT_TRUE(c.at(follower).ReadIndex(77).ok());
@@ -375,7 +380,7 @@ TEST(Replica, ReadIndexOnAFollowerWaitsForApply) {
 struct FileState {
   uint64_t applied = 0;
   uint64_t last_t = 0;
-  std::vector<uint64_t> tx_ts;                       // txs rows
+  std::vector<uint64_t> tx_ts;                                    // txs rows
   std::map<std::string, std::pair<uint64_t, uint64_t>> outcomes;  // request id -> (idx, t)
   std::string Dump() const {
     std::string s = "applied " + std::to_string(applied) + " last_t " + std::to_string(last_t) + "\n";
@@ -504,8 +509,9 @@ TEST(Replica, AFailedBatchCommitsNothingAndReappliesOnce) {
   {
     auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWrite);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->Exec("CREATE TRIGGER inject BEFORE UPDATE ON replica_state BEGIN "
-                            "SELECT RAISE(ABORT, 'injected failure'); END;")
+    ASSERT_TRUE((*db)
+                    ->Exec("CREATE TRIGGER inject BEFORE UPDATE ON replica_state BEGIN "
+                           "SELECT RAISE(ABORT, 'injected failure'); END;")
                     .ok());
   }
   c.tolerate_failures = true;
@@ -742,9 +748,7 @@ TEST(Replica, OutcomePruningIsIdenticalOnEveryReplica) {
 // fails with WrongShard on every replica and writes nothing; one in an owned
 // partition (and schema, in partition 0) applies.
 TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
-  Cluster c(TempDir("guard"), [](ReplicaOptions& o) {
-    o.owns_partition = [](uint32_t p) { return p % 2 == 1; };
-  });
+  Cluster c(TempDir("guard"), [](ReplicaOptions& o) { o.owns_partition = [](uint32_t p) { return p % 2 == 1; }; });
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   // :person/age is not unique, so :db/partition places the new entity.
@@ -768,10 +772,14 @@ TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
     datalog::DatomPattern p;
     p.a = Keyword::Intern("person/age");
     std::vector<std::pair<uint32_t, Value>> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.emplace_back(d.e.partition(), d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.emplace_back(d.e.partition(), d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0].first, 3u);
     EXPECT_EQ(ages[0].second, Value::Long(3));
@@ -794,8 +802,8 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
   std::map<uint64_t, NodeState> nodes;
   for (uint64_t id = 1; id <= 3; ++id) {
     NodeState& n = nodes[id];
-    auto db = storage::Sqlite::Open(dir + "/raft_" + std::to_string(id) + ".db",
-                                    storage::Sqlite::OpenMode::kReadWriteCreate);
+    auto db =
+        storage::Sqlite::Open(dir + "/raft_" + std::to_string(id) + ".db", storage::Sqlite::OpenMode::kReadWriteCreate);
     ASSERT_TRUE(db.ok());
     n.db = std::move(*db);
     auto store = RaftLogStore::Open(n.db.get());
@@ -868,8 +876,7 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
     ASSERT_TRUE(l->Propose({"schema", TxTime::FromParts(kBaseMs, 0), kSchema}).ok());
     for (int i = 0; i < 5; ++i) {
       std::string name = "g" + std::to_string(g) + "-" + std::to_string(i);
-      ASSERT_TRUE(l->Propose({name, TxTime::FromParts(kBaseMs + 1 + i, 0), "[{:person/name \"" + name + "\"}]"})
-                      .ok());
+      ASSERT_TRUE(l->Propose({name, TxTime::FromParts(kBaseMs + 1 + i, 0), "[{:person/name \"" + name + "\"}]"}).ok());
     }
   }
   auto settled = [&] {
