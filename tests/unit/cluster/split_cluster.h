@@ -178,8 +178,14 @@ class SplitCluster {
     std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
     for (const auto& s : shard_stores_) shards.push_back(s->View(kind, t));
     uint32_t n = shards_;
-    return std::make_shared<ClusterSource>(meta_->View(kind, t), std::move(shards), partitions_,
-                                           [n](uint32_t p) { return ContractShardOf(p, n); });
+    auto cluster = std::make_shared<ClusterSource>(meta_->View(kind, t), std::move(shards), partitions_,
+                                                   [n](uint32_t p) { return ContractShardOf(p, n); });
+    if (kind == internal::StoreSource::Kind::kSince) {
+      std::vector<std::shared_ptr<const datalog::IndexSource>> current;
+      for (const auto& s : shard_stores_) current.push_back(s->View(internal::StoreSource::Kind::kCurrent));
+      cluster->SetIdentViews(meta_->View(internal::StoreSource::Kind::kCurrent), std::move(current));
+    }
+    return cluster;
   }
   // Current view built from the replica's own source type.
   std::shared_ptr<ClusterSource> ReplicaClusterView() const {
