@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "shard/raft_codec.h"
@@ -71,13 +72,18 @@ class Cluster {
     n.log_db.reset();
   }
 
-  bool up(uint64_t id) { return nodes_[id].replica != nullptr; }
+  bool up(uint64_t id) { return nodes_[id].replica != nullptr && !frozen.count(id); }
+  // Replicas that get no Ready handling, messages or ticks (a crashed
+  // process that is not destroyed yet).
+  std::set<uint64_t> frozen;
   // Messages for which this returns true are lost in transit.
   std::function<bool(const raft::Message&)> drop;
   // Rewrites a message in transit (after decoding).
   std::function<void(raft::Message&)> mutate;
   // Failed replicas are skipped instead of failing the test.
   bool tolerate_failures = false;
+  // Drives a replica's Readies instead of HandleReady when it returns true.
+  std::function<bool(uint64_t id, Replica&, RaftLogStore&, const Replica::SendFn&)> handle_ready;
   Replica& at(uint64_t id) { return *nodes_[id].replica; }
   const std::string& dir() const { return dir_; }
 
@@ -86,13 +92,15 @@ class Cluster {
   // (dropped if the destination is down), then every replica ticks.
   void Round() {
     for (auto& [id, n] : nodes_) {
-      if (!n.replica) continue;
+      if (!up(id)) continue;
       if (tolerate_failures && !n.replica->error().ok()) continue;
-      Status s = n.replica->HandleReady([&](std::vector<raft::Message> msgs) {
+      Replica::SendFn send = [&](std::vector<raft::Message> msgs) {
         std::map<uint64_t, std::vector<raft::Message>> by_peer;
         for (auto& m : msgs) by_peer[m.to.value()].push_back(std::move(m));
         for (auto& [to, batch] : by_peer) wire_.emplace_back(to, EncodeBatch(batch));
-      });
+      };
+      if (handle_ready && handle_ready(id, *n.replica, *n.log_store, send)) continue;
+      Status s = n.replica->HandleReady(send);
       if (tolerate_failures && !s.ok()) continue;
       ASSERT_TRUE(s.ok()) << "replica " << id << ": " << s.ToString();
     }
@@ -111,7 +119,7 @@ class Cluster {
       }
     }
     for (auto& [id, n] : nodes_) {
-      if (n.replica) n.replica->Tick();
+      if (up(id)) n.replica->Tick();
     }
   }
 
@@ -703,6 +711,53 @@ TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
   c.Settle();
   EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
   ExpectSameDatoms(c);
+}
+
+// A crash after the host persisted a received snapshot (the Raft log now
+// starts after it) but before the replica installed it: the next open
+// installs the snapshot the log store kept, and the replica goes on.
+TEST(Replica, CrashBetweenSavingAndInstallingASnapshotInstallsItAtOpen) {
+  Cluster c(TempDir("install_at_open"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 30; ++i) {
+    c.Propose(leader, "i" + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  c.Start(down);
+  LogIndex before = c.at(down).applied_index();
+  bool crashed = false;
+  c.handle_ready = [&](uint64_t id, Replica& r, RaftLogStore& store, const Replica::SendFn& send) {
+    if (id != down || crashed) return crashed && id == down;
+    std::optional<raft::Ready> rd = r.TakeReady();
+    if (!rd) return true;
+    EXPECT_TRUE(store.Save({{r.group(), &*rd}}).ok());
+    if (rd->snapshot && rd->snapshot->meta.index > r.applied_index()) {
+      crashed = true;  // durable in the log store, never installed
+      c.frozen.insert(down);
+      return true;
+    }
+    EXPECT_TRUE(r.FinishReady(*rd, send).ok());
+    return true;
+  };
+  for (int i = 0; i < 500 && !crashed; ++i) c.Round();
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ(c.at(down).applied_index(), before);
+  c.Stop(down);
+  c.handle_ready = nullptr;
+  c.frozen.clear();
+  c.Start(down);
+  EXPECT_GT(c.at(down).applied_index(), before);
+  EXPECT_EQ(c.at(down).applied_index(), c.at(down).raft().snapshot().meta.index);
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(c.dir() + "/datoms_" + std::to_string(down) + ".db.install"));
+  c.Settle();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(down), "p29"), 1u);
 }
 
 // Outcomes older than the window are pruned at the same log positions on
