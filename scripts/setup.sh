@@ -11,7 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libedit-dev
   iso-codes
-  python3
+  python3 python3-matplotlib
+  etcd-server etcd-client linux-perf
 )
 
 missing=()

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 cd "${CAIRN_BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@"
+# cluster-pending: real-process cluster tests whose behaviour has not landed yet (tests/cluster/CMakeLists.txt).
+ctest --output-on-failure -j "$(nproc)" --timeout 900 -LE cluster-pending "$@"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cairn/database.h"
+#include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/serve.h"
 #include "core/edn.h"
@@ -217,6 +218,42 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--workers", serve.worker_threads, "Threads that run transactions and queries")
       ->capture_default_str();
 
+  BenchArgs bench;
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "Drive a running node or cluster (or etcd's v3 JSON gateway) over HTTP with concurrent clients and "
+               "report ops/s, datoms/s and latency percentiles (docs/cli.md)");
+  bench_cmd->add_option("--endpoints", bench.endpoints, "HOST:PORT of the HTTP API, comma-separated; clients are "
+                                                        "spread over them round-robin")
+      ->required()
+      ->delimiter(',');
+  bench_cmd->add_option("--target", bench.target, "cairn (POST /v1/transact, /v1/query) or etcd (/v3/kv/put, "
+                                                   "/v3/kv/txn, /v3/kv/range)")
+      ->capture_default_str();
+  bench_cmd->add_option("--workload", bench.workloads,
+                        "Comma-separated: tx1 (one 64-byte datom / one put per op), tx100 (100 datoms / a txn of "
+                        "100 puts), point (read one key by a unique attribute / range of one key)")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench_cmd->add_option("--clients", bench.clients, "Concurrent clients (keep-alive connections), comma-separated "
+                                                    "for a sweep, e.g. 1,16,64")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench_cmd->add_option("--duration-s", bench.duration_s, "Measured seconds per run (after the warm-up)")
+      ->capture_default_str();
+  bench_cmd->add_option("--warmup-s", bench.warmup_s, "Seconds per run before measuring (ops not counted)")
+      ->capture_default_str();
+  bench_cmd->add_option("--ops", bench.ops, "Ops per run instead of a duration (0 = use --duration-s); no warm-up")
+      ->capture_default_str();
+  bench_cmd->add_option("--threads", bench.threads, "I/O threads driving the clients")->capture_default_str();
+  bench_cmd->add_option("--timeout-ms", bench.timeout_ms, "Per-request timeout (connect, send, answer)")
+      ->capture_default_str();
+  bench_cmd->add_option("--value-bytes", bench.value_bytes, "Size of each written value (and Cairn key)")
+      ->capture_default_str();
+  bench_cmd->add_option("--point-keys", bench.point_keys, "Keys written before point runs; reads pick among them")
+      ->capture_default_str();
+  bench_cmd->add_option("--out", bench.out, "Also write the results as JSON to this file");
+  bench_cmd->add_flag("--quiet", bench.quiet, "No progress lines on stderr");
+
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("cairn");
@@ -252,5 +289,6 @@ int main(int argc, char** argv) {
   if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of, explain);
   if (*repl_cmd) return RunRepl(db_path);
   if (*serve_cmd) return RunServe(serve);
+  if (*bench_cmd) return RunBench(bench);
   return 2;
 }

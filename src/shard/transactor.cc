@@ -88,6 +88,78 @@ struct AvHash {
   }
 };
 
+// A hash set of action indices for the per-transaction checks: the key of
+// index i lives in the caller's actions (compared by the caller's predicate),
+// so no key or Value is copied and nothing is allocated per entry. Sized for
+// `n` inserts up front (open addressing, at most half full).
+class IndexTable {
+ public:
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+
+  explicit IndexTable(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    mask_ = cap - 1;
+    slots_.assign(cap, Slot{kNone, 0});
+  }
+  // The index stored under a key equal to i's (eq(j) says whether j's key
+  // equals it), or kNone after storing i.
+  template <typename Eq>
+  uint32_t FindOrInsert(uint64_t hash, size_t i, const Eq& eq) {
+    CAIRN_CHECK(++size_ * 2 <= slots_.size());
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    for (size_t s = hash & mask_;; s = (s + 1) & mask_) {
+      Slot& x = slots_[s];
+      if (x.index == kNone) {
+        x = Slot{static_cast<uint32_t>(i), tag};
+        return kNone;
+      }
+      if (x.tag == tag && eq(x.index)) {
+        --size_;
+        return x.index;
+      }
+    }
+  }
+  template <typename Eq>
+  uint32_t Find(uint64_t hash, const Eq& eq) const {
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    for (size_t s = hash & mask_;; s = (s + 1) & mask_) {
+      const Slot& x = slots_[s];
+      if (x.index == kNone) return kNone;
+      if (x.tag == tag && eq(x.index)) return x.index;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint32_t index;
+    uint32_t tag;
+  };
+  size_t mask_ = 0;
+  size_t size_ = 0;
+  std::vector<Slot> slots_;
+};
+
+// Final mixing of a combined key hash (the table takes slot bits from the
+// bottom and tag bits from the top).
+inline uint64_t MixKey(uint64_t h) {
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 29;
+  h *= 0x94D049BB133111EBull;
+  return h ^ (h >> 32);
+}
+inline uint64_t HashEav(EntityId e, Keyword a, uint64_t v_hash) {
+  return MixKey(e.raw * 0x9E3779B97F4A7C15ull ^ (uint64_t{a.id()} + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full ^
+                v_hash);
+}
+inline uint64_t HashEa(EntityId e, Keyword a) {
+  return MixKey(e.raw * 0x9E3779B97F4A7C15ull ^ (uint64_t{a.id()} + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full);
+}
+inline uint64_t HashAv(Keyword a, uint64_t v_hash) {
+  return MixKey((uint64_t{a.id()} + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full ^ v_hash);
+}
+
 // One datom-level intention, in the order the forms asked for it.
 struct Action {
   bool added = true;
@@ -127,6 +199,12 @@ class PrepareRun {
   // ---- tempid slots (union-find) -------------------------------------------
 
   int SlotOf(const TxEntityRef& r) {
+    // The ops of one entity map come in a row: most lookups repeat the last.
+    if (last_slot_ >= 0 && slots_[last_slot_].name == r.tempid) return last_slot_;
+    last_slot_ = SlotIndexOf(r);
+    return last_slot_;
+  }
+  int SlotIndexOf(const TxEntityRef& r) {
     auto [it, inserted] = slot_index_.emplace(r.tempid, static_cast<int>(slots_.size()));
     if (inserted) {
       Slot s;
@@ -151,30 +229,41 @@ class PrepareRun {
     return "tempid \"" + x.name + "\"";
   }
 
+  // Gives every tempid a slot and notes each op's slots (so resolving them
+  // needs no second lookup by name).
   void CollectSlots() {
-    for (const TxOp& op : ops_) {
+    e_.resize(ops_.size());
+    v_.resize(ops_.size());
+    old_.resize(ops_.size());
+    slots_.reserve(ops_.size());
+    slot_index_.reserve(ops_.size());
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const TxOp& op = ops_[i];
       if (op.e.kind == TxEntityRef::Kind::kTempid) {
         int s = SlotOf(op.e);
+        e_[i].slot = s;
         if (op.kind == TxOp::Kind::kAdd || op.kind == TxOp::Kind::kCas) slots_[s].asserted = true;
         if (op.kind == TxOp::Kind::kAdd && op.a == k_.db_ident && op.v.type() == ValueType::kKeyword) {
           tx_idents_.emplace(op.v.as_keyword(), s);
         }
       }
-      if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kTempid) SlotOf(op.v_ref);
-      if (op.old_is_ref && op.old_ref.kind == TxEntityRef::Kind::kTempid) SlotOf(op.old_ref);
+      if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kTempid) v_[i].slot = SlotOf(op.v_ref);
+      if (op.old_is_ref && op.old_ref.kind == TxEntityRef::Kind::kTempid) old_[i].slot = SlotOf(op.old_ref);
     }
   }
 
   // ---- references ----------------------------------------------------------
 
-  Result<Target> Resolve(const TxEntityRef& r) {
+  // `slot`: the tempid's slot noted by CollectSlots.
+  Result<Target> Resolve(const TxEntityRef& r, int slot) {
     switch (r.kind) {
       case TxEntityRef::Kind::kId:
         return Target{-1, r.id};
       case TxEntityRef::Kind::kTx:
         return Target{-1, tx_id_};
       case TxEntityRef::Kind::kTempid:
-        return Target{slot_index_.at(r.tempid), {}};
+        CAIRN_CHECK(slot >= 0);
+        return Target{slot, {}};
       case TxEntityRef::Kind::kLookup: {
         std::optional<EntityId> e = db_.Lookup(r.attr, r.value);
         if (!e) {
@@ -195,17 +284,14 @@ class PrepareRun {
   }
 
   Status ResolveRefs() {
-    e_.resize(ops_.size());
-    v_.resize(ops_.size());
-    old_.resize(ops_.size());
     for (size_t i = 0; i < ops_.size(); ++i) {
       const TxOp& op = ops_[i];
-      CAIRN_ASSIGN_OR_RETURN(e_[i], Resolve(op.e));
+      CAIRN_ASSIGN_OR_RETURN(e_[i], Resolve(op.e, e_[i].slot));
       if (op.v_is_ref) {
-        CAIRN_ASSIGN_OR_RETURN(v_[i], Resolve(op.v_ref));
+        CAIRN_ASSIGN_OR_RETURN(v_[i], Resolve(op.v_ref, v_[i].slot));
       }
       if (op.old_is_ref) {
-        CAIRN_ASSIGN_OR_RETURN(old_[i], Resolve(op.old_ref));
+        CAIRN_ASSIGN_OR_RETURN(old_[i], Resolve(op.old_ref, old_[i].slot));
       }
       // New entities come from tempids; an integer id must name an entity
       // that exists, or an assertion could take an id the allocator will
@@ -539,13 +625,14 @@ class PrepareRun {
     return Status::OK();
   }
 
+  // The last stage that reads ops_: their values move into the actions.
   Status BuildActions() {
     actions_.reserve(ops_.size() + 8);
     std::vector<Value> current;
     for (size_t i = 0; i < ops_.size(); ++i) {
-      const TxOp& op = ops_[i];
+      TxOp& op = ops_[i];
       EntityId e = IdOf(e_[i]);
-      Value v = op.v_is_ref ? Value::Ref(IdOf(v_[i])) : op.v;
+      Value v = op.v_is_ref ? Value::Ref(IdOf(v_[i])) : std::move(op.v);
       switch (op.kind) {
         case TxOp::Kind::kPartitionHint:
           break;
@@ -654,28 +741,39 @@ class PrepareRun {
   // ---- checks --------------------------------------------------------------
 
   Status CheckConflicts() {
-    std::unordered_map<EavKey, size_t, EavHash> asserted;
-    std::unordered_map<EavKey, size_t, EavHash> retracted;
-    std::unordered_map<EaKey, size_t, EaHash> one_value;
-    std::unordered_map<AvKey, size_t, AvHash> unique_owner;
-    keep_.assign(actions_.size(), true);
-    asserted.reserve(actions_.size());
-    one_value.reserve(actions_.size());
-    for (size_t i = 0; i < actions_.size(); ++i) {
+    const size_t n = actions_.size();
+    keep_.assign(n, true);
+    // Each key is hashed once; the tables hold action indices only.
+    std::vector<uint64_t> v_hash(n), eav_hash(n);
+    for (size_t i = 0; i < n; ++i) {
       const Action& act = actions_[i];
-      EavKey key{act.e, act.a, act.v};
+      v_hash[i] = act.v.Hash();
+      eav_hash[i] = HashEav(act.e, act.a, v_hash[i]);
+    }
+    IndexTable asserted(n), retracted(n), one_value(n), unique_owner(n);
+    auto same_eav = [&](size_t i) {
+      return [this, i](uint32_t j) {
+        const Action& x = actions_[i];
+        const Action& y = actions_[j];
+        return x.e == y.e && x.a == y.a && x.v == y.v;
+      };
+    };
+    for (size_t i = 0; i < n; ++i) {
+      const Action& act = actions_[i];
       if (!act.added) {
-        if (!retracted.emplace(key, i).second) keep_[i] = false;
+        if (retracted.FindOrInsert(eav_hash[i], i, same_eav(i)) != IndexTable::kNone) keep_[i] = false;
         continue;
       }
-      if (!asserted.emplace(key, i).second) {
+      if (asserted.FindOrInsert(eav_hash[i], i, same_eav(i)) != IndexTable::kNone) {
         keep_[i] = false;  // the same datom asserted twice in one transaction
         continue;
       }
       if (!schema_->IsMany(act.a)) {
-        auto [it, inserted] = one_value.emplace(EaKey{act.e, act.a}, i);
-        if (!inserted) {
-          const Action& other = actions_[it->second];
+        uint32_t j = one_value.FindOrInsert(HashEa(act.e, act.a), i, [&](uint32_t k) {
+          return actions_[k].e == act.e && actions_[k].a == act.a;
+        });
+        if (j != IndexTable::kNone) {
+          const Action& other = actions_[j];
           return ErrorAt(StatusCode::kInvalidArgument, act.where,
                          "two values for cardinality-one attribute " + act.a.ToString() + " of " + Describe(act.e) +
                              " in one transaction: " + other.v.ToString() + " (at " + WhereOf(other.where) + ") and " +
@@ -683,32 +781,41 @@ class PrepareRun {
         }
       }
       if (IsUnique(act.a)) {
-        auto [it, inserted] = unique_owner.emplace(AvKey{act.a, act.v}, i);
-        if (!inserted && actions_[it->second].e != act.e) {
+        uint32_t j = unique_owner.FindOrInsert(HashAv(act.a, v_hash[i]), i, [&](uint32_t k) {
+          return actions_[k].a == act.a && actions_[k].v == act.v;
+        });
+        if (j != IndexTable::kNone && actions_[j].e != act.e) {
           return ErrorAt(StatusCode::kConflict, act.where,
                          "unique attribute " + act.a.ToString() + " value " + act.v.ToString() +
-                             " is asserted for two entities: " + Describe(actions_[it->second].e) + " and " +
+                             " is asserted for two entities: " + Describe(actions_[j].e) + " and " +
                              Describe(act.e));
         }
       }
     }
-    for (size_t i = 0; i < actions_.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
       const Action& act = actions_[i];
       if (!act.added || !keep_[i]) continue;
-      auto r = retracted.find(EavKey{act.e, act.a, act.v});
-      if (r != retracted.end()) {
+      uint32_t r = retracted.Find(eav_hash[i], [&](uint32_t k) {
+        return !actions_[k].added && actions_[k].e == act.e && actions_[k].a == act.a && actions_[k].v == act.v;
+      });
+      if (r != IndexTable::kNone) {
         return ErrorAt(StatusCode::kInvalidArgument, act.where,
                        "datom [" + Describe(act.e) + " " + act.a.ToString() + " " + act.v.ToString() +
-                           "] is both asserted and retracted (at " + WhereOf(actions_[r->second].where) +
+                           "] is both asserted and retracted (at " + WhereOf(actions_[r].where) +
                            ") in one transaction");
       }
       if (IsUnique(act.a)) {
         std::optional<EntityId> holder = CachedLookup(AvKey{act.a, act.v});
-        if (holder && *holder != act.e && !retracted.contains(EavKey{*holder, act.a, act.v})) {
-          return ErrorAt(StatusCode::kConflict, act.where,
-                         "unique attribute " + act.a.ToString() + " value " + act.v.ToString() +
-                             " already belongs to entity " + std::to_string(holder->raw) + " (asserted for " +
-                             Describe(act.e) + ")");
+        if (holder && *holder != act.e) {
+          uint32_t held = retracted.Find(HashEav(*holder, act.a, v_hash[i]), [&](uint32_t k) {
+            return actions_[k].e == *holder && actions_[k].a == act.a && actions_[k].v == act.v;
+          });
+          if (held == IndexTable::kNone) {
+            return ErrorAt(StatusCode::kConflict, act.where,
+                           "unique attribute " + act.a.ToString() + " value " + act.v.ToString() +
+                               " already belongs to entity " + std::to_string(holder->raw) + " (asserted for " +
+                               Describe(act.e) + ")");
+          }
         }
       }
     }
@@ -732,7 +839,7 @@ class PrepareRun {
     std::vector<Value> current;
     for (size_t i = 0; i < actions_.size(); ++i) {
       if (!keep_[i]) continue;
-      const Action& act = actions_[i];
+      Action& act = actions_[i];
       if (act.added) {
         if (!IsNew(act.e)) {
           if (schema_->IsMany(act.a)) {
@@ -755,7 +862,9 @@ class PrepareRun {
             }
           }
         }
-        out_.datoms.push_back(Datom{act.e, act.a, act.v, t_, true});
+        // Each action is emitted once, so its value can move; Finish() still
+        // reads the :db/ident values.
+        out_.datoms.push_back(Datom{act.e, act.a, act.a == k_.db_ident ? act.v : std::move(act.v), t_, true});
       } else {
         CAIRN_ASSIGN_OR_RETURN(bool exists, Has(act.e, act.a, act.v));
         if (!exists) continue;  // retracting what is not there changes nothing
@@ -835,6 +944,7 @@ class PrepareRun {
   std::vector<Target> e_, v_, old_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, int> slot_index_;
+  int last_slot_ = -1;  // SlotOf's last answer
   std::unordered_map<uint64_t, bool> exists_;
   std::unordered_map<AvKey, std::optional<EntityId>, AvHash> lookups_;
   std::unordered_map<Keyword, int> tx_idents_;

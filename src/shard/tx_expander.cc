@@ -58,6 +58,20 @@ Status TxExpander::ExpandForm(const Edn& form) {
 }
 
 Result<Keyword> TxExpander::ParseAttribute(const Edn& node, bool allow_reverse) {
+  // Tx-data names the same few attributes again and again: remember the
+  // last ones that passed the checks (their text lives in the tx-data).
+  if (node.is(Edn::Kind::kKeyword)) {
+    for (const KnownAttr& known : known_attrs_) {
+      if (known.text.data() != nullptr && known.text == node.text && (allow_reverse || !known.reverse)) return known.k;
+    }
+  }
+  CAIRN_ASSIGN_OR_RETURN(Keyword k, ParseAttributeSlow(node, allow_reverse));
+  known_attrs_[next_known_] = KnownAttr{node.text, k, k.name().starts_with("_")};
+  next_known_ = (next_known_ + 1) % kKnownAttrs;
+  return k;
+}
+
+Result<Keyword> TxExpander::ParseAttributeSlow(const Edn& node, bool allow_reverse) {
   if (!node.is(Edn::Kind::kKeyword)) {
     return ErrorAt(StatusCode::kInvalidArgument, &node,
                    "expected an attribute keyword, got " + std::string(EdnKindName(node)) + " " + Snippet(node));
@@ -386,21 +400,30 @@ Status TxExpander::ExpandMapBody(const Edn& map, const TxEntityRef& self) {
     if (val.is(Edn::Kind::kNil)) {
       return ErrorAt(StatusCode::kInvalidArgument, &val, "nil is not a valid value for " + a.ToString());
     }
-    CAIRN_ASSIGN_OR_RETURN(std::vector<const Edn*> nodes, ValueNodes(attr, val));
-    for (const Edn* node : nodes) {
-      TxOp op;
-      op.kind = TxOp::Kind::kAdd;
-      op.e = self;
-      op.a = a;
-      op.form = &map;
-      CAIRN_RETURN_IF_ERROR(ParseValue(attr, *node, true, &op));
-      bool nested = op.v_is_ref && node->is(Edn::Kind::kMap);
-      TxEntityRef child = op.v_ref;
-      ops_->push_back(std::move(op));
-      if (nested) CAIRN_RETURN_IF_ERROR(ExpandMapBody(*node, child));
+    if (!val.is(Edn::Kind::kSet) && !(attr.is_many() && IsListLike(val))) {
+      // One value (what ValueNodes would return alone): no list to build.
+      CAIRN_RETURN_IF_ERROR(AddMapValue(attr, a, map, self, val));
+      continue;
     }
+    CAIRN_ASSIGN_OR_RETURN(std::vector<const Edn*> nodes, ValueNodes(attr, val));
+    for (const Edn* node : nodes) CAIRN_RETURN_IF_ERROR(AddMapValue(attr, a, map, self, *node));
   }
   return Status::OK();
+}
+
+Status TxExpander::AddMapValue(const Attribute& attr, Keyword a, const Edn& map, const TxEntityRef& self,
+                               const Edn& node) {
+  // Built in place (a TxOp is large); on error the whole expansion fails, so
+  // a half-filled op is never read.
+  TxOp& op = ops_->emplace_back();
+  op.kind = TxOp::Kind::kAdd;
+  op.e = self;
+  op.a = a;
+  op.form = &map;
+  CAIRN_RETURN_IF_ERROR(ParseValue(attr, node, true, &op));
+  if (!op.v_is_ref || !node.is(Edn::Kind::kMap)) return Status::OK();
+  TxEntityRef child = op.v_ref;  // `op` moves when the nested map's ops are added
+  return ExpandMapBody(node, child);
 }
 
 }  // namespace cairn::shard

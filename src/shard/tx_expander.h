@@ -19,6 +19,7 @@
 // Thread-safety: one Expand call at a time per object.
 #pragma once
 
+#include <string_view>
 #include <vector>
 
 #include "cairn/status.h"
@@ -44,6 +45,10 @@ class TxExpander {
   Status ExpandMapBody(const Edn& map, const TxEntityRef& self);
   Result<TxEntityRef> ParseEntity(const Edn& node, const char* role);
   Result<Keyword> ParseAttribute(const Edn& node, bool allow_reverse);
+  Result<Keyword> ParseAttributeSlow(const Edn& node, bool allow_reverse);
+  // Appends the op asserting `node` as a value of `a` for the map's entity
+  // (and a nested map's ops after it).
+  Status AddMapValue(const Attribute& attr, Keyword a, const Edn& map, const TxEntityRef& self, const Edn& node);
   // Fills op.v / op.v_ref from `node` for attribute `attr`.
   Status ParseValue(const Attribute& attr, const Edn& node, bool allow_nested_map, TxOp* op);
   // The value nodes of one map entry (a collection for cardinality-many).
@@ -52,6 +57,16 @@ class TxExpander {
   TxSchemaView& schema_;
   std::vector<TxOp>* ops_ = nullptr;
   int internal_tempids_ = 0;
+  // Attributes that passed ParseAttribute recently, by text (a view into
+  // the tx-data, which outlives the expansion); reverse: name starts with _.
+  struct KnownAttr {
+    std::string_view text;
+    Keyword k;
+    bool reverse = false;
+  };
+  static constexpr size_t kKnownAttrs = 8;
+  KnownAttr known_attrs_[kKnownAttrs];
+  size_t next_known_ = 0;
 };
 
 }  // namespace cairn::shard

@@ -285,7 +285,7 @@ TxSchemaView::TxSchemaView(const Schema& schema) : schema_(schema) {
   for (const auto& [ident, attr] : schema.attributes()) has_composites_ = has_composites_ || !attr.tuple_attrs.empty();
 }
 
-TxSchemaView::Entry& TxSchemaView::Lookup(Keyword k) {
+TxSchemaView::Entry& TxSchemaView::LookupSlow(Keyword k) {
   auto [it, inserted] = cache_.try_emplace(k);
   if (inserted) {
     it->second.declared = schema_.Find(k);

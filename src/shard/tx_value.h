@@ -58,6 +58,8 @@ Result<Value> ConvertSchemaValue(Keyword key, const Edn& node);
 class TxSchemaView {
  public:
   explicit TxSchemaView(const Schema& schema);
+  TxSchemaView(const TxSchemaView&) = delete;  // recent_ points into cache_
+  TxSchemaView& operator=(const TxSchemaView&) = delete;
   // The declared attribute, or an implicit untyped cardinality-one one.
   const Attribute& Get(Keyword k);
   // nullptr if not declared.
@@ -76,11 +78,31 @@ class TxSchemaView {
     bool composites_known = false;
     std::vector<const Attribute*> composites;
   };
-  Entry& Lookup(Keyword k);
+  Entry& Lookup(Keyword k) {
+    // A transaction uses a few attributes over and over: a handful of recent
+    // answers, compared by pointer, spare most hash lookups.
+    for (const Recent& r : recent_) {
+      if (r.k == k && r.entry != nullptr) return *r.entry;
+    }
+    Entry& e = LookupSlow(k);
+    recent_[next_recent_] = Recent{k, &e};
+    next_recent_ = (next_recent_ + 1) % kRecent;
+    return e;
+  }
+  Entry& LookupSlow(Keyword k);
+
+  struct Recent {
+    Keyword k;
+    Entry* entry = nullptr;  // null: unused
+  };
+  static constexpr size_t kRecent = 8;
 
   const Schema& schema_;
   bool has_composites_ = false;
+  // Entries never move (node-based map), so recent_ may point into it.
   std::unordered_map<Keyword, Entry> cache_;
+  Recent recent_[kRecent];
+  size_t next_recent_ = 0;
 };
 
 // True if `v` conforms to `attr`'s declared type (always true if untyped).

@@ -172,7 +172,11 @@ class ChunkedSet {
     // miss, and a growing index has many).
     const size_t first = touches.front().chunk;
     size_t total = first == 0 ? 0 : prefix_[first - 1];
-    if (same_shape) {
+    bool none_vanished = true;
+    for (const auto& r : replacements) none_vanished &= !r.empty();
+    if (!same_shape && none_vanished) {
+      ShiftInPlace(touches.size(), [&](size_t k) { return touches[k].chunk; }, replacements, first);
+    } else if (same_shape) {
       size_t k = 0, prev_old = total;
       for (size_t c = first; c < chunks_.size(); ++c) {
         size_t old_size = prefix_[c] - prev_old;
@@ -309,6 +313,53 @@ class ChunkedSet {
       auto chunk = std::make_shared<Chunk>();
       chunk->items = std::move(merged);
       out->push_back(std::move(chunk));
+    }
+  }
+
+  // Puts each touched chunk's replacements (k-th touch: chunk touched(k),
+  // ascending; none empty, some more than one chunk) in place, moving the
+  // chunks after a split towards the end: one backward pass over the arrays,
+  // grown in place, instead of rebuilding their tail in temporary vectors (a
+  // bulk insert splits some chunk nearly every time, and the tail of a large
+  // index is long). `first` is the first touched chunk.
+  template <typename TouchedChunk>
+  void ShiftInPlace(size_t touches, const TouchedChunk& touched,
+                    std::vector<std::vector<std::shared_ptr<const Chunk>>>& replacements, size_t first) {
+    const size_t old_n = chunks_.size();
+    size_t grow = 0;
+    for (const auto& r : replacements) grow += r.size() - 1;
+    chunks_.resize(old_n + grow);
+    prefix_.resize(old_n + grow);
+    lasts_.resize(old_n + grow);
+    // Backwards: every destination is at or after its source, and every
+    // slot written was read before (prefix_ holds sizes until the last loop).
+    size_t dst = old_n + grow;
+    size_t k = touches;
+    for (size_t c = old_n; c-- > first;) {
+      if (k > 0 && touched(k - 1) == c) {
+        --k;
+        auto& rep = replacements[k];
+        for (size_t r = rep.size(); r-- > 0;) {
+          --dst;
+          prefix_[dst] = rep[r]->items.size();
+          lasts_[dst] = rep[r]->items.back();
+          chunks_[dst] = std::move(rep[r]);
+        }
+      } else {
+        --dst;
+        size_t old_size = prefix_[c] - (c == 0 ? 0 : prefix_[c - 1]);
+        if (dst != c) {
+          chunks_[dst] = std::move(chunks_[c]);
+          lasts_[dst] = std::move(lasts_[c]);
+        }
+        prefix_[dst] = old_size;
+      }
+    }
+    CAIRN_CHECK(dst == first && k == 0);
+    size_t total = first == 0 ? 0 : prefix_[first - 1];
+    for (size_t c = first; c < chunks_.size(); ++c) {
+      total += prefix_[c];
+      prefix_[c] = total;
     }
   }
 
