@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/edn.h"
 #include "datalog/parser.h"
@@ -26,15 +27,18 @@ const Edn* MapGet(const Edn& map, std::string_view key) {
   return nullptr;
 }
 
+std::optional<uint64_t> EntityNumber(const Edn& e);
+Result<Value> ToValue(const Edn& e);
+
 Result<Datom> DatomFromEdn(const Edn& d) {
-  if (!d.is(Edn::Kind::kVector) || d.items.size() != 5 || !d.items[0].is(Edn::Kind::kInt) ||
+  if (!d.is(Edn::Kind::kVector) || d.items.size() != 5 || !EntityNumber(d.items[0]) ||
       !d.items[1].is(Edn::Kind::kKeyword) || !d.items[3].is(Edn::Kind::kInt) || !d.items[4].is(Edn::Kind::kBool)) {
     return Status::InvalidArgument(d.Where() + ": a datom must be [e :attr v t added]");
   }
   Datom out;
-  out.e = EntityId{static_cast<uint64_t>(d.items[0].i)};
+  out.e = EntityId{*EntityNumber(d.items[0])};
   out.a = Keyword::Intern(d.items[1].text);
-  CAIRN_ASSIGN_OR_RETURN(out.v, EdnToValue(d.items[2]));
+  CAIRN_ASSIGN_OR_RETURN(out.v, ToValue(d.items[2]));
   out.tx = TxTime{static_cast<uint64_t>(d.items[3].i)};
   out.added = d.items[4].b;
   return out;
@@ -53,21 +57,110 @@ Result<std::vector<Datom>> DatomsFromEdn(const Edn& v) {
   return out;
 }
 
-// Reads a response body; a set at the top (a relation) is read as a vector,
+constexpr std::string_view kU64Tag = "cairn/u64";
+
+bool IsDelimiter(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '[' || c == ']' || c == '{' ||
+         c == '}' || c == '(' || c == ')';
+}
+
+// Transaction entity ids have bit 63 set (include/cairn/ids.h), so the server
+// prints them as integers above INT64_MAX, which EDN readers refuse. This
+// rewrites every such bare integer (outside strings) as #cairn/u64 "N", which
+// ToValue turns into a ref.
+std::string TagBigIntegers(std::string_view body) {
+  std::string out;
+  out.reserve(body.size());
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < body.size()) {
+        out += body[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out += c;
+      continue;
+    }
+    bool at_token_start = i == 0 || IsDelimiter(body[i - 1]);
+    if (at_token_start && c >= '0' && c <= '9') {
+      size_t j = i;
+      while (j < body.size() && body[j] >= '0' && body[j] <= '9') ++j;
+      std::string_view digits = body.substr(i, j - i);
+      bool whole = j == body.size() || IsDelimiter(body[j]);
+      constexpr std::string_view kInt64Max = "9223372036854775807";
+      bool big = digits.size() > kInt64Max.size() || (digits.size() == kInt64Max.size() && digits > kInt64Max);
+      if (whole && big) {
+        out += "#" + std::string(kU64Tag) + " \"" + std::string(digits) + "\"";
+        i = j - 1;
+        continue;
+      }
+      out.append(digits);
+      i = j - 1;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Reads a response body. A set at the top (a relation) is read as a vector,
 // because a relation with :with may print equal rows twice.
 Result<Edn> ReadBody(std::string_view body) {
-  size_t start = body.find_first_not_of(" \t\r\n");
-  if (start != std::string_view::npos && body.substr(start, 2) == "#{") {
-    size_t end = body.find_last_not_of(" \t\r\n");
-    if (end != std::string_view::npos && body[end] == '}') {
-      std::string as_vector(body);
-      as_vector[start] = ' ';
-      as_vector[start + 1] = '[';
-      as_vector[end] = ']';
-      return ReadEdn(as_vector);
+  std::string text = TagBigIntegers(body);
+  size_t start = text.find_first_not_of(" \t\r\n");
+  if (start != std::string::npos && text.compare(start, 2, "#{") == 0) {
+    size_t end = text.find_last_not_of(" \t\r\n");
+    if (end != std::string::npos && text[end] == '}') {
+      text[start] = ' ';
+      text[start + 1] = '[';
+      text[end] = ']';
     }
   }
-  return ReadEdn(body);
+  return ReadEdn(text);
+}
+
+// A #cairn/u64 "N" node's number, if `e` is one.
+std::optional<uint64_t> U64(const Edn& e) {
+  if (!e.is(Edn::Kind::kTagged) || e.text != kU64Tag || e.items.size() != 1 || !e.items[0].is(Edn::Kind::kString)) {
+    return std::nullopt;
+  }
+  return std::strtoull(e.items[0].text.c_str(), nullptr, 10);
+}
+
+// EdnToValue that also understands #cairn/u64 (a transaction entity: a ref).
+Result<Value> ToValue(const Edn& e) {
+  if (auto u = U64(e)) return Value::Ref(EntityId{*u});
+  if (e.is(Edn::Kind::kVector)) {
+    std::vector<Value> items;
+    for (const Edn& x : e.items) {
+      CAIRN_ASSIGN_OR_RETURN(Value v, ToValue(x));
+      items.push_back(std::move(v));
+    }
+    return Value::Tuple(std::move(items));
+  }
+  if (e.is(Edn::Kind::kMap)) {
+    std::vector<std::pair<Value, Value>> entries;
+    for (size_t i = 0; i + 1 < e.items.size(); i += 2) {
+      CAIRN_ASSIGN_OR_RETURN(Value k, ToValue(e.items[i]));
+      CAIRN_ASSIGN_OR_RETURN(Value v, ToValue(e.items[i + 1]));
+      entries.emplace_back(std::move(k), std::move(v));
+    }
+    return Value::Map(std::move(entries));
+  }
+  return EdnToValue(e);
+}
+
+// An integer that is an entity id: plain or #cairn/u64.
+std::optional<uint64_t> EntityNumber(const Edn& e) {
+  if (e.is(Edn::Kind::kInt) && e.i >= 0) return static_cast<uint64_t>(e.i);
+  return U64(e);
 }
 
 Result<std::vector<Value>> RowFromEdn(const Edn& row, const QueryResult& shape) {
@@ -84,14 +177,14 @@ Result<std::vector<Value>> RowFromEdn(const Edn& row, const QueryResult& shape) 
         if (match) found = &row.items[i + 1];
       }
       if (found == nullptr) return Status::InvalidArgument(row.Where() + ": row has no key " + column);
-      CAIRN_ASSIGN_OR_RETURN(Value v, EdnToValue(*found));
+      CAIRN_ASSIGN_OR_RETURN(Value v, ToValue(*found));
       out.push_back(std::move(v));
     }
     return out;
   }
   if (!row.is(Edn::Kind::kVector)) return Status::InvalidArgument(row.Where() + ": expected a vector row");
   for (const Edn& cell : row.items) {
-    CAIRN_ASSIGN_OR_RETURN(Value v, EdnToValue(cell));
+    CAIRN_ASSIGN_OR_RETURN(Value v, ToValue(cell));
     out.push_back(std::move(v));
   }
   return out;
@@ -183,7 +276,7 @@ Status ErrorFromResponse(int http_status, std::string_view body) {
 }
 
 Result<TxReport> ParseTxReport(std::string_view body) {
-  Result<Edn> edn = ReadEdn(body);
+  Result<Edn> edn = ReadBody(body);
   if (!edn.ok()) return Malformed("transaction report is not EDN: " + edn.status().message(), body);
   const Edn* t = MapGet(*edn, "t");
   if (t == nullptr || !t->is(Edn::Kind::kInt)) return Malformed("transaction report without :t", body);
@@ -223,7 +316,7 @@ Result<QueryResult> ParseQueryResult(std::string_view query, std::string_view bo
   switch (result.shape) {
     case QueryResult::Shape::kScalar: {
       if (form.is(Edn::Kind::kNil)) return result;
-      Result<Value> v = EdnToValue(form);
+      Result<Value> v = ToValue(form);
       if (!v.ok()) return Malformed(v.status().message(), body);
       result.rows.push_back({std::move(*v)});
       return result;
@@ -238,7 +331,7 @@ Result<QueryResult> ParseQueryResult(std::string_view query, std::string_view bo
     case QueryResult::Shape::kCollection: {
       if (!form.is(Edn::Kind::kVector)) return Malformed("a collection result must be a vector", body);
       for (const Edn& item : form.items) {
-        Result<Value> v = EdnToValue(item);
+        Result<Value> v = ToValue(item);
         if (!v.ok()) return Malformed(v.status().message(), body);
         result.rows.push_back({std::move(*v)});
       }
@@ -259,7 +352,7 @@ Result<QueryResult> ParseQueryResult(std::string_view query, std::string_view bo
 }
 
 Result<std::vector<Datom>> ParseDatoms(std::string_view body) {
-  Result<Edn> edn = ReadEdn(body);
+  Result<Edn> edn = ReadBody(body);
   if (!edn.ok()) return Malformed("datoms are not EDN: " + edn.status().message(), body);
   const Edn* datoms = MapGet(*edn, "datoms");
   if (datoms == nullptr) return Malformed("no :datoms", body);

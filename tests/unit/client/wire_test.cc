@@ -73,6 +73,20 @@ TEST(ClientWire, ParsesTxReportWithDuplicateFlag) {
   EXPECT_TRUE(r->duplicate);
 }
 
+TEST(ClientWire, TransactionEntityIdsAboveInt64ParseAsRefs) {
+  // Bit 63 marks a transaction entity; EDN readers refuse such integers.
+  auto r = ParseTxReport("{:t 7 :tempids {} :tx-data [[9341030598635094016 :db/txInstant "
+                         "#inst \"2026-11-22T05:59:35.603Z\" 7 true] [5 :a/b \"9341030598635094016\" 7 true]]}");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->datoms.at(0).e.raw, 9341030598635094016u);
+  EXPECT_TRUE(r->datoms.at(0).e.is_tx());
+  EXPECT_EQ(r->datoms.at(1).v, Value::String("9341030598635094016"));  // strings untouched
+  auto q = ParseQueryResult("[:find ?tx ?n :where [_ :a/b ?n ?tx]]", "#{[9341030598635094016 12]}");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->rows.at(0).at(0), Value::Ref(EntityId{9341030598635094016u}));
+  EXPECT_EQ(q->ToEdn(), "#{[9341030598635094016 12]}");
+}
+
 TEST(ClientWire, ErrorCodesMapToStatusCodes) {
   EXPECT_EQ(ErrorFromResponse(400, "{:error {:code \"invalid_argument\" :message \"1:2: bad\"}}").message(),
             "1:2: bad");
