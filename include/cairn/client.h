@@ -124,6 +124,12 @@ class ClientDb {
   // result has the same shape and columns as Db::q (see the header note on
   // refs).
   Result<QueryResult> q(std::string_view query, const std::vector<std::string>& args = {}) const;
+  // Pull a pattern for one entity (EDN pattern), as Db::pull: a Value map
+  // (empty map if the entity has none of the attributes).
+  Result<Value> pull(std::string_view pattern, EntityId e) const;
+  Result<std::vector<Value>> pull_many(std::string_view pattern, const std::vector<EntityId>& es) const;
+  // Resolves a lookup ref; NotFound if no entity has it.
+  Result<EntityId> entid(std::string_view attr, const Value& v) const;
   // Datoms of an index whose leading components equal `components`, as
   // Db::datoms (only the current and as-of views; at most `limit` datoms).
   Result<std::vector<Datom>> datoms(IndexType index, const std::vector<Value>& components = {},

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -254,6 +255,45 @@ Result<QueryResult> ClientDb::q(std::string_view query, const std::vector<std::s
                                                                   client::QueryBody(query, args, params),
                                                                   "application/edn", true));
   return client::ParseQueryResult(query, body);
+}
+
+// pull and entid run as queries, so they see the same view (as-of, ...).
+Result<Value> ClientDb::pull(std::string_view pattern, EntityId e) const {
+  CAIRN_ASSIGN_OR_RETURN(std::vector<Value> one, pull_many(pattern, {e}));
+  return one.empty() ? Value::Map({}) : one[0];
+}
+
+Result<std::vector<Value>> ClientDb::pull_many(std::string_view pattern, const std::vector<EntityId>& es) const {
+  std::string ids = "[";
+  for (EntityId e : es) ids += std::to_string(e.raw) + " ";
+  ids += "]";
+  std::string query = "[:find ?e (pull ?e " + std::string(pattern) + ") :in $ [?e ...] :where]";
+  CAIRN_ASSIGN_OR_RETURN(QueryResult r, q(query, {ids}));
+  std::map<uint64_t, Value> by_id;
+  for (const auto& row : r.rows) {
+    if (row.size() == 2 && row[0].type() == ValueType::kLong) by_id[static_cast<uint64_t>(row[0].as_long())] = row[1];
+    if (row.size() == 2 && row[0].type() == ValueType::kRef) by_id[row[0].as_ref().raw] = row[1];
+  }
+  std::vector<Value> out;
+  for (EntityId e : es) {
+    auto it = by_id.find(e.raw);
+    out.push_back(it == by_id.end() || it->second.is_nil() ? Value::Map({}) : it->second);
+  }
+  return out;
+}
+
+Result<EntityId> ClientDb::entid(std::string_view attr, const Value& v) const {
+  std::string a(attr);
+  if (!a.empty() && a[0] == ':') a.erase(0, 1);
+  std::string value = v.type() == ValueType::kRef ? std::to_string(v.as_ref().raw) : v.ToString();
+  CAIRN_ASSIGN_OR_RETURN(QueryResult r, q("[:find ?e . :in $ ?v :where [?e :" + a + " ?v]]", {value}));
+  if (r.rows.empty() || r.rows[0].empty()) {
+    return Status::NotFound("no entity has [:" + a + " " + v.ToString() + "]");
+  }
+  const Value& e = r.rows[0][0];
+  if (e.type() == ValueType::kRef) return e.as_ref();
+  if (e.type() == ValueType::kLong) return EntityId{static_cast<uint64_t>(e.as_long())};
+  return Status::Internal("entid: unexpected result " + e.ToString());
 }
 
 Result<std::vector<Datom>> ClientDb::datoms(IndexType index, const std::vector<Value>& components,

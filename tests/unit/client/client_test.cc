@@ -110,6 +110,19 @@ TEST_F(ClientTest, QueryResultsEqualTheEmbeddedDatabaseOverTheSameFile) {
   ASSERT_EQ(datoms->size(), 1u);
   EXPECT_EQ((*datoms)[0].e, tx->tempids.at("a"));
 
+  auto ann = client->db().entid(":person/name", Value::String("Ann"));
+  ASSERT_TRUE(ann.ok()) << ann.status().ToString();
+  EXPECT_EQ(*ann, tx->tempids.at("a"));
+  EXPECT_EQ(client->db().entid("person/name", Value::String("Nobody")).status().code(), StatusCode::kNotFound);
+  auto pulled = client->db().pull_many("[:person/name :person/age]", {tx->tempids.at("b"), EntityId{424242}});
+  ASSERT_TRUE(pulled.ok()) << pulled.status().ToString();
+  ASSERT_EQ(pulled->size(), 2u);
+  EXPECT_EQ((*pulled)[0].ToString(), "{:person/age 30, :person/name \"Bob\"}");
+  EXPECT_EQ((*pulled)[1].as_map().size(), 0u);
+  auto pulled_then = client->db().as_of(tx->t).pull("[:person/age]", tx->tempids.at("b"));
+  ASSERT_TRUE(pulled_then.ok()) << pulled_then.status().ToString();
+  EXPECT_EQ(pulled_then->ToString(), "{:person/age 29}");
+
   client.reset();
   ASSERT_EQ(server_.Stop(), 0);
   auto db = Database::open(db_path_);
