@@ -205,8 +205,8 @@ std::vector<std::string> StopNodes(const std::vector<std::pair<int, pid_t>>& nod
       ::waitpid(nodes[i].second, nullptr, WNOHANG);  // our child (cluster up failing): reap it
       if (!PidAlive(nodes[i].second)) {
         pending[i] = false;
-        report[i] = "node " + std::to_string(nodes[i].first) + " (pid " + std::to_string(nodes[i].second) +
-                    "): stopped";
+        report[i] =
+            "node " + std::to_string(nodes[i].first) + " (pid " + std::to_string(nodes[i].second) + "): stopped";
       } else {
         any = true;
       }
@@ -251,8 +251,9 @@ int RunClusterUp(const ClusterUpArgs& args) {
       for (const auto& n : old.value("nodes", Json::array())) {
         pid_t pid = n.value("pid", 0);
         if (PidAlive(pid) && IsOurNode(pid, n.value("config", ""))) {
-          std::fprintf(stderr, "cairn cluster up: a cluster is already running in %s (node %d, pid %d); stop it "
-                               "with `cairn cluster down --dir %s`\n",
+          std::fprintf(stderr,
+                       "cairn cluster up: a cluster is already running in %s (node %d, pid %d); stop it "
+                       "with `cairn cluster down --dir %s`\n",
                        dir.c_str(), n.value("id", 0), pid, dir.c_str());
           return 1;
         }
@@ -319,8 +320,9 @@ int RunClusterUp(const ClusterUpArgs& args) {
     n.pid = *pid;
     started.emplace_back(n.id, n.pid);
   }
-  std::fprintf(stderr, "started %d nodes (%s serve --config DIR/nodeI/node.json); waiting up to %d s for every "
-                       "/health to answer 200\n",
+  std::fprintf(stderr,
+               "started %d nodes (%s serve --config DIR/nodeI/node.json); waiting up to %d s for every "
+               "/health to answer 200\n",
                args.nodes, bin.c_str(), args.wait_s);
 
   std::vector<std::unique_ptr<Client>> clients;
@@ -343,9 +345,9 @@ int RunClusterUp(const ClusterUpArgs& args) {
       if (::waitpid(plan[i].pid, &status, WNOHANG) == plan[i].pid) {
         std::string how = WIFEXITED(status) ? "exited with code " + std::to_string(WEXITSTATUS(status))
                                             : "was killed by signal " + std::to_string(WTERMSIG(status));
-        started.erase(std::remove_if(started.begin(), started.end(),
-                                     [&](const auto& s) { return s.second == plan[i].pid; }),
-                      started.end());
+        started.erase(
+            std::remove_if(started.begin(), started.end(), [&](const auto& s) { return s.second == plan[i].pid; }),
+            started.end());
         return abort_up("node " + std::to_string(plan[i].id) + " " + how + "; its log " + plan[i].log + " ends:\n" +
                         LogTail(plan[i].log, 15));
       }
@@ -395,8 +397,8 @@ int RunClusterUp(const ClusterUpArgs& args) {
     return abort_up(s.ToString());
   }
   double took = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("cluster up in %s: %d nodes, %d shards, replication %d (healthy after %.1f s)\n", dir.c_str(),
-              args.nodes, args.shards, args.replication, took);
+  std::printf("cluster up in %s: %d nodes, %d shards, replication %d (healthy after %.1f s)\n", dir.c_str(), args.nodes,
+              args.shards, args.replication, took);
   std::string endpoints;
   for (const NodePlan& n : plan) {
     std::printf("  node %d  pid %d  http %s  peer %s  log %s\n", n.id, static_cast<int>(n.pid), n.http.c_str(),

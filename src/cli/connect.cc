@@ -4,8 +4,8 @@
 #include <sstream>
 
 #include "cairn/client.h"
-#include "cli/commands.h"
 #include "cli/cluster_info.h"
+#include "cli/commands.h"
 #include "core/edn.h"
 #include "shard/tx_placement.h"
 

@@ -118,7 +118,8 @@ int RunStatus(const std::string& endpoints, bool json) {
   std::vector<std::vector<Value>> replicas;
   auto group_row = [&](const Json& g, Value name) {
     groups.push_back({std::move(name), Leader(g), Cell(g, "role"), Cell(g, "term"),
-                      Cell(g, Key(g, "commit_index", "commit-index")), Cell(g, Key(g, "applied_index", "applied-index"))});
+                      Cell(g, Key(g, "commit_index", "commit-index")),
+                      Cell(g, Key(g, "applied_index", "applied-index"))});
   };
   if (auto it = s.find("meta"); it != s.end() && it->is_object()) group_row(*it, Value::String("meta"));
   if (auto it = s.find("shards"); it != s.end() && it->is_array()) {

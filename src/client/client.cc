@@ -142,10 +142,10 @@ struct Client::Impl {
       backoff_ms = std::min(backoff_ms * 2, std::max(backoff_ms, options.backoff_ms_max));
       i = (i + 1) % n;
     }
-    std::string summary = "gave up after " + std::to_string(attempts) + " attempts in " +
-                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
-                                             .count()) +
-                          " ms; last: " + last.message();
+    std::string summary =
+        "gave up after " + std::to_string(attempts) + " attempts in " +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()) +
+        " ms; last: " + last.message();
     if (last_timed_out) return Status::Timeout(summary + " (the request may or may not have applied)");
     return Status::Unavailable(summary);
   }
@@ -184,9 +184,7 @@ Result<std::unique_ptr<Client>> Client::connect(const std::vector<std::string>& 
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
-const std::vector<std::string>& Client::endpoints() const {
-  return impl_->endpoint_texts;
-}
+const std::vector<std::string>& Client::endpoints() const { return impl_->endpoint_texts; }
 
 Result<TxReport> Client::transact(std::string_view tx_edn) {
   return transact_with_id(tx_edn, impl_->id_prefix + std::to_string(impl_->next_id.fetch_add(1)));
@@ -196,9 +194,9 @@ Result<TxReport> Client::transact(const TxBuilder& tx) { return transact(tx.ToEd
 
 Result<TxReport> Client::transact_with_id(std::string_view tx_edn, const std::string& request_id) {
   if (request_id.empty()) return Status::InvalidArgument("transact: empty request id");
-  CAIRN_ASSIGN_OR_RETURN(std::string body, impl_->CallOk("POST", "/v1/transact",
-                                                         client::TransactBody(tx_edn, request_id),
-                                                         "application/edn", true));
+  CAIRN_ASSIGN_OR_RETURN(
+      std::string body,
+      impl_->CallOk("POST", "/v1/transact", client::TransactBody(tx_edn, request_id), "application/edn", true));
   return client::ParseTxReport(body);
 }
 
@@ -251,9 +249,9 @@ Result<QueryResult> ClientDb::q(std::string_view query, const std::vector<std::s
   params.since = since_;
   params.history = history_;
   params.consistency = client_->impl_->options.consistency;
-  CAIRN_ASSIGN_OR_RETURN(std::string body, client_->impl_->CallOk("POST", "/v1/query",
-                                                                  client::QueryBody(query, args, params),
-                                                                  "application/edn", true));
+  CAIRN_ASSIGN_OR_RETURN(
+      std::string body,
+      client_->impl_->CallOk("POST", "/v1/query", client::QueryBody(query, args, params), "application/edn", true));
   return client::ParseQueryResult(query, body);
 }
 
@@ -296,8 +294,7 @@ Result<EntityId> ClientDb::entid(std::string_view attr, const Value& v) const {
   return Status::Internal("entid: unexpected result " + e.ToString());
 }
 
-Result<std::vector<Datom>> ClientDb::datoms(IndexType index, const std::vector<Value>& components,
-                                            size_t limit) const {
+Result<std::vector<Datom>> ClientDb::datoms(IndexType index, const std::vector<Value>& components, size_t limit) const {
   if (since_ || history_) return Status::InvalidArgument("datoms: only the current and as-of views are served");
   const char* names[4][3] = {{"e", "a", "v"}, {"a", "e", "v"}, {"a", "v", "e"}, {"v", "a", "e"}};
   const char* index_names[4] = {"eavt", "aevt", "avet", "vaet"};

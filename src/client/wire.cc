@@ -60,8 +60,8 @@ Result<std::vector<Datom>> DatomsFromEdn(const Edn& v) {
 constexpr std::string_view kU64Tag = "cairn/u64";
 
 bool IsDelimiter(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '[' || c == ']' || c == '{' ||
-         c == '}' || c == '(' || c == ')';
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '[' || c == ']' || c == '{' || c == '}' ||
+         c == '(' || c == ')';
 }
 
 // Transaction entity ids have bit 63 set (include/cairn/ids.h), so the server
@@ -199,11 +199,21 @@ std::string JsonString(std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -265,11 +275,16 @@ Status ErrorFromResponse(int http_status, std::string_view body) {
   if (code == "corruption") return Status::Corruption(message);
   if (code == "io_error") return Status::IOError(message);
   switch (http_status) {
-    case 404: return Status::NotFound(message);
-    case 409: return Status::Conflict(message);
-    case 503: return Status::Unavailable(message);
-    case 504: return Status::Timeout(message);
-    default: break;
+    case 404:
+      return Status::NotFound(message);
+    case 409:
+      return Status::Conflict(message);
+    case 503:
+      return Status::Unavailable(message);
+    case 504:
+      return Status::Timeout(message);
+    default:
+      break;
   }
   if (http_status >= 400 && http_status < 500) return Status::InvalidArgument(message);
   return Status::Internal("HTTP " + std::to_string(http_status) + ": " + message);

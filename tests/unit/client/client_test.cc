@@ -85,8 +85,7 @@ TEST_F(ClientTest, QueryResultsEqualTheEmbeddedDatabaseOverTheSameFile) {
        {}},
       {"[:find ?n (count ?f) :keys name friends :where [?e :person/name ?n] [?e :person/friend ?f]]", {}},
       {"[:find ?age :with ?e :where [?e :person/age ?age]]", {}},
-      {"[:find (pull ?e [:person/name :person/age]) :in $ [?n ...] :where [?e :person/name ?n]]",
-       {"[\"Ann\" \"Cy\"]"}},
+      {"[:find (pull ?e [:person/name :person/age]) :in $ [?n ...] :where [?e :person/name ?n]]", {"[\"Ann\" \"Cy\"]"}},
       {"[:find ?b . :where [?e :person/born ?b]]", {}},
   };
   std::vector<std::string> remote;

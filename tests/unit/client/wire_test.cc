@@ -36,7 +36,8 @@ TEST(ClientWire, ParsesEveryResultShape) {
   EXPECT_TRUE(scalar->rows.empty());
   EXPECT_EQ(scalar->ToEdn(), "nil");
 
-  auto tuple = ParseQueryResult("[:find [?a ?b] :where [?e :x ?a] [?e :y ?b]]", "[1 #inst \"2020-01-01T00:00:00.000Z\"]");
+  auto tuple =
+      ParseQueryResult("[:find [?a ?b] :where [?e :x ?a] [?e :y ?b]]", "[1 #inst \"2020-01-01T00:00:00.000Z\"]");
   ASSERT_TRUE(tuple.ok());
   EXPECT_EQ(tuple->rows.at(0).at(1).type(), ValueType::kInstant);
 
@@ -63,8 +64,9 @@ TEST(ClientWire, MalformedResponsesAreInvalidArgumentNotCrashes) {
 }
 
 TEST(ClientWire, ParsesTxReportWithDuplicateFlag) {
-  auto r = ParseTxReport("{:t 9 :tempids {\"a\" 281474976710657} :tx-data [[281474976710657 :u/n \"A\" 9 true]] "
-                         ":duplicate true}");
+  auto r = ParseTxReport(
+      "{:t 9 :tempids {\"a\" 281474976710657} :tx-data [[281474976710657 :u/n \"A\" 9 true]] "
+      ":duplicate true}");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->t.raw, 9u);
   EXPECT_EQ(r->tempids.at("a").raw, 281474976710657u);
@@ -75,8 +77,9 @@ TEST(ClientWire, ParsesTxReportWithDuplicateFlag) {
 
 TEST(ClientWire, TransactionEntityIdsAboveInt64ParseAsRefs) {
   // Bit 63 marks a transaction entity; EDN readers refuse such integers.
-  auto r = ParseTxReport("{:t 7 :tempids {} :tx-data [[9341030598635094016 :db/txInstant "
-                         "#inst \"2026-11-22T05:59:35.603Z\" 7 true] [5 :a/b \"9341030598635094016\" 7 true]]}");
+  auto r = ParseTxReport(
+      "{:t 7 :tempids {} :tx-data [[9341030598635094016 :db/txInstant "
+      "#inst \"2026-11-22T05:59:35.603Z\" 7 true] [5 :a/b \"9341030598635094016\" 7 true]]}");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->datoms.at(0).e.raw, 9341030598635094016u);
   EXPECT_TRUE(r->datoms.at(0).e.is_tx());
