@@ -351,6 +351,9 @@ class CairnCluster:
     def endpoints(self):
         return [n["http"] for n in self.nodes]
 
+    def pids(self):
+        return [n["pid"] for n in self.nodes]
+
     def healthy(self):
         return all(http_json("GET", f"http://{n['http']}/health")[0] == 200 for n in self.nodes)
 
@@ -430,11 +433,56 @@ class CairnEmbedded:
     def endpoints(self):
         return [self.http]
 
+    def pids(self):
+        return [self.proc.pid]
+
     def stop(self):
         stop_pid(self.proc.pid)
 
 
 # ---------------------------------------------------------------- main
+
+def capture_metrics(endpoints, out, tag):
+    """Saves GET /metrics and /v1/status of every Cairn node (the NodeHost stats sit next
+    to the table when reading where the time goes)."""
+    for i, ep in enumerate(endpoints):
+        for path, name in (("/metrics", "metrics"), ("/v1/status", "status")):
+            try:
+                with urllib.request.urlopen(f"http://{ep}{path}", timeout=5) as r:
+                    body = r.read()
+            except OSError as e:
+                body = f"unavailable: {e}".encode()
+            with open(os.path.join(out, f"cairn_{name}_{tag}_node{i + 1}.txt"), "wb") as f:
+                f.write(body)
+
+
+def start_perf(pids, out):
+    """`perf record -g` of the Cairn processes for the whole Cairn bench (PERF=1)."""
+    if not shutil.which("perf"):
+        log("PERF: perf not found (linux-perf), skipping the profile")
+        return None
+    data = os.path.join(out, "perf-cairn.data")
+    p = subprocess.Popen(["perf", "record", "-F", "199", "-g", "-o", data, "-p", ",".join(map(str, pids))],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(p)
+    return p, data
+
+
+def finish_perf(handle, out):
+    if not handle:
+        return
+    p, data = handle
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    report = os.path.join(out, "perf-cairn.txt")
+    with open(report, "w") as f:
+        subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym", "--stdio",
+                        "-g", "none", "--percent-limit", "0.5"], stdout=f, stderr=subprocess.DEVNULL, timeout=300)
+    log(f"PERF: profile of the Cairn processes in {report}")
+
 
 def run_bench(cairn, target, endpoints, args, out_json):
     cmd = [cairn, "bench", "--target", target, "--endpoints", ",".join(endpoints), "--workload", args.workloads,
@@ -444,6 +492,55 @@ def run_bench(cairn, target, endpoints, args, out_json):
     subprocess.run(cmd, check=True, timeout=args.max_s)
     with open(out_json) as f:
         return json.load(f)
+
+
+def run_etcd(args, results):
+    version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    log(f"starting a 3-member etcd ({version})")
+    etcd = Etcd(args.out, args.etcd_base_port)
+    try:
+        results["etcd_version"] = version
+        results["etcd"] = run_bench(args.cairn, "etcd", etcd.endpoints(), args, os.path.join(args.out, "etcd.json"))
+        if args.failover_rounds > 0:
+            results["etcd_failover"] = measure_failover(
+                args.failover_rounds, etcd.leader, etcd.kill, etcd.restart,
+                lambda leader: [m["endpoint"] for j, m in enumerate(etcd.members) if j != leader],
+                etcd_put_request, etcd.wait_healthy, "etcd")
+    finally:
+        etcd.stop()
+
+
+def run_cairn(args, results, mode):
+    log(f"starting Cairn ({mode})")
+    if mode == "embedded":
+        log("NOTE: this build has no `cairn cluster up` / `serve --config` yet: Cairn runs as ONE embedded "
+            "node (no replication), and its failover cannot be measured")
+        cairn = CairnEmbedded(args.cairn, args.out)
+    else:
+        cairn = CairnCluster(args.cairn, args.out, args.cairn_base_port, mode=mode)
+    try:
+        capture_metrics(cairn.endpoints(), args.out, "before")
+        perf = start_perf(cairn.pids(), args.out) if args.perf else None
+        try:
+            results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
+                                         os.path.join(args.out, "cairn.json"))
+        finally:
+            finish_perf(perf, args.out)
+        capture_metrics(cairn.endpoints(), args.out, "after")
+        if mode != "embedded" and args.failover_rounds > 0:
+            shard, eid = cairn.pick_shard_entity()
+            log(f"failover: writing to entity {eid} on shard {shard}")
+
+            def cairn_write(n):
+                return ("/v1/transact", f'[[:db/add {eid} :bench/val "{("v%d" % n).ljust(64, "x")}"]]',
+                        "application/edn")
+            results["cairn_failover"] = measure_failover(
+                args.failover_rounds, lambda: cairn.shard_leader(shard), cairn.kill, cairn.restart,
+                lambda leader: [n["http"] for j, n in enumerate(cairn.nodes) if j != leader],
+                cairn_write, cairn.wait_healthy, "cairn")
+            results["cairn_failover"]["shard"] = shard
+    finally:
+        cairn.stop()
 
 
 def main():
@@ -459,6 +556,7 @@ def main():
     ap.add_argument("--etcd-base-port", type=int, default=23790)
     ap.add_argument("--cairn-base-port", type=int, default=27000)
     ap.add_argument("--only", choices=["both", "etcd", "cairn"], default="both")
+    ap.add_argument("--perf", action="store_true", help="perf record the Cairn processes during their bench")
     ap.add_argument("--max-s", type=int, default=1800, help="bound on the whole run")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -482,46 +580,17 @@ def main():
                "cairn_mode": mode}
     try:
         if args.only in ("both", "etcd"):
-            version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-            log(f"starting a 3-member etcd ({version})")
-            etcd = Etcd(args.out, args.etcd_base_port)
             try:
-                results["etcd"] = run_bench(args.cairn, "etcd", etcd.endpoints(), args,
-                                            os.path.join(args.out, "etcd.json"))
-                results["etcd_version"] = version
-                if args.failover_rounds > 0:
-                    results["etcd_failover"] = measure_failover(
-                        args.failover_rounds, etcd.leader, etcd.kill, etcd.restart,
-                        lambda leader: [m["endpoint"] for j, m in enumerate(etcd.members) if j != leader],
-                        etcd_put_request, etcd.wait_healthy, "etcd")
-            finally:
-                etcd.stop()
-
+                run_etcd(args, results)
+            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                results["etcd_error"] = str(e)
+                log(f"etcd side failed: {e}")
         if args.only in ("both", "cairn"):
-            log(f"starting Cairn ({mode})")
-            if mode == "embedded":
-                log("NOTE: this build has no `cairn cluster up` / `serve --config` yet: Cairn runs as ONE embedded "
-                    "node (no replication), and its failover cannot be measured")
-                cairn = CairnEmbedded(args.cairn, args.out)
-            else:
-                cairn = CairnCluster(args.cairn, args.out, args.cairn_base_port, mode=mode)
             try:
-                results["cairn"] = run_bench(args.cairn, "cairn", cairn.endpoints(), args,
-                                             os.path.join(args.out, "cairn.json"))
-                if mode != "embedded" and args.failover_rounds > 0:
-                    shard, eid = cairn.pick_shard_entity()
-                    log(f"failover: writing to entity {eid} on shard {shard}")
-
-                    def cairn_write(n, eid=eid):
-                        return ("/v1/transact", f'[[:db/add {eid} :bench/val "{("v%d" % n).ljust(64, "x")}"]]',
-                                "application/edn")
-                    results["cairn_failover"] = measure_failover(
-                        args.failover_rounds, lambda: cairn.shard_leader(shard), cairn.kill, cairn.restart,
-                        lambda leader: [n["http"] for j, n in enumerate(cairn.nodes) if j != leader],
-                        cairn_write, cairn.wait_healthy, "cairn")
-                    results["cairn_failover"]["shard"] = shard
-            finally:
-                cairn.stop()
+                run_cairn(args, results, mode)
+            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                results["cairn_error"] = str(e)
+                log(f"Cairn side failed: {e}")
     finally:
         stop_all()
         signal.alarm(0)
@@ -576,7 +645,11 @@ def report(results):
                          + (f" (goal median <= 400, max <= 1000: {'MET' if ok else 'NOT MET'})"
                             if name == "cairn" else ""))
         elif name == "cairn" and "cairn" in results:
-            lines.append("failover cairn: not measured (no cluster in this build)")
+            lines.append("failover cairn: not measured (no cluster in this build)"
+                         if results.get("cairn_mode") == "embedded" else "failover cairn: not measured")
+    for name in ("etcd", "cairn"):
+        if results.get(f"{name}_error"):
+            lines.append(f"{name} side FAILED: {results[name + '_error']}")
     return "\n".join(lines)
 
 

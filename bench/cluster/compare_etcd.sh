@@ -7,7 +7,8 @@
 #   bash bench/cluster/compare_etcd.sh [OUT_DIR]
 # Knobs (environment): DURATION_S (10), WARMUP_S (2), CLIENTS (1,16,64),
 # WORKLOADS (tx1,tx100,point), FAILOVER_ROUNDS (5), CAIRN_MODE (auto: cluster up,
-# else serve --config, else one embedded node), MAX_S (1800), ONLY (both|etcd|cairn).
+# else serve --config, else one embedded node), MAX_S (1800), ONLY (both|etcd|cairn),
+# PERF=1 (perf record the Cairn processes during their bench -> OUT_DIR/perf-cairn.txt).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -23,4 +24,5 @@ PY=python3; [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
 exec "$PY" "$HERE/compare_etcd.py" --cairn "$BUILD/src/cli/cairn" --out "$OUT" \
   --duration-s "${DURATION_S:-10}" --warmup-s "${WARMUP_S:-2}" --clients "${CLIENTS:-1,16,64}" \
   --workloads "${WORKLOADS:-tx1,tx100,point}" --failover-rounds "${FAILOVER_ROUNDS:-5}" \
-  --cairn-mode "${CAIRN_MODE:-auto}" --max-s "${MAX_S:-1800}" --only "${ONLY:-both}"
+  --cairn-mode "${CAIRN_MODE:-auto}" --max-s "${MAX_S:-1800}" --only "${ONLY:-both}" \
+  ${PERF:+--perf}

@@ -18,6 +18,36 @@ bool SameKey(const IndexEntry& x, const IndexEntry& y) {
 
 }  // namespace
 
+std::shared_ptr<const AttrValueStats> AttrStatsCache::Get(const storage::CurrentIndex& index, uint32_t aid) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_attr_.find(aid);
+    if (it != by_attr_.end()) return it->second;
+  }
+  // Computed outside the lock; a concurrent first use may compute it twice.
+  auto stats = std::make_shared<AttrValueStats>();
+  stats->count = index.attr_count(aid);
+  uint64_t stride = std::max<uint64_t>(1, stats->count / AttrValueStats::kExactBelow);
+  stats->exact = stride == 1;
+  IndexBounds b;
+  b.aid = aid;
+  uint64_t i = 0;
+  index.Scan(IndexOrder::kAevt, b, [&](const IndexEntry& x) {
+    if (i++ % stride == 0) stats->sample.push_back(x.v);
+    return true;
+  });
+  std::sort(stats->sample.begin(), stats->sample.end(), [](const Value& x, const Value& y) { return x.Compare(y) < 0; });
+  uint64_t distinct = 0;
+  for (size_t k = 0; k < stats->sample.size(); ++k)
+    if (k == 0 || stats->sample[k - 1].Compare(stats->sample[k]) != 0) ++distinct;
+  // A strided sample sees every value of a small domain; a sample of mostly
+  // distinct values stands for proportionally more.
+  uint64_t n = stats->sample.size();
+  stats->distinct_v = stats->exact || distinct * 4 <= n ? distinct : std::min(stats->count, distinct * stride);
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_attr_.emplace(aid, std::move(stats)).first->second;
+}
+
 StoreSource::StoreSource(Snapshot snap, Kind kind, TxTime t, HistoryState history)
     : snap_(std::move(snap)), kind_(kind), t_(t), history_(std::move(history)) {
   CAIRN_CHECK(snap_.current != nullptr && snap_.attrs != nullptr && snap_.schema != nullptr);
@@ -43,9 +73,11 @@ bool StoreSource::ToBounds(const datalog::DatomPattern& p, IndexBounds* b) const
 }
 
 void StoreSource::ScanOrdered(IndexOrder order, const IndexBounds& b, const datalog::DatomPattern& p,
-                              const std::function<bool(const Datom&)>& fn) const {
+                              const std::function<bool(const Datom&)>& fn, const datalog::ValueRange* range) const {
   auto to_datom = [&](const IndexEntry& x) { return Datom{x.e, Name(x.aid), x.v, x.tx, x.added}; };
-  auto tx_ok = [&](const IndexEntry& x) { return !p.tx || x.tx == *p.tx; };
+  auto tx_ok = [&](const IndexEntry& x) {
+    return (!p.tx || x.tx == *p.tx) && (range == nullptr || range->Contains(x.v));
+  };
   switch (kind_) {
     case Kind::kCurrent:
       snap_.current->Scan(order, b, [&](const IndexEntry& x) { return !tx_ok(x) || fn(to_datom(x)); });
@@ -112,12 +144,49 @@ uint64_t StoreSource::EstimateCount(const datalog::DatomPattern& p) const {
   return history_.index->CountRange(order, b);
 }
 
+std::shared_ptr<const AttrValueStats> StoreSource::Stats(Keyword a) const {
+  if (kind_ == Kind::kAsOf || kind_ == Kind::kHistory || snap_.stats == nullptr) return nullptr;
+  std::optional<uint32_t> aid = snap_.attrs->Find(a);
+  if (!aid) return nullptr;
+  return snap_.stats->Get(*snap_.current, *aid);
+}
+
 uint64_t StoreSource::EstimateDistinct(Keyword a, int position) const {
   // Distinct entities of an attribute: at most its datom count (exact for
-  // cardinality one in the current view). Distinct values are unknown.
-  if (position != 0 || kind_ == Kind::kAsOf || kind_ == Kind::kHistory) return 0;
+  // cardinality one in the current view). Distinct values: from the cached
+  // sample (since(T) views use the current index's figures).
+  if (kind_ == Kind::kAsOf || kind_ == Kind::kHistory) return 0;
+  if (position == 2) {
+    std::shared_ptr<const AttrValueStats> s = Stats(a);
+    return s ? s->distinct_v : 0;
+  }
+  if (position != 0) return 0;
   std::optional<uint32_t> aid = snap_.attrs->Find(a);
   return aid ? snap_.current->attr_count(*aid) : 0;
+}
+
+Status StoreSource::ScanRange(const datalog::DatomPattern& p, const datalog::ValueRange& r,
+                              const std::function<bool(const Datom&)>& fn) const {
+  if ((kind_ == Kind::kAsOf || kind_ == Kind::kHistory) && history_.index == nullptr)
+    return Status::Unavailable("the database was closed; its history is no longer readable");
+  if (p.v) return IndexSource::ScanRange(p, r, fn);
+  IndexBounds b;
+  if (!ToBounds(p, &b)) return Status::OK();
+  ScanOrdered(storage::CurrentIndex::BestOrder(b), b, p, fn, &r);
+  return Status::OK();
+}
+
+uint64_t StoreSource::EstimateRange(const datalog::DatomPattern& p, const datalog::ValueRange& r) const {
+  uint64_t n = EstimateCount(p);
+  if (n == 0 || !p.a || p.v) return IndexSource::EstimateRange(p, r);
+  std::shared_ptr<const AttrValueStats> s = Stats(*p.a);
+  if (s == nullptr || s->sample.empty()) return IndexSource::EstimateRange(p, r);
+  uint64_t in = 0;
+  for (const Value& v : s->sample) in += r.Contains(v) ? 1 : 0;
+  uint64_t est = n * in / s->sample.size();
+  // An exact sample of the current view that matches nothing proves it.
+  if (est == 0 && !(in == 0 && s->exact && kind_ == Kind::kCurrent)) est = 1;
+  return est;
 }
 
 std::optional<EntityId> StoreSource::Lookup(Keyword attr, const Value& v) const {

@@ -6,11 +6,20 @@
 // transactions up to the snapshot's basis t). It never touches SQLite, so
 // queries run at memory speed and never block a commit.
 //
-// Thread-safety: immutable; all methods are safe to call concurrently.
+// Planner statistics (EstimateDistinct of values, EstimateRange) come from a
+// per-attribute sample of values cached in the snapshot (AttrStatsCache).
+// ScanRange walks the attribute's AEVT and skips values outside the range
+// before building datoms (the storage index has no seek into AVET by value
+// range yet).
+//
+// Thread-safety: immutable apart from the internally locked statistics
+// cache; all methods are safe to call concurrently.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "cairn/datom.h"
@@ -21,12 +30,36 @@
 
 namespace cairn::internal {
 
+// Planner statistics of one attribute in one snapshot's current index: the
+// datom count, an estimate of its distinct values and a sorted sample of its
+// values (every value below kExactBelow datoms, else evenly strided).
+struct AttrValueStats {
+  static constexpr uint64_t kExactBelow = 1024;
+  uint64_t count = 0;
+  uint64_t distinct_v = 0;
+  bool exact = false;        // the sample is every value
+  std::vector<Value> sample;  // sorted by Value::Compare
+};
+
+// Per-attribute statistics, computed on first use and shared by every view
+// of one snapshot (a Snapshot copy shares its cache; a new commit starts a
+// new one). Thread-safe.
+class AttrStatsCache {
+ public:
+  std::shared_ptr<const AttrValueStats> Get(const storage::CurrentIndex& index, uint32_t aid);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<uint32_t, std::shared_ptr<const AttrValueStats>> by_attr_;  // guarded by mu_
+};
+
 // One committed state of the embedded database.
 struct Snapshot {
   TxTime basis_t;  // the last transaction it contains
   std::shared_ptr<const storage::CurrentIndex> current;
   std::shared_ptr<const storage::AttrTable> attrs;
   std::shared_ptr<const Schema> schema;
+  std::shared_ptr<AttrStatsCache> stats = std::make_shared<AttrStatsCache>();
 };
 
 // The history index and the attribute table that names its entries; may be
@@ -48,6 +81,9 @@ class StoreSource : public datalog::IndexSource {
   Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override;
   uint64_t EstimateCount(const datalog::DatomPattern& p) const override;
   uint64_t EstimateDistinct(Keyword a, int position) const override;
+  Status ScanRange(const datalog::DatomPattern& p, const datalog::ValueRange& r,
+                   const std::function<bool(const Datom&)>& fn) const override;
+  uint64_t EstimateRange(const datalog::DatomPattern& p, const datalog::ValueRange& r) const override;
   std::optional<EntityId> Lookup(Keyword attr, const Value& v) const override;
 
   // Datoms of `index` whose leading components equal `components`, in index
@@ -61,8 +97,12 @@ class StoreSource : public datalog::IndexSource {
 
  private:
   // Scans in a fixed order with the view's semantics.
+  // `range`, if set, skips values outside it before building datoms.
   void ScanOrdered(storage::IndexOrder order, const storage::IndexBounds& b, const datalog::DatomPattern& p,
-                   const std::function<bool(const Datom&)>& fn) const;
+                   const std::function<bool(const Datom&)>& fn, const datalog::ValueRange* range = nullptr) const;
+  // Statistics of the attribute in the current index; nullptr for views
+  // that do not read it (as-of, history) or an unknown attribute.
+  std::shared_ptr<const AttrValueStats> Stats(Keyword a) const;
   // False if the pattern cannot match anything (unknown attribute...).
   bool ToBounds(const datalog::DatomPattern& p, storage::IndexBounds* b) const;
   Keyword Name(uint32_t aid) const;

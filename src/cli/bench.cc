@@ -10,8 +10,9 @@
 
 #include <unistd.h>
 
-#include <utility>  // before Asio 1.74, whose awaitable.hpp uses std::exchange without it
-
+// clang-format off
+#include <utility>  // before Asio 1.74, whose awaitable.hpp uses std::exchange without including it
+// clang-format on
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -52,10 +53,14 @@ enum class Workload { kTx1, kTx100, kPoint, kLoad };
 
 const char* WorkloadName(Workload w) {
   switch (w) {
-    case Workload::kTx1: return "tx1";
-    case Workload::kTx100: return "tx100";
-    case Workload::kPoint: return "point";
-    case Workload::kLoad: return "load";
+    case Workload::kTx1:
+      return "tx1";
+    case Workload::kTx100:
+      return "tx100";
+    case Workload::kPoint:
+      return "point";
+    case Workload::kLoad:
+      return "load";
   }
   return "?";
 }
@@ -64,10 +69,14 @@ const char* WorkloadName(Workload w) {
 // :db/txInstant on the transaction entity.
 int DatomsPerOp(Workload w) {
   switch (w) {
-    case Workload::kTx1: return 1;
-    case Workload::kTx100: return 100;
-    case Workload::kLoad: return 1;
-    case Workload::kPoint: return 0;
+    case Workload::kTx1:
+      return 1;
+    case Workload::kTx100:
+      return 100;
+    case Workload::kLoad:
+      return 1;
+    case Workload::kPoint:
+      return 0;
   }
   return 0;
 }
@@ -103,11 +112,21 @@ std::string JsonEscape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -507,8 +526,7 @@ bool Setup(const BenchArgs& args, const std::vector<Endpoint>& endpoints) {
   auto until = Clock::now() + std::chrono::milliseconds(std::max(args.timeout_ms, 5000));
   std::pair<unsigned, std::string> res;
   for (int attempt = 0;; ++attempt) {
-    res = Request(endpoints[attempt % endpoints.size()], "/v1/transact", kSchemaTx, "application/edn",
-                  args.timeout_ms);
+    res = Request(endpoints[attempt % endpoints.size()], "/v1/transact", kSchemaTx, "application/edn", args.timeout_ms);
     if (res.first == 200) return true;
     if ((res.first != 0 && res.first < 500) || Clock::now() > until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -539,8 +557,8 @@ std::string Fixed(double v, int digits) {
 }
 
 void PrintTable(const std::string& target, const std::vector<RunResult>& results) {
-  std::printf("%-6s %-6s %7s %10s %12s %12s %9s %9s %9s %8s\n", "target", "load", "clients", "ops", "ops/s",
-              "datoms/s", "p50 ms", "p99 ms", "p999 ms", "errors");
+  std::printf("%-6s %-6s %7s %10s %12s %12s %9s %9s %9s %8s\n", "target", "load", "clients", "ops", "ops/s", "datoms/s",
+              "p50 ms", "p99 ms", "p999 ms", "errors");
   for (const auto& r : results) {
     std::printf("%-6s %-6s %7d %10" PRIu64 " %12.0f %12.0f %9.2f %9.2f %9.2f %8" PRIu64 "\n", target.c_str(),
                 r.workload.c_str(), r.clients, r.ops, r.ops_per_s, r.datoms_per_s, r.p50_ms, r.p99_ms, r.p999_ms,
@@ -559,11 +577,13 @@ std::string ToJson(const BenchArgs& args, const std::vector<RunResult>& results,
                    const std::string& load_before, const std::string& load_after) {
   std::ostringstream o;
   o << "{\"tool\": \"cairn bench\", \"target\": \"" << JsonEscape(args.target) << "\", \"endpoints\": [";
-  for (size_t i = 0; i < args.endpoints.size(); ++i) o << (i ? ", " : "") << '"' << JsonEscape(args.endpoints[i]) << '"';
+  for (size_t i = 0; i < args.endpoints.size(); ++i)
+    o << (i ? ", " : "") << '"' << JsonEscape(args.endpoints[i]) << '"';
   o << "], \"started\": \"" << started << "\", \"value_bytes\": " << args.value_bytes
-    << ", \"duration_s\": " << args.duration_s << ", \"warmup_s\": " << args.warmup_s << ", \"ops_per_run\": " << args.ops
-    << ", \"threads\": " << args.threads << ",\n \"machine\": {\"cpus\": " << std::thread::hardware_concurrency()
-    << ", \"loadavg_before\": \"" << load_before << "\", \"loadavg_after\": \"" << load_after << "\"},\n \"runs\": [";
+    << ", \"duration_s\": " << args.duration_s << ", \"warmup_s\": " << args.warmup_s
+    << ", \"ops_per_run\": " << args.ops << ", \"threads\": " << args.threads
+    << ",\n \"machine\": {\"cpus\": " << std::thread::hardware_concurrency() << ", \"loadavg_before\": \""
+    << load_before << "\", \"loadavg_after\": \"" << load_after << "\"},\n \"runs\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     o << (i ? ",\n  " : "\n  ") << "{\"workload\": \"" << r.workload << "\", \"clients\": " << r.clients
@@ -593,9 +613,12 @@ int RunBench(const BenchArgs& args) {
   }
   std::vector<Workload> workloads;
   for (const auto& w : args.workloads) {
-    if (w == "tx1") workloads.push_back(Workload::kTx1);
-    else if (w == "tx100") workloads.push_back(Workload::kTx100);
-    else if (w == "point") workloads.push_back(Workload::kPoint);
+    if (w == "tx1")
+      workloads.push_back(Workload::kTx1);
+    else if (w == "tx100")
+      workloads.push_back(Workload::kTx100);
+    else if (w == "point")
+      workloads.push_back(Workload::kPoint);
     else {
       std::fprintf(stderr, "cairn bench: unknown workload '%s' (expected tx1, tx100 or point)\n", w.c_str());
       return 2;

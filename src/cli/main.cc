@@ -200,8 +200,13 @@ int main(int argc, char** argv) {
   repl_cmd->add_option("--db", db_path, "Database file")->required();
 
   ServeArgs serve;
-  auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTP API (docs/http.md) over an embedded database");
-  serve_cmd->add_option("--db", serve.db_path, "Database file to create or reuse")->required();
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Serve the HTTP API (docs/http.md) over an embedded database (--db) or as a cluster node (--config)");
+  auto* serve_db = serve_cmd->add_option("--db", serve.db_path, "Embedded: database file to create or reuse");
+  auto* serve_config =
+      serve_cmd->add_option("--config", serve.config_path, "Cluster: the node's JSON config (docs/cluster.md)");
+  serve_db->excludes(serve_config);
+  serve_config->excludes(serve_db);
   serve_cmd->add_option("--http", serve.http, "HOST:PORT to listen on (port 0 picks one)")->capture_default_str();
   serve_cmd->add_option("--max-body-bytes", serve.body_bytes_max, "Largest request body accepted")
       ->capture_default_str();
@@ -220,22 +225,30 @@ int main(int argc, char** argv) {
 
   BenchArgs bench;
   auto* bench_cmd = app.add_subcommand(
-      "bench", "Drive a running node or cluster (or etcd's v3 JSON gateway) over HTTP with concurrent clients and "
-               "report ops/s, datoms/s and latency percentiles (docs/cli.md)");
-  bench_cmd->add_option("--endpoints", bench.endpoints, "HOST:PORT of the HTTP API, comma-separated; clients are "
-                                                        "spread over them round-robin")
+      "bench",
+      "Drive a running node or cluster (or etcd's v3 JSON gateway) over HTTP with concurrent clients and "
+      "report ops/s, datoms/s and latency percentiles (docs/cli.md)");
+  bench_cmd
+      ->add_option("--endpoints", bench.endpoints,
+                   "HOST:PORT of the HTTP API, comma-separated; clients are "
+                   "spread over them round-robin")
       ->required()
       ->delimiter(',');
-  bench_cmd->add_option("--target", bench.target, "cairn (POST /v1/transact, /v1/query) or etcd (/v3/kv/put, "
-                                                   "/v3/kv/txn, /v3/kv/range)")
+  bench_cmd
+      ->add_option("--target", bench.target,
+                   "cairn (POST /v1/transact, /v1/query) or etcd (/v3/kv/put, "
+                   "/v3/kv/txn, /v3/kv/range)")
       ->capture_default_str();
-  bench_cmd->add_option("--workload", bench.workloads,
-                        "Comma-separated: tx1 (one 64-byte datom / one put per op), tx100 (100 datoms / a txn of "
-                        "100 puts), point (read one key by a unique attribute / range of one key)")
+  bench_cmd
+      ->add_option("--workload", bench.workloads,
+                   "Comma-separated: tx1 (one 64-byte datom / one put per op), tx100 (100 datoms / a txn of "
+                   "100 puts), point (read one key by a unique attribute / range of one key)")
       ->delimiter(',')
       ->capture_default_str();
-  bench_cmd->add_option("--clients", bench.clients, "Concurrent clients (keep-alive connections), comma-separated "
-                                                    "for a sweep, e.g. 1,16,64")
+  bench_cmd
+      ->add_option("--clients", bench.clients,
+                   "Concurrent clients (keep-alive connections), comma-separated "
+                   "for a sweep, e.g. 1,16,64")
       ->delimiter(',')
       ->capture_default_str();
   bench_cmd->add_option("--duration-s", bench.duration_s, "Measured seconds per run (after the warm-up)")

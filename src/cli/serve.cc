@@ -4,9 +4,11 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
+#include "cluster/node.h"
 #include "server/backend.h"
 #include "server/http_server.h"
 
@@ -31,21 +33,11 @@ bool SplitHostPort(const std::string& text, std::string* host, uint16_t* port) {
 }
 }  // namespace
 
-int RunServe(const ServeArgs& args) {
-  server::HttpServerOptions options;
-  if (!SplitHostPort(args.http, &options.address, &options.port)) {
-    std::fprintf(stderr, "cairn: --http expects HOST:PORT, got '%s'\n", args.http.c_str());
-    return 2;
-  }
-  options.body_bytes_max = args.body_bytes_max;
-  options.header_timeout_ms = args.header_timeout_ms;
-  options.body_timeout_ms = args.body_timeout_ms;
-  options.request_timeout_ms = args.request_timeout_ms;
-  options.connections_max = args.connections_max;
-  options.worker_threads = args.worker_threads;
+namespace {
 
-  // Block the stop signals in every thread (the server's threads inherit the
-  // mask) so that only sigwait below receives them.
+// Blocks the stop signals in every thread (the server's threads inherit the
+// mask) so that only sigwait receives them; ignores SIGPIPE.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -53,6 +45,87 @@ int RunServe(const ServeArgs& args) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // A client closing early must not kill the node.
   std::signal(SIGPIPE, SIG_IGN);
+  return stop_signals;
+}
+
+std::string HostForUrl(const std::string& address) {
+  return address.find(':') != std::string::npos ? "[" + address + "]" : address;
+}
+
+int WaitForStop(sigset_t stop_signals) {
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("serve: stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  return sig;
+}
+
+int RunClusterServe(const ServeArgs& args, server::HttpServerOptions options) {
+  Result<cluster::ClusterConfig> config = cluster::ClusterConfig::Load(args.config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cairn: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  options.address = config->http_host;
+  options.port = config->http_port;
+  sigset_t stop_signals = BlockStopSignals();
+
+  cluster::NodeOptions node_options;
+  node_options.config = *config;
+  // An HTTP request may wait for a leader election and a few retries, but
+  // answers (504) before the HTTP server's own request timeout.
+  if (args.request_timeout_ms > 0) {
+    node_options.coordinator.request_timeout_ms =
+        std::clamp(args.request_timeout_ms - 1000, 100, node_options.coordinator.request_timeout_ms);
+  }
+  Result<std::unique_ptr<cluster::Node>> node = cluster::Node::Start(node_options);
+  if (!node.ok()) {
+    std::fprintf(stderr, "cairn: cannot start node %u: %s\n", config->node_id, node.status().ToString().c_str());
+    return 1;
+  }
+  server::ClusterBackend backend(node->get());
+  server::HttpServer http(&backend, options);
+  if (Status s = http.Start(); !s.ok()) {
+    std::fprintf(stderr, "cairn: %s\n", s.ToString().c_str());
+    (*node)->Stop();
+    return 1;
+  }
+  std::printf("listening on http://%s:%u\n", HostForUrl(options.address).c_str(), static_cast<unsigned>(http.port()));
+  std::fflush(stdout);
+  spdlog::info("serve: cluster node {} started dir={} http={}:{} peer={}:{} groups={}", config->node_id, config->dir,
+               HostForUrl(options.address), http.port(), config->peer_host, (*node)->peer_port(),
+               (*node)->host().groups().size());
+  WaitForStop(stop_signals);
+  // The node first: requests blocked in the coordinator fail at once, so
+  // the HTTP server's workers finish quickly.
+  (*node)->Stop();
+  http.Stop();
+  node->reset();
+  spdlog::info("serve: stopped");
+  return 0;
+}
+
+}  // namespace
+
+int RunServe(const ServeArgs& args) {
+  server::HttpServerOptions options;
+  options.body_bytes_max = args.body_bytes_max;
+  options.header_timeout_ms = args.header_timeout_ms;
+  options.body_timeout_ms = args.body_timeout_ms;
+  options.request_timeout_ms = args.request_timeout_ms;
+  options.connections_max = args.connections_max;
+  options.worker_threads = args.worker_threads;
+  if (args.db_path.empty() == args.config_path.empty()) {
+    std::fprintf(stderr, "cairn: serve needs exactly one of --db FILE (embedded) or --config node.json (cluster)\n");
+    return 2;
+  }
+  if (!args.config_path.empty()) return RunClusterServe(args, options);
+
+  if (!SplitHostPort(args.http, &options.address, &options.port)) {
+    std::fprintf(stderr, "cairn: --http expects HOST:PORT, got '%s'\n", args.http.c_str());
+    return 2;
+  }
+  sigset_t stop_signals = BlockStopSignals();
 
   Options db_options;
   db_options.sync = args.sync;
@@ -66,14 +139,12 @@ int RunServe(const ServeArgs& args) {
     std::fprintf(stderr, "cairn: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::string host = options.address.find(':') != std::string::npos ? "[" + options.address + "]" : options.address;
+  std::string host = HostForUrl(options.address);
   std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(http.port()));
   std::fflush(stdout);
   spdlog::info("serve: started db={} http={}:{}", args.db_path, host, http.port());
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  spdlog::info("serve: stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  WaitForStop(stop_signals);
   http.Stop();
   backend->reset();
   spdlog::info("serve: stopped");

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <thread>
 
+#include "cluster/wire.h"
 #include "net/peer_transport.h"
 #include "shard/raft_codec.h"
 #include "shard/raft_log_store.h"
@@ -33,6 +34,9 @@ struct NodeHost::Impl {
     Clock::time_point deadline;
     raft::LogIndex index;  // where the entry was appended
     raft::Term term;       // in which term
+    // Filled by the replica's on_applied hook when this entry applies it.
+    std::map<std::string, EntityId> tempids;
+    std::vector<Datom> datoms;
   };
 
   NodeHostOptions options;
@@ -55,6 +59,9 @@ struct NodeHost::Impl {
   std::vector<std::function<void()>> inbox_tasks;
   std::vector<std::pair<uint64_t, ReadCallback>> inbox_reads;
   std::map<uint64_t, GroupStatus> statuses;
+  std::map<uint32_t, bool> published_live;
+  // Each group's latest applied value, republished when applied moves.
+  std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> published_dbs;
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
   NodeHostStats stats;
@@ -75,8 +82,38 @@ struct NodeHost::Impl {
   uint64_t next_request = 0;
   uint64_t seen_connects = 0;
 
+  // Node-to-node requests. req_mu guards everything here.
+  struct OutRequest {
+    RequestReply done;
+    Clock::time_point deadline;
+    uint32_t node;
+  };
+  struct InRequest {
+    uint32_t from;
+    uint64_t id;
+    std::string payload;
+  };
+  std::mutex req_mu;
+  std::condition_variable req_cv;
+  RequestHandler handler;
+  bool requests_open = true;  // false once stopping: no more sends or replies
+  uint64_t next_out_id = 0;
+  std::map<uint64_t, OutRequest> out_requests;
+  std::vector<InRequest> in_requests;  // waiting for a worker
+  size_t in_running = 0;               // being handled
+  std::vector<std::thread> workers;
+
+  void OnRequest(uint32_t from_node, std::string_view payload);
+  void OnResponse(uint32_t from_node, std::string_view payload);
+  void Reply(uint32_t to, uint64_t id, const Result<std::string>& r);
+  void Worker();
+  void SweepRequests(Clock::time_point now);
+  void FailAllRequests(const Status& why);
+
   // Runs on the transport's I/O thread: decode (cheap) and queue.
   void OnFrame(uint32_t from_node, net::Frame frame) {
+    if (frame.type == net::FrameType::kRequest) return OnRequest(from_node, frame.payload);
+    if (frame.type == net::FrameType::kResponse) return OnResponse(from_node, frame.payload);
     if (frame.type != net::FrameType::kRaft) return;
     if (frame.payload.empty()) {  // a liveness beat
       std::lock_guard<std::mutex> lock(mu);
@@ -110,6 +147,14 @@ struct NodeHost::Impl {
 };
 
 namespace {
+
+ProposeResult Applied(const shard::ApplyOutcome& o) {
+  ProposeResult r;
+  r.status = o.status;
+  r.index = o.index.value();
+  r.t = o.t;
+  return r;
+}
 
 ProposeResult Failed(Status s, uint32_t leader = 0) {
   ProposeResult r;
@@ -148,7 +193,9 @@ void NodeHost::Impl::HandleProposal(Proposal p) {
                    std::to_string(++next_request);
   } else if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
     // A retry of a request already applied: its first outcome stands.
-    p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
+    ProposeResult res = Applied(*o);
+    res.duplicate = true;
+    p.done(std::move(res));
     return;
   }
   shard::ReplicaCommand cmd{p.request_id, TxTime::FromParts(NowMs(), 0), std::move(p.tx_edn)};
@@ -159,7 +206,7 @@ void NodeHost::Impl::HandleProposal(Proposal p) {
   }
   pending.push_back(Pending{p.group, std::move(p.request_id), std::move(p.done),
                             Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms), *index,
-                            node.term()});
+                            node.term(), {}, {}});
 }
 
 void NodeHost::Impl::CompletePending() {
@@ -169,7 +216,12 @@ void NodeHost::Impl::CompletePending() {
   for (Pending& p : pending) {
     shard::Replica& r = *replicas.at(p.group);
     if (std::optional<shard::ApplyOutcome> o = r.Outcome(p.request_id)) {
-      p.done(ProposeResult{o->status, 0, o->index.value(), o->t});
+      ProposeResult res = Applied(*o);
+      // Applied by an earlier entry with the same id: this one was a retry.
+      res.duplicate = o->index != p.index;
+      res.tempids = std::move(p.tempids);
+      res.datoms = std::move(p.datoms);
+      p.done(std::move(res));
       continue;
     }
     // The entry can never commit once the log holds another term at its
@@ -233,6 +285,7 @@ bool NodeHost::Impl::CheckLiveness(Clock::time_point now) {
 
 void NodeHost::Impl::PublishStatus() {
   std::lock_guard<std::mutex> lock(mu);
+  published_live = peer_alive;
   for (auto& [g, r] : replicas) {
     const raft::RaftNode& n = r->raft();
     GroupStatus& s = statuses[g];
@@ -240,8 +293,18 @@ void NodeHost::Impl::PublishStatus() {
     s.leader = static_cast<uint32_t>(n.leader().value());
     s.term = n.term().value();
     s.commit = n.commit().value();
-    s.applied = r->applied_index().value();
     s.quiesced = n.quiesced();
+    if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
+    s.applied = r->applied_index().value();
+    s.last_t = r->last_t();
+    s.replicas.clear();
+    if (n.role() == raft::Role::kLeader) {
+      for (raft::NodeId v : n.conf().voters) {
+        const raft::Progress* pr = n.progress(v);
+        uint64_t match = v == n.id() ? n.log().last_index().value() : (pr ? pr->match().value() : 0);
+        s.replicas.push_back(ReplicaProgress{static_cast<uint32_t>(v.value()), match});
+      }
+    }
   }
 }
 
@@ -378,6 +441,7 @@ void NodeHost::Impl::Run() {
       next_tick += tick;
       if (next_tick <= now) next_tick = now + tick;  // fell behind: do not burst
       CompletePending();
+      SweepRequests(now);
     }
 
     bool ok = Round();
@@ -444,7 +508,18 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
     ro.store = options.store;
     raft::ConfState conf;
     for (uint32_t v : voters) conf.voters.push_back(raft::NodeId(v));
+    // Raft keeps voters sorted by id (placement order is the caller's).
+    std::sort(conf.voters.begin(), conf.voters.end());
     ro.bootstrap = conf;
+    Impl* hook_impl = &im;
+    ro.on_applied = [hook_impl, g](const std::string& request_id, const shard::TxResult& result) {
+      for (Impl::Pending& p : hook_impl->pending) {
+        if (p.group == g && p.request_id == request_id) {
+          p.tempids = result.tempids;
+          p.datoms = result.datoms;
+        }
+      }
+    };
     Result<std::unique_ptr<shard::Replica>> r = shard::Replica::Open(ro, im.log_db.get(), im.log_store.get());
     if (!r.ok()) {
       return Status(r.status().code(), "node " + std::to_string(options.node_id) + " group " + std::to_string(g) +
@@ -475,6 +550,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
   }
   im.PublishStatus();
   im.driver = std::thread([raw] { raw->Run(); });
+  for (int i = 0; i < std::max(1, options.request_workers); ++i) im.workers.emplace_back([raw] { raw->Worker(); });
   return host;
 }
 
@@ -486,6 +562,11 @@ void NodeHost::Stop() {
   }
   impl_->cv.notify_one();
   if (impl_->driver.joinable()) impl_->driver.join();
+  // Requests: no more sends or replies; waiting senders and workers wake up.
+  // Handlers blocked on a proposal were released by the driver's Shutdown.
+  impl_->FailAllRequests(Status::Cancelled("node " + std::to_string(options_.node_id) + " stopped"));
+  for (std::thread& w : impl_->workers) w.join();
+  impl_->workers.clear();
   // The transport first: its I/O thread may still queue into the inbox.
   impl_->transport.reset();
   impl_->replicas.clear();
@@ -528,9 +609,19 @@ Result<GroupStatus> NodeHost::status(uint64_t group) const {
   return it->second;
 }
 
+bool NodeHost::stopped() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stopping || impl_->driver_done;
+}
+
 Status NodeHost::health() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->health;
+}
+
+std::map<uint32_t, bool> NodeHost::peers_live() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->published_live;
 }
 
 std::vector<uint64_t> NodeHost::groups() const {
@@ -549,6 +640,15 @@ void NodeHost::Read(uint64_t group, ReadCallback done) {
     }
   }
   done(Status::Cancelled("node " + std::to_string(options_.node_id) + " is stopped"));
+}
+
+NodeHost::DbResult NodeHost::StaleRead(uint64_t group) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->published_dbs.find(group);
+  if (it == impl_->published_dbs.end()) {
+    return Status::NotFound("node " + std::to_string(options_.node_id) + " hosts no group " + std::to_string(group));
+  }
+  return it->second;
 }
 
 std::future<NodeHost::DbResult> NodeHost::Read(uint64_t group) {
@@ -580,6 +680,170 @@ Result<std::vector<Datom>> NodeHost::LogDatoms(uint64_t group) {
     impl_->cv.notify_one();
   }
   return f.get();
+}
+
+// ---------------------------------------------------------------- requests
+
+namespace {
+constexpr uint8_t kEnvelopeVersion = 1;
+}
+
+void NodeHost::Impl::OnRequest(uint32_t from_node, std::string_view payload) {
+  wire::Reader in(payload, "request from node " + std::to_string(from_node));
+  Result<uint8_t> version = in.U8("version");
+  Result<uint64_t> id = version.ok() ? in.Varint("id") : Result<uint64_t>(version.status());
+  if (!id.ok() || *version != kEnvelopeVersion) {
+    std::fprintf(stderr, "cairn node %u: dropping a malformed request from node %u\n", options.node_id, from_node);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(req_mu);
+  if (!requests_open) return;
+  if (in_requests.size() + in_running >= options.requests_pending_max) {
+    Reply(from_node, *id,
+          Status::Unavailable("node " + std::to_string(options.node_id) + ": too many requests in progress"));
+    return;
+  }
+  in_requests.push_back(InRequest{from_node, *id, std::string(in.Rest())});
+  req_cv.notify_one();
+}
+
+// REQUIRES: req_mu held (keeps the transport alive while sending).
+void NodeHost::Impl::Reply(uint32_t to, uint64_t id, const Result<std::string>& r) {
+  if (!transport) return;
+  std::string out;
+  wire::PutU8(&out, kEnvelopeVersion);
+  wire::PutVarint(&out, id);
+  wire::PutU8(&out, static_cast<uint8_t>(r.ok() ? StatusCode::kOk : r.status().code()));
+  wire::PutBytes(&out, r.ok() ? std::string_view() : std::string_view(r.status().message()));
+  if (r.ok()) out += *r;
+  (void)transport->Send(to, net::Frame{net::FrameType::kResponse, std::move(out)});
+}
+
+void NodeHost::Impl::OnResponse(uint32_t from_node, std::string_view payload) {
+  wire::Reader in(payload, "response from node " + std::to_string(from_node));
+  Result<uint8_t> version = in.U8("version");
+  if (!version.ok() || *version != kEnvelopeVersion) return;
+  Result<uint64_t> id = in.Varint("id");
+  Result<uint8_t> code = id.ok() ? in.U8("code") : Result<uint8_t>(id.status());
+  Result<std::string_view> message = code.ok() ? in.Bytes("message") : Result<std::string_view>(code.status());
+  if (!message.ok()) return;
+  RequestReply done;
+  {
+    std::lock_guard<std::mutex> lock(req_mu);
+    auto it = out_requests.find(*id);
+    // Unknown id: timed out already, or not ours (the sender is checked too).
+    if (it == out_requests.end() || it->second.node != from_node) return;
+    done = std::move(it->second.done);
+    out_requests.erase(it);
+  }
+  if (*code == static_cast<uint8_t>(StatusCode::kOk)) {
+    done(std::string(in.Rest()));
+  } else if (*code > static_cast<uint8_t>(StatusCode::kInternal)) {
+    done(Status::Internal("node " + std::to_string(from_node) + " replied with unknown status code " +
+                          std::to_string(*code)));
+  } else {
+    done(Status(static_cast<StatusCode>(*code), std::string(*message)));
+  }
+}
+
+void NodeHost::Impl::Worker() {
+  while (true) {
+    InRequest req;
+    RequestHandler h;
+    {
+      std::unique_lock<std::mutex> lock(req_mu);
+      req_cv.wait(lock, [&] { return !requests_open || !in_requests.empty(); });
+      if (!requests_open) return;
+      req = std::move(in_requests.front());
+      in_requests.erase(in_requests.begin());
+      ++in_running;
+      h = handler;
+    }
+    uint32_t from = req.from;
+    uint64_t id = req.id;
+    Impl* self = this;
+    auto reply = [self, from, id](Result<std::string> r) {
+      std::lock_guard<std::mutex> lock(self->req_mu);
+      --self->in_running;
+      if (self->requests_open) self->Reply(from, id, r);
+    };
+    if (!h) {
+      reply(Status::Unavailable("node " + std::to_string(options.node_id) + " is not serving requests yet"));
+      continue;
+    }
+    h(from, std::move(req.payload), std::move(reply));
+  }
+}
+
+void NodeHost::Impl::SweepRequests(Clock::time_point now) {
+  std::vector<std::pair<uint64_t, OutRequest>> expired;
+  {
+    std::lock_guard<std::mutex> lock(req_mu);
+    for (auto it = out_requests.begin(); it != out_requests.end();) {
+      if (now >= it->second.deadline) {
+        expired.emplace_back(it->first, std::move(it->second));
+        it = out_requests.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [id, r] : expired) {
+    r.done(Status::Timeout("request " + std::to_string(id) + " to node " + std::to_string(r.node) +
+                           " got no reply in time"));
+  }
+}
+
+void NodeHost::Impl::FailAllRequests(const Status& why) {
+  std::map<uint64_t, OutRequest> out;
+  {
+    std::lock_guard<std::mutex> lock(req_mu);
+    requests_open = false;
+    out.swap(out_requests);
+    in_requests.clear();
+  }
+  req_cv.notify_all();
+  for (auto& [id, r] : out) r.done(why);
+}
+
+void NodeHost::SetRequestHandler(RequestHandler handler) {
+  std::lock_guard<std::mutex> lock(impl_->req_mu);
+  impl_->handler = std::move(handler);
+}
+
+void NodeHost::SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done) {
+  Status refused;
+  {
+    std::lock_guard<std::mutex> lock(impl_->req_mu);
+    if (!impl_->requests_open || !impl_->transport) {
+      refused = Status::Unavailable("node " + std::to_string(options_.node_id) + " is stopped");
+    } else if (impl_->out_requests.size() >= options_.requests_pending_max) {
+      refused = Status::Unavailable("node " + std::to_string(options_.node_id) + ": too many requests pending");
+    } else {
+      uint64_t id = ++impl_->next_out_id;
+      std::string out;
+      wire::PutU8(&out, kEnvelopeVersion);
+      wire::PutVarint(&out, id);
+      out += payload;
+      Status sent = impl_->transport->Send(node, net::Frame{net::FrameType::kRequest, std::move(out)});
+      if (!sent.ok()) {
+        refused = Status::Unavailable("request to node " + std::to_string(node) + ": " + sent.message());
+      } else {
+        impl_->out_requests.emplace(
+            id, Impl::OutRequest{std::move(done), Clock::now() + std::chrono::milliseconds(timeout_ms), node});
+        return;
+      }
+    }
+  }
+  done(refused);
+}
+
+std::future<Result<std::string>> NodeHost::SendRequest(uint32_t node, std::string payload, int timeout_ms) {
+  auto promise = std::make_shared<std::promise<Result<std::string>>>();
+  std::future<Result<std::string>> f = promise->get_future();
+  SendRequest(node, std::move(payload), timeout_ms,
+              [promise](Result<std::string> r) { promise->set_value(std::move(r)); });
+  return f;
 }
 
 }  // namespace cairn::cluster

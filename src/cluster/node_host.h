@@ -42,6 +42,17 @@
 // A failed Save (I/O) stops the driver: the host cannot promise anything it
 // has not persisted. status() reports it; pending proposals fail with it.
 //
+// Requests: besides Raft, peers exchange node-to-node requests (forwarded
+// transactions, remote scans, schema pushes) as kRequest/kResponse frames on
+// the same authenticated connections. SendRequest() tags each request with a
+// fresh id and keeps it in a bounded pending map until the reply with the
+// same id arrives or its timeout passes; the receiving host runs the handler
+// set with SetRequestHandler() on one of its request worker threads (the
+// handler may block, e.g. on a proposal) and sends back what it answers.
+// Envelopes (docs/cluster.md):
+//   kRequest:  version:u8(=1) varint(id) payload
+//   kResponse: version:u8(=1) varint(id) code:u8 varint(len) message payload
+//
 // Thread-safety: every public method may be called from any thread except
 // the callbacks' own (driver) thread for the blocking ones (LogDatoms, Stop).
 #pragma once
@@ -85,6 +96,15 @@ struct NodeHostOptions {
   storage::StoreOptions store;
   // synchronous=FULL for the Raft log (durable); false = NORMAL (tests).
   bool sync_log = true;
+  // Threads that run incoming requests' handler, and the bound on requests
+  // waiting for a worker or for a reply (more are refused with Unavailable).
+  int request_workers = 4;
+  size_t requests_pending_max = 4096;
+};
+
+struct ReplicaProgress {
+  uint32_t node = 0;
+  uint64_t match = 0;  // highest log index known replicated there
 };
 
 struct GroupStatus {
@@ -95,6 +115,9 @@ struct GroupStatus {
   uint64_t applied = 0;
   bool quiesced = false;
   Status error;  // the replica failed (I/O, snapshot to install)
+  TxTime last_t;  // the last applied transaction's t
+  // Where this replica leads: every voter's progress (self included); else empty.
+  std::vector<ReplicaProgress> replicas;
 };
 
 struct ProposeResult {
@@ -102,6 +125,11 @@ struct ProposeResult {
   uint32_t leader = 0;  // with NotLeader: the leader's node id if known
   uint64_t index = 0;   // the entry that applied it
   TxTime t;             // the transaction's t (zero if it failed)
+  // True when the request id had applied before (a retry): t and index are
+  // the first outcome's; tempids and datoms are empty.
+  bool duplicate = false;
+  std::map<std::string, EntityId> tempids;  // when this proposal applied it
+  std::vector<Datom> datoms;                // what it wrote (same)
 };
 
 // Counters since Start (group commit and batching show as ratios).
@@ -144,16 +172,42 @@ class NodeHost {
   using ReadCallback = std::function<void(DbResult)>;
   void Read(uint64_t group, ReadCallback done);
   std::future<DbResult> Read(uint64_t group);
+  // The local replica's latest applied value without any round trip (a
+  // stale read: it may miss recent transactions). NotFound if not hosted.
+  DbResult StaleRead(uint64_t group) const;
 
   // Status of one group (NotFound if not hosted), as of the last driver round.
   Result<GroupStatus> status(uint64_t group) const;
   // The host's own failure (a failed Save), OK otherwise.
   Status health() const;
+  // True once Stop() began or the driver exited (a failed Save): every
+  // later call fails at once.
+  bool stopped() const;
   std::vector<uint64_t> groups() const;
+  // Peer node id -> heard from within an election timeout (as of the last
+  // liveness check).
+  std::map<uint32_t, bool> peers_live() const;
   NodeHostStats stats() const;
 
   // Every datom in the group's store, in commit order (runs on the driver).
   Result<std::vector<Datom>> LogDatoms(uint64_t group);
+
+  // Node-to-node requests (see the header comment).
+  using RequestReply = std::function<void(Result<std::string>)>;
+  // Runs on a request worker thread; must call `reply` exactly once (it may
+  // do so later, from any thread). An error reply reaches the sender as
+  // that Status.
+  using RequestHandler = std::function<void(uint32_t from_node, std::string payload, RequestReply reply)>;
+  // Set before peers send requests; until then requests are answered
+  // Unavailable.
+  void SetRequestHandler(RequestHandler handler);
+  // Sends `payload` to `node` and calls `done` once with the reply payload,
+  // the handler's error, Unavailable (unknown peer, queue full, too many
+  // pending requests, host stopped) or Timeout after `timeout_ms`. `done`
+  // runs on the transport's I/O thread or the driver thread: it must not
+  // block.
+  void SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done);
+  std::future<Result<std::string>> SendRequest(uint32_t node, std::string payload, int timeout_ms);
 
   struct Impl;
 

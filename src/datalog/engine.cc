@@ -526,8 +526,48 @@ class Engine {
            c.kind == Clause::Kind::kNot || c.kind == Clause::Kind::kNotJoin;
   }
 
-  // Estimated rows after joining clause c into ctx.
-  double Estimate(const Clause& c, const Relation& ctx) {
+  // Comparison predicates [(< ?v x)] (<, <=, >, >=; x a constant or a
+  // variable with one value so far) on the value variable ?v that pattern
+  // clause i binds, folded into one value range for its scan. `absorbed`
+  // gets the predicates the range replaces. False if there are none.
+  bool FindRange(const std::vector<Clause>& clauses, const std::vector<bool>& done, size_t i, const Relation& ctx,
+                 ValueRange* range, std::vector<size_t>* absorbed) {
+    const Clause& c = clauses[i];
+    if (options_.reference || options_.registry != nullptr || c.kind != Clause::Kind::kPattern) return false;
+    if (c.terms.size() < 3 || !c.terms[1].is_const() || c.terms[1].value.type() != VT::kKeyword ||
+        !c.terms[2].is_var() || ctx.Has(c.terms[2].var))
+      return false;
+    VarId v = c.terms[2].var;
+    for (size_t k = 0; k < c.terms.size(); ++k)
+      if (k != 2 && c.terms[k].is_var() && c.terms[k].var == v) return false;
+    auto it = sources_.find(c.source);
+    if (it == sources_.end() || it->second.db == nullptr) return false;
+    for (size_t j = 0; j < clauses.size(); ++j) {
+      const Clause& f = clauses[j];
+      if (done[j] || j == i || f.kind != Clause::Kind::kPredicate || f.terms.size() != 2) continue;
+      if (f.name != "<" && f.name != ">" && f.name != "<=" && f.name != ">=") continue;
+      const Term& x = f.terms[0];
+      const Term& y = f.terms[1];
+      bool left = x.is_var() && x.var == v;
+      bool right = y.is_var() && y.var == v;
+      if (left == right) continue;
+      const Term& other = left ? y : x;
+      const Value* bound = nullptr;
+      if (other.is_const()) {
+        bound = &other.value;
+      } else if (other.is_var() && ctx.rows() == 1 && ctx.Has(other.var)) {
+        bound = &ctx.Row(0)[ctx.Col(other.var)];
+      }
+      if (bound == nullptr) continue;
+      std::string op = f.name;
+      if (!left) op = op == "<" ? ">" : op == ">" ? "<" : op == "<=" ? ">=" : "<=";  // (< x ?v) is ?v > x
+      if (range->Tighten(op, *bound)) absorbed->push_back(j);
+    }
+    return !absorbed->empty();
+  }
+
+  // Estimated rows after joining clause c into ctx (scanning only `range`).
+  double Estimate(const Clause& c, const Relation& ctx, const ValueRange* range = nullptr) {
     double n = static_cast<double>(std::max<size_t>(ctx.rows(), 1));
     std::vector<VarId> vs;
     ClauseVars(c, &vs);
@@ -536,7 +576,7 @@ class Engine {
     switch (c.kind) {
       case Clause::Kind::kPattern: {
         PatternInfo pi;
-        if (!Classify(c, ctx, &pi).ok()) return 1;
+        if (!Classify(c, ctx, &pi, range).ok()) return 1;
         if (pi.impossible) return 0;
         double s = static_cast<double>(pi.scan_estimate);
         if (pi.bound.empty()) return s * n;
@@ -572,6 +612,8 @@ class Engine {
       if (cancelled_) return CancelStatus();
       int pick = -1;
       double best = 0;
+      ValueRange best_range;
+      std::vector<size_t> best_absorbed;
       for (size_t i = 0; i < clauses.size(); ++i) {
         if (done[i]) continue;
         if (!AllBound(Needed(clauses, done, i, ctx), ctx)) continue;
@@ -581,12 +623,18 @@ class Engine {
         }
         if (IsFilter(clauses[i])) {
           pick = static_cast<int>(i);
+          best_absorbed.clear();
           break;
         }
-        double cost = Estimate(clauses[i], ctx);
+        ValueRange range;
+        std::vector<size_t> absorbed;
+        bool ranged = FindRange(clauses, done, i, ctx, &range, &absorbed);
+        double cost = Estimate(clauses[i], ctx, ranged ? &range : nullptr);
         if (pick < 0 || cost < best) {
           pick = static_cast<int>(i);
           best = cost;
+          best_range = std::move(range);
+          best_absorbed = std::move(absorbed);
         }
       }
       if (pick < 0) {
@@ -602,14 +650,21 @@ class Engine {
       const Clause& c = clauses[static_cast<size_t>(pick)];
       done[static_cast<size_t>(pick)] = true;
       --remaining;
-      double est = explain_ != nullptr ? Estimate(c, ctx) : 0;
+      const ValueRange* range = best_absorbed.empty() ? nullptr : &best_range;
+      double est = explain_ != nullptr ? Estimate(c, ctx, range) : 0;
       strategy_.clear();
       size_t step_index = 0;
       if (explain_ != nullptr) {
         step_index = explain_->steps.size();
-        explain_->steps.push_back({depth, c.Describe(), "", static_cast<uint64_t>(est), 0});
+        std::string text = c.Describe();
+        for (size_t j : best_absorbed) text += " + " + clauses[j].Describe();
+        explain_->steps.push_back({depth, text, "", static_cast<uint64_t>(est), 0});
       }
-      CAIRN_ASSIGN_OR_RETURN(ctx, Apply(c, std::move(ctx), depth));
+      for (size_t j : best_absorbed) {
+        done[j] = true;
+        --remaining;
+      }
+      CAIRN_ASSIGN_OR_RETURN(ctx, range != nullptr ? ApplyPattern(c, std::move(ctx), range) : Apply(c, std::move(ctx), depth));
       if (cancelled_) return CancelStatus();
       if (explain_ != nullptr) {
         explain_->steps[step_index].strategy = strategy_;
@@ -658,6 +713,7 @@ class Engine {
     bool impossible = false;
     bool ref_attr = false;
     uint64_t scan_estimate = 0;
+    const ValueRange* range = nullptr;  // values the scan is restricted to
   };
 
   double PerProbe(const PatternInfo& pi) {
@@ -766,7 +822,7 @@ class Engine {
     }
   }
 
-  Status Classify(const Clause& c, const Relation& ctx, PatternInfo* pi) {
+  Status Classify(const Clause& c, const Relation& ctx, PatternInfo* pi, const ValueRange* range = nullptr) {
     auto it = sources_.find(c.source);
     if (it == sources_.end()) return Status::InvalidArgument("unknown source " + c.source + " in " + c.Describe());
     pi->src = &it->second;
@@ -813,12 +869,22 @@ class Engine {
     if (!pi->src->db->is_history() && !pi->base.added) {
       // Current views hold only assertions.
     }
-    if (!pi->impossible) pi->scan_estimate = pi->src->db->EstimateCount(pi->base);
+    pi->range = range;
+    if (!pi->impossible)
+      pi->scan_estimate = range != nullptr ? pi->src->db->EstimateRange(pi->base, *range)
+                                           : pi->src->db->EstimateCount(pi->base);
     return Status::OK();
   }
 
   template <typename Fn>
-  Status ScanDb(const Source& s, const DatomPattern& p, Fn&& fn) {
+  Status ScanDb(const Source& s, const DatomPattern& p, Fn&& fn, const ValueRange* range = nullptr) {
+    if (range != nullptr) {
+      if (s.mem != nullptr) {
+        s.mem->ForEachRange(p, *range, fn);
+        return Status::OK();
+      }
+      return s.db->ScanRange(p, *range, [&](const Datom& d) { return fn(d); });
+    }
     if (s.mem != nullptr) {
       s.mem->ForEach(p, fn);
       return Status::OK();
@@ -833,16 +899,16 @@ class Engine {
     if (!pi.ref_attr && probe.v && probe.v->type() == VT::kLong && probe.v->as_long() != 0) {
       if (probe.a) {
         if (pi.src->db->schema().IsRef(*probe.a)) probe.v = Value::Ref(EntityId{static_cast<uint64_t>(probe.v->as_long())});
-        return ScanDb(*pi.src, probe, fn);
+        return ScanDb(*pi.src, probe, fn, pi.range);
       }
       Value as_long = *probe.v;
-      CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, probe, fn));
+      CAIRN_RETURN_IF_ERROR(ScanDb(*pi.src, probe, fn, pi.range));
       probe.v = Value::Ref(EntityId{static_cast<uint64_t>(as_long.as_long())});
-      Status st = ScanDb(*pi.src, probe, fn);
+      Status st = ScanDb(*pi.src, probe, fn, pi.range);
       probe.v = as_long;
       return st;
     }
-    return ScanDb(*pi.src, probe, fn);
+    return ScanDb(*pi.src, probe, fn, pi.range);
   }
 
   static bool RepeatsOk(const Datom& d, const PatternInfo& pi) {
@@ -852,9 +918,9 @@ class Engine {
     return true;
   }
 
-  Result<Relation> ApplyPattern(const Clause& c, Relation ctx) {
+  Result<Relation> ApplyPattern(const Clause& c, Relation ctx, const ValueRange* range = nullptr) {
     PatternInfo pi;
-    CAIRN_RETURN_IF_ERROR(Classify(c, ctx, &pi));
+    CAIRN_RETURN_IF_ERROR(Classify(c, ctx, &pi, range));
     if (pi.src->db == nullptr) return ApplyCollectionPattern(c, std::move(ctx), *pi.src);
     Relation out;
     out.vars = ctx.vars;
@@ -873,7 +939,7 @@ class Engine {
     if (pi.bound.empty()) {
       out.data.reserve(std::min<uint64_t>(pi.scan_estimate * ctx.rows(), 1u << 20) * out.vars.size());
       // Scan once; a cartesian product with ctx if it has several rows.
-      strategy_ = std::string("scan ") + index_name;
+      strategy_ = std::string("scan ") + (pi.range != nullptr ? "value range" : index_name);
       DatomPattern probe = pi.base;
       CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
         if (!RepeatsOk(d, pi)) return true;

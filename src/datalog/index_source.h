@@ -12,9 +12,11 @@
 // Thread-safety: implementations must allow concurrent const calls.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string_view>
 
 #include "cairn/datom.h"
 #include "cairn/status.h"
@@ -29,6 +31,24 @@ struct DatomPattern {
   std::optional<Value> v;
   std::optional<TxTime> tx;
   std::optional<bool> added;
+};
+
+// A range of values in the engine's comparison order (CompareValues: numbers
+// compare across long/double/ref, other values by type then value), as a
+// [(< ?v hi)] / [(> ?v lo)] predicate sees them. Unset ends are open.
+struct ValueRange {
+  std::optional<Value> lo, hi;
+  bool lo_inclusive = true;
+  bool hi_inclusive = true;
+
+  // Whether `v` (a datom's value; refs compare as their entity id) is inside.
+  bool Contains(const Value& v) const;
+  // Narrows this range by `v op bound`, e.g. Tighten(">", 5) for (> ?v 5);
+  // `op` is one of < <= > >=. Returns false (and changes nothing) if `bound`
+  // cannot be combined with the bounds already set: comparisons across
+  // types are not transitive, so all bounds must be numbers or all of one
+  // type.
+  bool Tighten(std::string_view op, const Value& bound);
 };
 
 class IndexSource {
@@ -47,6 +67,23 @@ class IndexSource {
   // An estimate of how many datoms Scan(p) would yield, cheap to compute
   // (used by the planner). Need not be exact; must be 0 only if none match.
   virtual uint64_t EstimateCount(const DatomPattern& p) const = 0;
+
+  // Like Scan(p) but only the datoms whose value is inside `r`: exactly those
+  // (callers drop the predicates `r` came from). Used with p.a bound and p.v
+  // unbound. The default scans and filters; sources with a value order
+  // should walk only the range. Order: as Scan, or AVET for the range.
+  virtual Status ScanRange(const DatomPattern& p, const ValueRange& r,
+                           const std::function<bool(const Datom&)>& fn) const {
+    return Scan(p, [&](const Datom& d) { return !r.Contains(d.v) || fn(d); });
+  }
+
+  // An estimate of how many datoms ScanRange(p, r) yields; 0 only if none
+  // match. The default guesses a third of EstimateCount(p).
+  virtual uint64_t EstimateRange(const DatomPattern& p, const ValueRange& r) const {
+    (void)r;
+    uint64_t n = EstimateCount(p);
+    return n == 0 ? 0 : std::max<uint64_t>(1, n / 3);
+  }
 
   // Statistics for the planner: the number of distinct entities (position 0)
   // or distinct values (position 2) among the datoms of attribute `a`; 0 if

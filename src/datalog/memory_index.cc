@@ -257,6 +257,59 @@ uint64_t MemoryIndex::EstimateCount(const DatomPattern& p) const {
   return end - begin;
 }
 
+bool MemoryIndex::RangeRuns(const DatomPattern& p, const ValueRange& r, std::vector<Run>* runs) const {
+  if (!p.a || p.e || p.v) return false;
+  auto it = attr_range_.find(p.a->id());
+  if (it == attr_range_.end()) return true;  // no datoms: no runs
+  const std::vector<uint32_t>& idx = idx_[kAvet];
+  auto below = [&](uint32_t i) {  // before the range's low end
+    if (!r.lo) return false;
+    ValueRange lo_only;
+    lo_only.lo = r.lo;
+    lo_only.lo_inclusive = r.lo_inclusive;
+    return !lo_only.Contains(datoms_[i].v);
+  };
+  auto inside_hi = [&](uint32_t i) {
+    if (!r.hi) return true;
+    ValueRange hi_only;
+    hi_only.hi = r.hi;
+    hi_only.hi_inclusive = r.hi_inclusive;
+    return hi_only.Contains(datoms_[i].v);
+  };
+  auto first = idx.begin() + it->second.first, last = idx.begin() + it->second.second;
+  // AVET orders values by type, then value. Within one type the engine's
+  // comparison with a bound is monotone, except for doubles (NaN) and refs
+  // (compared as signed ids): those runs are filtered value by value.
+  while (first != last) {
+    ValueType t = datoms_[*first].v.type();
+    auto run_end = std::partition_point(first, last, [&](uint32_t i) { return datoms_[i].v.type() <= t; });
+    if (t == ValueType::kDouble || t == ValueType::kRef) {
+      runs->push_back({static_cast<size_t>(first - idx.begin()), static_cast<size_t>(run_end - idx.begin()), true});
+    } else {
+      auto lo = std::partition_point(first, run_end, below);
+      auto hi = std::partition_point(lo, run_end, inside_hi);
+      if (lo != hi)
+        runs->push_back({static_cast<size_t>(lo - idx.begin()), static_cast<size_t>(hi - idx.begin()), false});
+    }
+    first = run_end;
+  }
+  return true;
+}
+
+Status MemoryIndex::ScanRange(const DatomPattern& p, const ValueRange& r,
+                              const std::function<bool(const Datom&)>& fn) const {
+  ForEachRange(p, r, fn);
+  return Status::OK();
+}
+
+uint64_t MemoryIndex::EstimateRange(const DatomPattern& p, const ValueRange& r) const {
+  std::vector<Run> runs;
+  if (!RangeRuns(p, r, &runs)) return IndexSource::EstimateRange(p, r);
+  uint64_t n = 0;
+  for (const Run& run : runs) n += run.end - run.begin;
+  return n;
+}
+
 uint64_t MemoryIndex::EstimateDistinct(Keyword a, int position) const {
   auto it = stats_.find(a.id());
   if (it == stats_.end()) return 0;

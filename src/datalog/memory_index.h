@@ -44,6 +44,11 @@ class MemoryIndex : public IndexSource {
   Status Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override;
   uint64_t EstimateCount(const DatomPattern& p) const override;
   uint64_t EstimateDistinct(Keyword a, int position) const override;
+  // With the attribute bound (and e, v not): binary searches the value range
+  // in the attribute's AVET, one run of each value type at a time.
+  Status ScanRange(const DatomPattern& p, const ValueRange& r,
+                   const std::function<bool(const Datom&)>& fn) const override;
+  uint64_t EstimateRange(const DatomPattern& p, const ValueRange& r) const override;
 
   size_t size() const { return datoms_.size(); }
   const std::vector<Datom>& datoms() const { return datoms_; }
@@ -52,8 +57,19 @@ class MemoryIndex : public IndexSource {
   // stopped early. Faster than Scan (no std::function).
   template <typename Fn>
   bool ForEach(const DatomPattern& p, Fn&& fn) const;
+  // ForEach restricted to values inside `r` (see ScanRange).
+  template <typename Fn>
+  bool ForEachRange(const DatomPattern& p, const ValueRange& r, Fn&& fn) const;
 
  private:
+  // A stretch of AVET positions; `filter`: check each value against the range.
+  struct Run {
+    size_t begin, end;
+    bool filter;
+  };
+  // The AVET runs holding the values of `p` (attribute bound, e and v not)
+  // inside `r`; false if the pattern does not have that shape.
+  bool RangeRuns(const DatomPattern& p, const ValueRange& r, std::vector<Run>* runs) const;
   struct AttrStats {
     uint64_t count = 0;
     uint64_t distinct_e = 0;
@@ -97,6 +113,23 @@ bool MemoryIndex::ForEach(const DatomPattern& p, Fn&& fn) const {
     const Datom& d = datoms_[idx[i]];
     if (checks != 0 && !Matches(d, p, checks)) continue;
     if (!fn(d)) return false;
+  }
+  return true;
+}
+
+template <typename Fn>
+bool MemoryIndex::ForEachRange(const DatomPattern& p, const ValueRange& r, Fn&& fn) const {
+  std::vector<Run> runs;
+  if (!RangeRuns(p, r, &runs)) return ForEach(p, [&](const Datom& d) { return !r.Contains(d.v) || fn(d); });
+  unsigned checks = (p.tx ? 8u : 0u) | (p.added ? 16u : 0u);
+  const std::vector<uint32_t>& idx = idx_[kAvet];
+  for (const Run& run : runs) {
+    for (size_t i = run.begin; i < run.end; ++i) {
+      const Datom& d = datoms_[idx[i]];
+      if (checks != 0 && !Matches(d, p, checks)) continue;
+      if (run.filter && !r.Contains(d.v)) continue;
+      if (!fn(d)) return false;
+    }
   }
   return true;
 }

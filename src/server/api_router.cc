@@ -26,6 +26,8 @@ struct HttpError {
 HttpError FromStatus(const Status& s) {
   switch (s.code()) {
     case StatusCode::kInvalidArgument:
+      // The coordinator marks a transaction spanning shards this way.
+      if (s.message().rfind("cross_shard", 0) == 0) return {400, "cross_shard", s.message()};
       return {400, "invalid_argument", s.message()};
     case StatusCode::kNotFound:
       return {404, "not_found", s.message()};
@@ -271,18 +273,52 @@ struct Reply {
   std::string edn_body;
 };
 
-Result<std::string> TxDataFromBody(const HttpRequest& req) {
-  if (IsEdnType(req.content_type)) return req.body;
+// JSON {"tx-data": "<EDN>", "request-id": "..."}; EDN: a bare vector of
+// forms, or {:tx-data [...] :request-id "..."}.
+Result<TransactRequest> TxRequestFromBody(const HttpRequest& req) {
+  TransactRequest tr;
+  if (IsEdnType(req.content_type)) {
+    CAIRN_ASSIGN_OR_RETURN(Edn form, ReadEdn(req.body));
+    if (!form.is(Edn::Kind::kMap)) {
+      tr.tx_edn = req.body;
+      return tr;
+    }
+    bool has_tx = false;
+    for (size_t i = 0; i + 1 < form.items.size(); i += 2) {
+      const Edn& k = form.items[i];
+      const Edn& v = form.items[i + 1];
+      if (k.IsKeyword("tx-data")) {
+        tr.tx_edn = v.is(Edn::Kind::kString) ? v.text : WriteEdn(v);
+        has_tx = true;
+      } else if (k.IsKeyword("request-id")) {
+        if (!v.is(Edn::Kind::kString)) return Status::InvalidArgument(v.Where() + ": transact: :request-id must be a string");
+        tr.request_id = v.text;
+      } else {
+        return Status::InvalidArgument(k.Where() + ": transact: unknown key " + WriteEdn(k) +
+                                       " (expected :tx-data :request-id)");
+      }
+    }
+    if (!has_tx) return Status::InvalidArgument("transact: missing key :tx-data");
+    return tr;
+  }
   CAIRN_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
   if (!body.is_object())
     return Status::InvalidArgument("transact: the JSON body must be an object {\"tx-data\": \"<EDN>\"}");
   for (const auto& [k, v] : body.items()) {
-    if (k != "tx-data") return Status::InvalidArgument("transact: unknown field '" + k + "' (expected tx-data)");
+    if (k != "tx-data" && k != "request-id") {
+      return Status::InvalidArgument("transact: unknown field '" + k + "' (expected tx-data, request-id)");
+    }
   }
   auto it = body.find("tx-data");
   if (it == body.end()) return Status::InvalidArgument("transact: missing field 'tx-data'");
   if (!it->is_string()) return Status::InvalidArgument("transact: 'tx-data' must be a string of EDN");
-  return it->get<std::string>();
+  tr.tx_edn = it->get<std::string>();
+  if (auto rid = body.find("request-id"); rid != body.end() && !rid->is_null()) {
+    if (!rid->is_string()) return Status::InvalidArgument("transact: 'request-id' must be a string");
+    tr.request_id = rid->get<std::string>();
+  }
+  if (tr.request_id.size() > 256) return Status::InvalidArgument("transact: 'request-id' is longer than 256 bytes");
+  return tr;
 }
 
 Result<QueryRequest> QueryFromJson(std::string_view text) {
@@ -409,6 +445,70 @@ Result<Value> ComponentValue(const std::string& param, const std::string& text, 
   return v;
 }
 
+// The cluster contract's /v1/status shape.
+Json GroupJson(const GroupStatusInfo& g, bool shard) {
+  Json j = {{"leader", g.leader},          {"role", g.role},
+            {"term", g.term},              {"commit_index", g.commit_index},
+            {"applied_index", g.applied_index}, {"latest_t", g.last_t.raw}};
+  if (shard) {
+    j["shard"] = g.group;
+    Json replicas = Json::array();
+    for (const ReplicaLag& r : g.replicas) {
+      replicas.push_back({{"node", r.node}, {"match_index", r.match_index}, {"lag", r.lag}});
+    }
+    j["replicas"] = replicas;
+  } else {
+    j["group"] = g.group;
+  }
+  return j;
+}
+
+Json ClusterStatusJson(const BackendStatus& s) {
+  Json nodes = Json::array();
+  for (const NodeStatus& n : s.nodes) {
+    nodes.push_back({{"id", n.id}, {"http", n.http}, {"peer", n.peer}, {"live", n.live}});
+  }
+  Json shards = Json::array();
+  for (const GroupStatusInfo& g : s.groups) shards.push_back(GroupJson(g, true));
+  return {{"version", kVersion},
+          {"mode", "cluster"},
+          {"node", s.node_id},
+          {"latest_t", s.latest_t.raw},
+          {"transactions", s.transactions},
+          {"nodes", nodes},
+          {"meta", s.meta ? GroupJson(*s.meta, false) : Json(nullptr)},
+          {"shards", shards}};
+}
+
+std::string GroupEdn(const GroupStatusInfo& g, bool shard) {
+  std::string out = shard ? "{:shard " + std::to_string(g.group) : "{:group " + std::to_string(g.group);
+  out += " :leader " + std::to_string(g.leader) + " :role " + Value::String(g.role).ToString() + " :term " +
+         std::to_string(g.term) + " :commit_index " + std::to_string(g.commit_index) + " :applied_index " +
+         std::to_string(g.applied_index) + " :latest_t " + std::to_string(g.last_t.raw);
+  if (shard) {
+    out += " :replicas [";
+    for (const ReplicaLag& r : g.replicas) {
+      out += "{:node " + std::to_string(r.node) + " :match_index " + std::to_string(r.match_index) + " :lag " +
+             std::to_string(r.lag) + "}";
+    }
+    out += "]";
+  }
+  return out + "}";
+}
+
+std::string ClusterStatusEdn(const BackendStatus& s) {
+  std::string out = "{:version " + Value::String(std::string(kVersion)).ToString() + " :mode \"cluster\" :node " +
+                    std::to_string(s.node_id) + " :latest_t " + std::to_string(s.latest_t.raw) +
+                    " :transactions " + std::to_string(s.transactions) + " :nodes [";
+  for (const NodeStatus& n : s.nodes) {
+    out += "{:id " + std::to_string(n.id) + " :http " + Value::String(n.http).ToString() + " :peer " +
+           Value::String(n.peer).ToString() + " :live " + (n.live ? "true" : "false") + "}";
+  }
+  out += "] :meta " + (s.meta ? GroupEdn(*s.meta, false) : std::string("nil")) + " :shards [";
+  for (const GroupStatusInfo& g : s.groups) out += GroupEdn(g, true);
+  return out + "]}";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- router
@@ -488,15 +588,22 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   };
 
   if (path == "/v1/transact") {
-    Result<std::string> tx = TxDataFromBody(req);
+    Result<TransactRequest> tx = TxRequestFromBody(req);
     if (!tx.ok()) return fail(FromStatus(tx.status()));
-    Result<TxReport> report = backend_->Transact(*tx);
-    if (!report.ok()) return fail(FromStatus(report.status()));
+    Result<TransactResult> result = backend_->Transact(*tx);
+    if (!result.ok()) return fail(FromStatus(result.status()));
+    const TxReport& report = result->report;
     Json tempids = Json::object();
-    for (const auto& [name, e] : report->tempids) tempids[name] = e.raw;
+    for (const auto& [name, e] : report.tempids) tempids[name] = e.raw;
     Json datoms = Json::array();
-    for (const Datom& d : report->datoms) datoms.push_back(DatomJson(d));
-    return reply({{"t", report->t.raw}, {"tempids", tempids}, {"datoms", datoms}}, report->ToEdn());
+    for (const Datom& d : report.datoms) datoms.push_back(DatomJson(d));
+    Json j = {{"t", report.t.raw}, {"tempids", tempids}, {"datoms", datoms}};
+    std::string edn = report.ToEdn();
+    if (result->duplicate) {
+      j["duplicate"] = true;
+      edn.insert(edn.size() - 1, " :duplicate true");
+    }
+    return reply(j, edn);
   }
 
   if (path == "/v1/query") {
@@ -603,6 +710,7 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
 
   if (path == "/v1/status") {
     BackendStatus s = backend_->GetStatus();
+    if (s.mode == "cluster") return reply(ClusterStatusJson(s), ClusterStatusEdn(s));
     double uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     Json shards = Json::array();
     std::string shards_edn = "[";

@@ -1,11 +1,10 @@
 // Backend: what the HTTP API (src/server/http_server.h) serves.
 //
 // The HTTP layer parses requests, calls a Backend, and renders the results;
-// it never touches storage itself. Today the only implementation is
-// EmbeddedBackend (one cairn::Database, one shard, no peers); the cluster
-// coordinator (src/cluster) will implement the same interface by routing to
-// shard leaders, so the HTTP API does not change when the node joins a
-// cluster.
+// it never touches storage itself. EmbeddedBackend serves one
+// cairn::Database (one shard, no peers); ClusterBackend serves a cluster
+// node (src/cluster/node.h) by routing to shard leaders through its
+// coordinator, so the HTTP API is the same in both modes.
 //
 // Errors are Status codes a caller can act on; the HTTP layer maps them to
 // status codes (InvalidArgument 400, NotFound 404, Conflict 409,
@@ -44,6 +43,18 @@ struct QueryRequest {
   Consistency consistency = Consistency::kLinearizable;
 };
 
+struct TransactRequest {
+  std::string tx_edn;      // EDN vector of tx forms
+  std::string request_id;  // optional: the same id applies at most once
+};
+
+struct TransactResult {
+  TxReport report;
+  // The request id had applied before: report.t and tempids are the first
+  // outcome's (cluster: tempids may be empty), datoms may be empty.
+  bool duplicate = false;
+};
+
 struct DatomsRequest {
   IndexType index = IndexType::kEavt;
   std::vector<Value> components;  // leading components of the index
@@ -65,6 +76,31 @@ struct ShardStatus {
   uint64_t applied_index = 0;
 };
 
+// Cluster mode (the cluster contract's /v1/status shape).
+struct NodeStatus {
+  uint32_t id = 0;
+  std::string http;
+  std::string peer;
+  bool live = false;
+};
+
+struct ReplicaLag {
+  uint32_t node = 0;
+  uint64_t match_index = 0;
+  uint64_t lag = 0;  // leader's last index - match_index
+};
+
+struct GroupStatusInfo {
+  uint64_t group = 0;
+  uint32_t leader = 0;  // node id, 0 if unknown
+  std::string role;     // "leader", "follower", "candidate", "pre-candidate", "learner"
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  TxTime last_t;
+  std::vector<ReplicaLag> replicas;  // where this node leads the group
+};
+
 struct BackendStatus {
   std::string mode;  // "embedded" or "cluster"
   std::string path;  // embedded: the database file
@@ -73,14 +109,22 @@ struct BackendStatus {
   uint64_t transactions = 0;  // transactions committed through this node since start
   uint64_t size_bytes = 0;    // on-disk size of the database (with its WAL)
   std::vector<ShardStatus> shards;
+  // Cluster mode only.
+  uint32_t node_id = 0;
+  std::vector<NodeStatus> nodes;
+  std::optional<GroupStatusInfo> meta;     // unset if this node holds no meta replica
+  std::vector<GroupStatusInfo> groups;     // the shards this node holds
 };
 
 class Backend {
  public:
   virtual ~Backend() = default;
-  // Applies EDN tx-data atomically. InvalidArgument (EDN line:column),
-  // Conflict (CAS, uniqueness), NotFound (lookup ref) change nothing.
-  virtual Result<TxReport> Transact(std::string_view tx_edn) = 0;
+  // Applies EDN tx-data atomically. InvalidArgument (EDN line:column;
+  // "cross_shard: ..." for a transaction spanning shards), Conflict (CAS,
+  // uniqueness), NotFound (lookup ref) change nothing. With a request id, a
+  // request that applied before is not applied again: its first outcome is
+  // returned with duplicate = true.
+  virtual Result<TransactResult> Transact(const TransactRequest& request) = 0;
   virtual Result<QueryResult> Query(const QueryRequest& request) = 0;
   virtual Result<DatomsResult> Datoms(const DatomsRequest& request) = 0;
   // Datoms asserted and retracted with from < t <= to, in t order.
@@ -99,7 +143,7 @@ class EmbeddedBackend : public Backend {
   static Result<std::unique_ptr<EmbeddedBackend>> Open(const std::string& path, const Options& options = {});
   ~EmbeddedBackend() override;
 
-  Result<TxReport> Transact(std::string_view tx_edn) override;
+  Result<TransactResult> Transact(const TransactRequest& request) override;
   Result<QueryResult> Query(const QueryRequest& request) override;
   Result<DatomsResult> Datoms(const DatomsRequest& request) override;
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;
@@ -111,6 +155,38 @@ class EmbeddedBackend : public Backend {
  private:
   std::unique_ptr<Database> db_;
   std::string path_;
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+};
+
+}  // namespace cairn::server
+
+namespace cairn::cluster {
+class Node;
+}
+
+namespace cairn::server {
+
+// Serves one cluster node: transactions through its coordinator (routed to
+// the shard leader, forwarded from followers), queries over the merged view
+// of every group, status and health from its replicas. as-of/since/history,
+// /v1/diff and /v1/datoms with as-of are not available on a cluster yet
+// (InvalidArgument saying so).
+class ClusterBackend : public Backend {
+ public:
+  // `node` must outlive the backend.
+  explicit ClusterBackend(cluster::Node* node);
+  ~ClusterBackend() override;
+
+  Result<TransactResult> Transact(const TransactRequest& request) override;
+  Result<QueryResult> Query(const QueryRequest& request) override;
+  Result<DatomsResult> Datoms(const DatomsRequest& request) override;
+  Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;
+  BackendStatus GetStatus() override;
+  Status Health() override;
+
+ private:
+  cluster::Node* node_;
   struct Counters;
   std::unique_ptr<Counters> counters_;
 };

@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <deque>
+#include <map>
 #include <mutex>
 
 #include "server/backend.h"
@@ -18,6 +20,12 @@ Result<Consistency> ParseConsistency(std::string_view name) {
 
 struct EmbeddedBackend::Counters {
   std::atomic<uint64_t> transactions{0};
+  // Request ids seen (bounded, oldest forgotten first): a retry with the
+  // same id returns the first report instead of applying again.
+  static constexpr size_t kRequestsKept = 10000;
+  std::mutex requests_mu;
+  std::map<std::string, TxReport> requests;
+  std::deque<std::string> request_order;
   // Stored datoms: counted once on open, then advanced by each commit. The
   // public Database API has no O(1) count, and scanning per /metrics scrape
   // would cost O(datoms).
@@ -40,13 +48,30 @@ Result<std::unique_ptr<EmbeddedBackend>> EmbeddedBackend::Open(const std::string
   return std::make_unique<EmbeddedBackend>(std::move(db), path);
 }
 
-Result<TxReport> EmbeddedBackend::Transact(std::string_view tx_edn) {
-  Result<TxReport> report = db_->transact(tx_edn);
-  if (report.ok()) {
-    counters_->transactions.fetch_add(1, std::memory_order_relaxed);
-    counters_->datoms.fetch_add(report->datoms.size(), std::memory_order_relaxed);
+Result<TransactResult> EmbeddedBackend::Transact(const TransactRequest& request) {
+  std::unique_lock<std::mutex> lock(counters_->requests_mu, std::defer_lock);
+  if (!request.request_id.empty()) {
+    lock.lock();  // check and apply as one step: two retries must not both apply
+    auto it = counters_->requests.find(request.request_id);
+    if (it != counters_->requests.end()) {
+      TransactResult dup{it->second, true};
+      return dup;
+    }
   }
-  return report;
+  Result<TxReport> report = db_->transact(request.tx_edn);
+  if (!report.ok()) return report.status();
+  counters_->transactions.fetch_add(1, std::memory_order_relaxed);
+  counters_->datoms.fetch_add(report->datoms.size(), std::memory_order_relaxed);
+  if (!request.request_id.empty()) {
+    TxReport kept{report->t, report->tempids, {}};
+    counters_->requests.emplace(request.request_id, std::move(kept));
+    counters_->request_order.push_back(request.request_id);
+    if (counters_->request_order.size() > Counters::kRequestsKept) {
+      counters_->requests.erase(counters_->request_order.front());
+      counters_->request_order.pop_front();
+    }
+  }
+  return TransactResult{std::move(*report), false};
 }
 
 Result<QueryResult> EmbeddedBackend::Query(const QueryRequest& request) {

@@ -79,6 +79,30 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
   out += "cairn_db_size_bytes " + std::to_string(backend.size_bytes) + "\n";
   Family(out, "cairn_latest_t", "gauge", "The latest committed transaction time t.");
   out += "cairn_latest_t " + std::to_string(backend.latest_t.raw) + "\n";
+  if (backend.mode == "cluster") {
+    std::vector<const GroupStatusInfo*> groups;
+    if (backend.meta) groups.push_back(&*backend.meta);
+    for (const GroupStatusInfo& g : backend.groups) groups.push_back(&g);
+    Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
+    for (const GroupStatusInfo* g : groups) {
+      out += "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") +
+             "\n";
+    }
+    Family(out, "cairn_raft_term", "gauge", "The group's current Raft term on this node.");
+    for (const GroupStatusInfo* g : groups) {
+      out += "cairn_raft_term{group=\"" + std::to_string(g->group) + "\"} " + std::to_string(g->term) + "\n";
+    }
+    Family(out, "cairn_raft_commit_index", "gauge", "The group's commit index on this node.");
+    for (const GroupStatusInfo* g : groups) {
+      out += "cairn_raft_commit_index{group=\"" + std::to_string(g->group) + "\"} " +
+             std::to_string(g->commit_index) + "\n";
+    }
+    Family(out, "cairn_raft_applied_index", "gauge", "The group's applied index on this node.");
+    for (const GroupStatusInfo* g : groups) {
+      out += "cairn_raft_applied_index{group=\"" + std::to_string(g->group) + "\"} " +
+             std::to_string(g->applied_index) + "\n";
+    }
+  }
   return out;
 }
 

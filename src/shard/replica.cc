@@ -232,7 +232,9 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);
     schema_ = std::move(schema);
   }
-  return Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK()});
+  CAIRN_RETURN_IF_ERROR(Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK()}));
+  if (options_.on_applied && !cmd->request_id.empty()) options_.on_applied(cmd->request_id, *prepared);
+  return Status::OK();
 }
 
 Status Replica::Record(raft::LogIndex index, const std::string& request_id, const ApplyOutcome& outcome) {

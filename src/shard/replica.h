@@ -49,6 +49,7 @@
 #include "raft/raft_node.h"
 #include "shard/raft_log_store.h"
 #include "shard/replica_command.h"
+#include "shard/transactor.h"
 #include "storage/datom_store.h"
 #include "storage/sqlite.h"
 
@@ -61,6 +62,10 @@ struct ReplicaOptions {
   // Membership for a founding replica of a new group: written as the
   // bootstrap snapshot if the log store has nothing for the group yet.
   std::optional<raft::ConfState> bootstrap;
+  // Called (on the driver thread) after a command with a request id commits
+  // its datoms, with what it wrote (tempids, datoms). The host uses it to
+  // answer the client that proposed it; it must not call into the replica.
+  std::function<void(const std::string& request_id, const TxResult& result)> on_applied;
 };
 
 // What applying one request id produced (kept for idempotent retries).

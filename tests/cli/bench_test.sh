@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `cairn bench` against a real embedded `cairn serve`: 1 s per run, 2 clients, every
-# workload; the JSON has every field and non-zero ops; bad flags exit 2. Bounded: the
-# server runs under `timeout` and is stopped by PID.
+# `cairn bench` against a real embedded `cairn serve` (and a one-member etcd when one is
+# installed): 1 s per run, 2 clients, every workload; the JSON has every field and
+# non-zero ops; bad flags exit 2. Bounded: servers run under `timeout`, stopped by PID.
 set -uo pipefail
 CAIRN=$1
 WORK=$2
@@ -74,5 +74,34 @@ expect "--help explains --target" '--target' "$out"
 out=$(timeout 30 "$CAIRN" bench --endpoints 127.0.0.1:1 --timeout-ms 200 --duration-s 1 2>&1); rc=$?
 expect_rc "unreachable target exits 1" 1 $rc
 expect "unreachable target is reported" 'schema' "$out"
+
+# The etcd side of the comparison (bench/cluster/compare_etcd.sh) through a one-member
+# etcd, if it is installed (scripts/setup.sh lists etcd-server).
+if command -v etcd >/dev/null; then
+  port=$((20000 + RANDOM % 20000))
+  timeout 60 etcd --name b1 --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$port" \
+    --advertise-client-urls "http://127.0.0.1:$port" --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-cluster "b1=http://127.0.0.1:$((port + 1))" >"$WORK/etcd.log" 2>&1 &
+  ETCD=$!
+  trap 'kill $SERVER $ETCD 2>/dev/null; wait $SERVER $ETCD 2>/dev/null' EXIT
+  for _ in $(seq 100); do
+    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" \
+      2>/dev/null && break
+    sleep 0.1
+  done
+  out=$(timeout 60 "$CAIRN" bench --target etcd --endpoints "127.0.0.1:$port" --workload tx1,tx100,point \
+        --clients 2 --duration-s 1 --warmup-s 0.2 --point-keys 20 --quiet --out "$WORK/etcd.json" 2>&1); rc=$?
+  expect_rc "bench --target etcd exits 0" 0 $rc
+  check=$(python3 -c "
+import json, sys
+runs = json.load(open(sys.argv[1]))['runs']
+bad = [f\"{r['workload']}: ops {r['ops']} errors {r['errors']} {r['first_error']}\" for r in runs if r['ops'] <= 0 or r['errors']]
+print('; '.join(bad) if bad or len(runs) != 3 else 'etcd ok')" "$WORK/etcd.json" 2>&1)
+  expect "etcd runs have ops and no errors" '^etcd ok$' "$check"
+  kill $ETCD 2>/dev/null; wait $ETCD 2>/dev/null
+else
+  echo "skip etcd side: etcd is not installed (bash scripts/setup.sh)"
+fi
 
 [[ $fails == 0 ]]

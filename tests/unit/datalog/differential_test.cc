@@ -38,7 +38,7 @@ class Gen {
     for (int e = 1; e <= entities; ++e) {
       tx << "{:db/id " << e;
       if (Chance(80)) tx << " :l0 " << Int(5);
-      if (Chance(60)) tx << " :l1 " << Int(4);
+      if (Chance(60)) tx << " :l1 " << Int(4) << (Chance(20) ? ".5" : "");
       if (Chance(50)) tx << " :l2 [" << Int(4) << " " << Int(4) << "]";
       if (Chance(60)) tx << " :s0 \"" << Pick(strings_) << "\"";
       if (Chance(50)) tx << " :r0 " << 1 + Int(entities);
@@ -76,9 +76,20 @@ class Gen {
     int k = Int(100);
     if (k < 45 || bound->empty()) return Pattern(bound);
     if (k < 57) {
+      // Comparisons against constants of several types (and on either side)
+      // are folded into value-range scans by the planner.
       const char* ops[] = {"<", ">", "<=", ">=", "=", "not="};
-      std::string rhs = Chance(50) ? Pick(*bound) : std::to_string(Int(5));
-      return "[(" + std::string(ops[Int(6)]) + " " + Pick(*bound) + " " + rhs + ")]";
+      int r = Int(10);
+      std::string rhs = r < 4   ? Pick(*bound)
+                        : r < 8 ? std::to_string(Int(5))
+                        : r < 9 ? std::to_string(Int(5)) + ".5"
+                                : "\"" + Pick(strings_) + "\"";
+      std::string lhs = Pick(*bound);
+      if (Chance(25)) std::swap(lhs, rhs);
+      std::string c = "[(" + std::string(ops[Int(6)]) + " " + lhs + " " + rhs + ")]";
+      // Two-sided ranges.
+      if (Chance(20)) c += " [(" + std::string(ops[Int(4)]) + " " + lhs + " " + std::to_string(Int(5)) + ")]";
+      return c;
     }
     if (k < 64) {
       std::string out = "?f" + std::to_string(next_var_++);

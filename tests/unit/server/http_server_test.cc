@@ -573,7 +573,7 @@ TEST_F(HttpApiTest, FiftyConcurrentKeepAliveClients) {
 class FailingBackend : public Backend {
  public:
   explicit FailingBackend(Status s) : status_(std::move(s)) {}
-  Result<TxReport> Transact(std::string_view) override { return status_; }
+  Result<TransactResult> Transact(const TransactRequest&) override { return status_; }
   Result<QueryResult> Query(const QueryRequest&) override { return status_; }
   Result<DatomsResult> Datoms(const DatomsRequest&) override { return status_; }
   Result<std::vector<Datom>> Diff(TxTime, TxTime) override { return status_; }
@@ -598,6 +598,7 @@ TEST(HttpApiErrors, BackendStatusesMapToHttpCodes) {
       {Status::Conflict("lock held"), 409, "conflict"},
       {Status::NotFound("no such entity"), 404, "not_found"},
       {Status::IOError("disk full"), 500, "io_error"},
+      {Status::InvalidArgument("cross_shard: the transaction's entities live on shards 1, 2"), 400, "cross_shard"},
   };
   for (const Case& c : cases) {
     FailingBackend backend(c.status);

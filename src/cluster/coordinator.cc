@@ -1,0 +1,675 @@
+#include "cluster/coordinator.h"
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cluster/wire.h"
+#include "shard/tx_placement.h"
+
+namespace cairn::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- routing
+
+const std::set<std::string_view>& SchemaKeys() {
+  static const std::set<std::string_view> keys = {
+      "db/ident",      "db/valueType",    "db/cardinality", "db/unique",     "db/index",
+      "db/isComponent", "db/noHistory",   "db/tupleAttrs",  "db/tupleTypes", "db/tupleType",
+  };
+  return keys;
+}
+
+bool IsTxEntityRef(const Edn& e) {
+  return (e.is(Edn::Kind::kString) && e.text == "datomic.tx") || e.IsKeyword("db/current-tx");
+}
+
+// What the router knows about one entity reference.
+struct EntityRef {
+  enum class Kind { kNone, kTx, kSchema, kPlaced, kTempid } kind = Kind::kNone;
+  uint32_t partition = 0;  // kPlaced
+  std::string tempid;      // kTempid
+};
+
+Result<EntityRef> ClassifyEntity(const Edn& e, const ShardMap& map) {
+  EntityRef r;
+  if (IsTxEntityRef(e)) {
+    r.kind = EntityRef::Kind::kTx;
+  } else if (e.is(Edn::Kind::kInt)) {
+    if (e.i <= 0) return Status::InvalidArgument(e.Where() + ": entity id must be positive");
+    EntityId id{static_cast<uint64_t>(e.i)};
+    if (id.is_tx()) {
+      r.kind = EntityRef::Kind::kTx;
+    } else if (id.partition() == EntityId::kSystemPartition) {
+      r.kind = EntityRef::Kind::kSchema;
+    } else {
+      r.kind = EntityRef::Kind::kPlaced;
+      r.partition = id.partition();
+    }
+  } else if (e.is(Edn::Kind::kKeyword)) {
+    r.kind = EntityRef::Kind::kSchema;  // an ident: the system partition
+  } else if (e.is(Edn::Kind::kString)) {
+    r.kind = EntityRef::Kind::kTempid;
+    r.tempid = e.text;
+  } else if ((e.is(Edn::Kind::kVector) || e.is(Edn::Kind::kList)) && e.items.size() == 2 &&
+             e.items[0].is(Edn::Kind::kKeyword)) {
+    if (e.items[0].IsKeyword("db/ident")) {
+      r.kind = EntityRef::Kind::kSchema;
+    } else {
+      // A lookup ref: an identity value places its entity (tx_placement.h).
+      Result<Value> v = EdnToValue(e.items[1]);
+      if (!v.ok()) return v.status();
+      r.kind = EntityRef::Kind::kPlaced;
+      r.partition = shard::UniqueIdentityPartition(Keyword::Intern(e.items[0].text), *v, map.partitions());
+    }
+  }
+  return r;
+}
+
+struct Slot {
+  std::optional<uint32_t> partition;  // placed by identity value or hint
+};
+
+}  // namespace
+
+Result<TxRoute> RouteTx(const Edn& tx, const Schema& schema, const ShardMap& map) {
+  if (!tx.is(Edn::Kind::kVector) && !tx.is(Edn::Kind::kList)) {
+    return Status::InvalidArgument(tx.Where() + ": tx-data must be a vector of forms");
+  }
+  bool has_schema = false, has_data = false;
+  std::string first_schema_where, first_data_where;
+  std::optional<uint32_t> anchor;             // first existing entity's partition
+  std::map<std::string, Slot> slots;          // tempids
+  std::vector<std::string> slot_order;
+  std::set<uint32_t> placed;                  // partitions of existing entities
+
+  auto note_schema = [&](const Edn& at) {
+    if (!has_schema) first_schema_where = at.Where();
+    has_schema = true;
+  };
+  auto note_data = [&](const Edn& at) {
+    if (!has_data) first_data_where = at.Where();
+    has_data = true;
+  };
+  auto slot = [&](const std::string& name) -> Slot& {
+    auto [it, inserted] = slots.try_emplace(name);
+    if (inserted) slot_order.push_back(name);
+    return it->second;
+  };
+  auto identity_partition = [&](std::string_view attr, const Edn& value) -> std::optional<uint32_t> {
+    Keyword a = Keyword::Intern(attr);
+    const Attribute* def = schema.Find(a);
+    if (def == nullptr || def->unique != Uniqueness::kIdentity) return std::nullopt;
+    Result<Value> v = EdnToValue(value);
+    if (!v.ok()) return std::nullopt;
+    return shard::UniqueIdentityPartition(a, *v, map.partitions());
+  };
+  // One [e a v] fact (a list form or a map entry): updates the placement state.
+  auto fact = [&](const EntityRef& ref, const Edn& attr, const Edn* value, const Edn& at) -> Status {
+    bool schema_attr = attr.is(Edn::Kind::kKeyword) && SchemaKeys().count(attr.text) > 0;
+    if (ref.kind == EntityRef::Kind::kTx) return Status::OK();
+    if (ref.kind == EntityRef::Kind::kSchema || schema_attr) {
+      note_schema(at);
+      return Status::OK();
+    }
+    note_data(at);
+    if (ref.kind == EntityRef::Kind::kPlaced) {
+      placed.insert(ref.partition);
+      if (!anchor) anchor = ref.partition;
+    } else if (ref.kind == EntityRef::Kind::kTempid) {
+      Slot& s = slot(ref.tempid);
+      if (!s.partition && value != nullptr && attr.is(Edn::Kind::kKeyword)) {
+        if (attr.IsKeyword("db/partition") && value->is(Edn::Kind::kInt) && value->i > 0) {
+          s.partition = static_cast<uint32_t>(value->i);
+        } else if (std::optional<uint32_t> p = identity_partition(attr.text, *value)) {
+          s.partition = *p;
+        }
+      }
+    }
+    return Status::OK();
+  };
+
+  for (const Edn& form : tx.items) {
+    if (form.is(Edn::Kind::kMap)) {
+      const Edn* id = nullptr;
+      for (size_t i = 0; i + 1 < form.items.size(); i += 2) {
+        if (form.items[i].IsKeyword("db/id")) id = &form.items[i + 1];
+      }
+      EntityRef ref;
+      if (id != nullptr) {
+        CAIRN_ASSIGN_OR_RETURN(ref, ClassifyEntity(*id, map));
+      } else {
+        // No :db/id: a new entity the transactor names itself; only an
+        // identity value or a hint places it (else the anchor or shard 1).
+        ref.kind = EntityRef::Kind::kTempid;
+        ref.tempid = "\x01map@" + form.Where();
+      }
+      for (size_t i = 0; i + 1 < form.items.size(); i += 2) {
+        if (form.items[i].IsKeyword("db/id")) continue;
+        CAIRN_RETURN_IF_ERROR(fact(ref, form.items[i], &form.items[i + 1], form.items[i]));
+      }
+      continue;
+    }
+    if ((form.is(Edn::Kind::kVector) || form.is(Edn::Kind::kList)) && !form.items.empty() &&
+        form.items[0].is(Edn::Kind::kKeyword) && form.items.size() >= 2) {
+      const Edn& op = form.items[0];
+      CAIRN_ASSIGN_OR_RETURN(EntityRef ref, ClassifyEntity(form.items[1], map));
+      if (op.IsKeyword("db/retractEntity") || op.IsKeyword("db.fn/retractEntity")) {
+        Edn none;
+        CAIRN_RETURN_IF_ERROR(fact(ref, none, nullptr, form));
+      } else if (form.items.size() >= 4) {
+        CAIRN_RETURN_IF_ERROR(fact(ref, form.items[2], &form.items[3], form));
+      } else {
+        Edn none;
+        CAIRN_RETURN_IF_ERROR(fact(ref, form.items.size() >= 3 ? form.items[2] : none, nullptr, form));
+      }
+      continue;
+    }
+    // Anything else: the shard's transactor names the error; it places nothing.
+    note_data(form);
+  }
+
+  if (has_schema && has_data) {
+    return Status::InvalidArgument("a schema transaction (it installs or changes attributes or idents, at " +
+                                   first_schema_where +
+                                   ") must not also write ordinary data (at " + first_data_where +
+                                   "): send them as two transactions");
+  }
+  TxRoute route;
+  if (has_schema) {
+    route.schema = true;
+    return route;
+  }
+  // The transactor's step 4: new entities without a place of their own go
+  // to the first existing entity's partition, else the first placed new one's.
+  if (!anchor) {
+    for (const std::string& name : slot_order) {
+      if (slots[name].partition) {
+        anchor = slots[name].partition;
+        break;
+      }
+    }
+  }
+  std::set<uint32_t> partitions = placed;
+  for (const std::string& name : slot_order) {
+    const Slot& s = slots[name];
+    if (s.partition) {
+      partitions.insert(*s.partition);
+    } else if (anchor) {
+      partitions.insert(*anchor);
+    } else if (name.rfind("\x01map@", 0) != 0) {
+      partitions.insert(shard::TempidPartition(name, map.partitions()));
+    }
+  }
+  std::set<uint32_t> shards;
+  for (uint32_t p : partitions) {
+    if (p == 0 || p >= map.partitions()) {
+      return Status::InvalidArgument("partition " + std::to_string(p) + " is out of range (the cluster has " +
+                                     std::to_string(map.partitions()) + " partitions)");
+    }
+    shards.insert(map.ShardOf(p));
+  }
+  if (shards.size() > 1) {
+    std::string names;
+    for (uint32_t s : shards) names += (names.empty() ? "" : ", ") + std::to_string(s);
+    return Status::InvalidArgument("cross_shard: the transaction's entities live on shards " + names +
+                                   "; a transaction must stay on one shard (cross-shard transactions are not "
+                                   "supported yet)");
+  }
+  route.group = shards.empty() ? 1 : *shards.begin();
+  return route;
+}
+
+// ---------------------------------------------------------------- peer requests
+
+namespace {
+
+enum class RequestKind : uint8_t { kTransact = 1 };
+
+// Reply of kTransact: code u8, varint leader, bytes message, then if OK
+// varint t, varint index, u8 duplicate, varint n (bytes name, varint id)*,
+// varint m datom*.
+std::string EncodeProposeResult(const ProposeResult& r) {
+  std::string out;
+  wire::PutU8(&out, static_cast<uint8_t>(r.status.code()));
+  wire::PutVarint(&out, r.leader);
+  wire::PutBytes(&out, r.status.message());
+  if (!r.status.ok()) return out;
+  wire::PutVarint(&out, r.t.raw);
+  wire::PutVarint(&out, r.index);
+  wire::PutU8(&out, r.duplicate ? 1 : 0);
+  wire::PutVarint(&out, r.tempids.size());
+  for (const auto& [name, id] : r.tempids) {
+    wire::PutBytes(&out, name);
+    wire::PutVarint(&out, id.raw);
+  }
+  wire::PutVarint(&out, r.datoms.size());
+  for (const Datom& d : r.datoms) wire::PutDatom(&out, d);
+  return out;
+}
+
+Result<ProposeResult> DecodeProposeResult(std::string_view bytes) {
+  wire::Reader in(bytes, "transact reply");
+  ProposeResult r;
+  CAIRN_ASSIGN_OR_RETURN(uint8_t code, in.U8("code"));
+  if (code > static_cast<uint8_t>(StatusCode::kInternal)) {
+    return Status::InvalidArgument("transact reply: unknown status code " + std::to_string(code));
+  }
+  CAIRN_ASSIGN_OR_RETURN(uint64_t leader, in.Varint("leader"));
+  r.leader = static_cast<uint32_t>(leader);
+  CAIRN_ASSIGN_OR_RETURN(std::string_view message, in.Bytes("message"));
+  if (code != 0) {
+    r.status = Status(static_cast<StatusCode>(code), std::string(message));
+    CAIRN_RETURN_IF_ERROR(in.Done());
+    return r;
+  }
+  CAIRN_ASSIGN_OR_RETURN(uint64_t t, in.Varint("t"));
+  r.t = TxTime{t};
+  CAIRN_ASSIGN_OR_RETURN(r.index, in.Varint("index"));
+  CAIRN_ASSIGN_OR_RETURN(uint8_t dup, in.U8("duplicate"));
+  r.duplicate = dup != 0;
+  CAIRN_ASSIGN_OR_RETURN(uint64_t n, in.Varint("tempid count"));
+  for (uint64_t i = 0; i < n; ++i) {
+    CAIRN_ASSIGN_OR_RETURN(std::string_view name, in.Bytes("tempid"));
+    CAIRN_ASSIGN_OR_RETURN(uint64_t id, in.Varint("tempid id"));
+    r.tempids[std::string(name)] = EntityId{id};
+  }
+  CAIRN_ASSIGN_OR_RETURN(uint64_t m, in.Varint("datom count"));
+  for (uint64_t i = 0; i < m; ++i) {
+    CAIRN_ASSIGN_OR_RETURN(Datom d, in.ReadDatom("datom"));
+    r.datoms.push_back(std::move(d));
+  }
+  CAIRN_RETURN_IF_ERROR(in.Done());
+  return r;
+}
+
+bool Retryable(StatusCode c) {
+  return c == StatusCode::kNotLeader || c == StatusCode::kUnavailable || c == StatusCode::kTimeout ||
+         c == StatusCode::kCancelled;
+}
+
+TxOutcome ToOutcome(ProposeResult r, uint64_t group) {
+  TxOutcome o;
+  o.t = r.t;
+  o.tempids = std::move(r.tempids);
+  o.datoms = std::move(r.datoms);
+  o.duplicate = r.duplicate;
+  o.group = group;
+  return o;
+}
+
+// ---------------------------------------------------------------- merged view
+
+// The interim cluster view: every group's current value, merged. The system
+// partition (attributes, idents) comes from the meta group only; every other
+// entity (and every shard's transaction entities) from the shards. Results
+// are collected and sorted in the order the IndexSource contract promises.
+class MergedSource final : public datalog::IndexSource {
+ public:
+  MergedSource(std::shared_ptr<const datalog::IndexSource> meta,
+               std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards, const ShardMap* map)
+      : meta_(std::move(meta)), shards_(std::move(shards)), map_(map) {}
+
+  const Schema& schema() const override { return meta_->schema(); }
+  bool is_history() const override { return false; }
+
+  Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override {
+    std::vector<Datom> out;
+    auto collect = [&](const datalog::IndexSource& src, bool from_meta) {
+      return src.Scan(p, [&](const Datom& d) {
+        bool system = !d.e.is_tx() && d.e.partition() == EntityId::kSystemPartition;
+        if (system == from_meta) out.push_back(d);
+        return true;
+      });
+    };
+    bool e_system = p.e && !p.e->is_tx() && p.e->partition() == EntityId::kSystemPartition;
+    if (!p.e || e_system) CAIRN_RETURN_IF_ERROR(collect(*meta_, true));
+    if (!e_system) {
+      for (const auto& [g, src] : shards_) {
+        if (p.e && !p.e->is_tx() && map_->GroupOfEntity(*p.e) != g) continue;
+        CAIRN_RETURN_IF_ERROR(collect(*src, false));
+      }
+    }
+    Sort(p, &out);
+    for (const Datom& d : out) {
+      if (!fn(d)) break;
+    }
+    return Status::OK();
+  }
+
+  uint64_t EstimateCount(const datalog::DatomPattern& p) const override {
+    uint64_t n = meta_->EstimateCount(p);
+    for (const auto& [g, src] : shards_) n += src->EstimateCount(p);
+    return n;
+  }
+
+  uint64_t EstimateDistinct(Keyword a, int position) const override {
+    uint64_t n = 0;
+    for (const auto& [g, src] : shards_) n += src->EstimateDistinct(a, position);
+    return n;
+  }
+
+ private:
+  void Sort(const datalog::DatomPattern& p, std::vector<Datom>* out) const {
+    auto attr_less = [](Keyword x, Keyword y) { return x.str() < y.str(); };
+    auto eavt = [&](const Datom& x, const Datom& y) {
+      if (x.e != y.e) return x.e.raw < y.e.raw;
+      if (x.a != y.a) return attr_less(x.a, y.a);
+      return x.v < y.v;
+    };
+    auto aevt = [&](const Datom& x, const Datom& y) {
+      if (x.a != y.a) return attr_less(x.a, y.a);
+      if (x.e != y.e) return x.e.raw < y.e.raw;
+      return x.v < y.v;
+    };
+    auto avet = [&](const Datom& x, const Datom& y) {
+      if (x.a != y.a) return attr_less(x.a, y.a);
+      if (x.v != y.v) return x.v < y.v;
+      return x.e.raw < y.e.raw;
+    };
+    auto vaet = [&](const Datom& x, const Datom& y) {
+      if (x.v != y.v) return x.v < y.v;
+      if (x.a != y.a) return attr_less(x.a, y.a);
+      return x.e.raw < y.e.raw;
+    };
+    if (p.e) {
+      std::stable_sort(out->begin(), out->end(), eavt);
+    } else if (p.a && p.v) {
+      const Attribute* def = schema().Find(*p.a);
+      if (def && def->in_avet()) {
+        std::stable_sort(out->begin(), out->end(), avet);
+      } else if (p.v->type() == ValueType::kRef) {
+        std::stable_sort(out->begin(), out->end(), vaet);
+      } else {
+        std::stable_sort(out->begin(), out->end(), aevt);
+      }
+    } else if (p.v && p.v->type() == ValueType::kRef) {
+      std::stable_sort(out->begin(), out->end(), vaet);
+    } else {
+      std::stable_sort(out->begin(), out->end(), aevt);
+    }
+  }
+
+  std::shared_ptr<const datalog::IndexSource> meta_;
+  std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards_;
+  const ShardMap* map_;
+};
+
+// EDN text of one stored value for a schema re-send.
+std::string ValueEdn(const Value& v) { return v.ToString(); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- Coordinator
+
+Coordinator::Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions options)
+    : host_(host), map_(std::move(map)), options_(options) {
+  boot_id_ = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+  host_->SetRequestHandler(
+      [this](uint32_t from, std::string payload, NodeHost::RequestReply reply) {
+        HandleRequest(from, std::move(payload), std::move(reply));
+      });
+}
+
+Coordinator::~Coordinator() {
+  host_->SetRequestHandler(nullptr);
+}
+
+uint32_t Coordinator::node_id() const { return host_->node_id(); }
+
+std::string Coordinator::FreshRequestId() {
+  return "c" + std::to_string(host_->node_id()) + "-" + std::to_string(boot_id_) + "-" +
+         std::to_string(next_id_.fetch_add(1) + 1);
+}
+
+void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply) {
+  wire::Reader in(payload, "request from node " + std::to_string(from));
+  Result<uint8_t> kind = in.U8("kind");
+  if (!kind.ok()) return reply(kind.status());
+  if (*kind == static_cast<uint8_t>(RequestKind::kTransact)) {
+    Result<uint64_t> group = in.Varint("group");
+    if (!group.ok()) return reply(group.status());
+    Result<std::string_view> rid = in.Bytes("request id");
+    if (!rid.ok()) return reply(rid.status());
+    Result<std::string_view> edn = in.Bytes("tx-data");
+    if (!edn.ok()) return reply(edn.status());
+    if (Status s = in.Done(); !s.ok()) return reply(s);
+    // Proposed here or refused with NotLeader + hint; never forwarded again.
+    host_->Propose(*group, std::string(*rid), std::string(*edn),
+                   [reply](ProposeResult r) { reply(EncodeProposeResult(r)); });
+    return;
+  }
+  reply(Status::InvalidArgument("unknown request kind " + std::to_string(*kind)));
+}
+
+Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
+                                         Clock::time_point deadline) {
+  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
+  if (replicas.empty()) return Status::InvalidArgument("no group " + std::to_string(group) + " in the shard map");
+  const uint32_t self = host_->node_id();
+  bool hosted = std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+
+  uint32_t target = 0;
+  if (hosted) {
+    Result<GroupStatus> st = host_->status(group);
+    target = st.ok() && st->leader != 0 ? st->leader : self;
+  } else {
+    target = replicas.front();
+  }
+  size_t rotate = 0;
+  int backoff_ms = options_.backoff_ms_min;
+  Status last = Status::Unavailable("group " + std::to_string(group) + ": no attempt made");
+  while (true) {
+    Result<ProposeResult> r = Status::Unavailable("unset");
+    if (target == self) {
+      std::future<ProposeResult> f = host_->Propose(group, request_id, tx_edn);
+      if (f.wait_until(deadline) != std::future_status::ready) {
+        return Status::Timeout("group " + std::to_string(group) + ": request " + request_id +
+                               " did not complete in time (it may still apply; retry with the same request id)");
+      }
+      r = f.get();
+    } else {
+      std::string req;
+      wire::PutU8(&req, static_cast<uint8_t>(RequestKind::kTransact));
+      wire::PutVarint(&req, group);
+      wire::PutBytes(&req, request_id);
+      wire::PutBytes(&req, tx_edn);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      int hop = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left, options_.hop_timeout_ms)));
+      std::future<Result<std::string>> f = host_->SendRequest(target, std::move(req), hop);
+      Result<std::string> reply = f.get();  // completes by the hop timeout
+      if (reply.ok()) {
+        r = DecodeProposeResult(*reply);
+      } else {
+        r = reply.status();
+      }
+    }
+    uint32_t hint = 0;
+    if (r.ok()) {
+      if (r->status.ok()) return ToOutcome(std::move(*r), group);
+      if (!Retryable(r->status.code())) return r->status;
+      last = r->status;
+      hint = r->status.code() == StatusCode::kNotLeader ? r->leader : 0;
+    } else {
+      if (!Retryable(r.status().code())) return r.status();
+      last = r.status();
+    }
+    if (Clock::now() >= deadline) break;
+    if (host_->stopped()) {
+      return Status::Unavailable("node " + std::to_string(self) + " is stopping; last error: " + last.ToString());
+    }
+    uint32_t previous = target;
+    if (hint != 0 && std::find(replicas.begin(), replicas.end(), hint) != replicas.end()) {
+      target = hint;
+    } else {
+      target = replicas[++rotate % replicas.size()];
+    }
+    if (target == previous || hint == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      backoff_ms = std::min(options_.backoff_ms_max, backoff_ms * 2);
+    }
+    if (Clock::now() >= deadline) break;
+  }
+  if (last.code() == StatusCode::kTimeout) return last;
+  return Status(last.code() == StatusCode::kCancelled ? StatusCode::kUnavailable : last.code(),
+                "group " + std::to_string(group) + ": no leader accepted request " + request_id +
+                    " before the deadline; last error: " + last.ToString());
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint64_t group,
+                                                                            Clock::time_point deadline) {
+  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
+  if (std::find(replicas.begin(), replicas.end(), host_->node_id()) == replicas.end()) {
+    return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
+                               std::to_string(group) + " (remote reads are not wired yet)");
+  }
+  int backoff_ms = options_.backoff_ms_min;
+  while (true) {
+    std::future<NodeHost::DbResult> f = host_->Read(group);
+    if (f.wait_until(deadline) != std::future_status::ready) {
+      return Status::Timeout("group " + std::to_string(group) + ": read not confirmed in time");
+    }
+    NodeHost::DbResult r = f.get();
+    if (r.ok()) return *r;
+    if (!Retryable(r.status().code()) || host_->stopped() ||
+        Clock::now() + std::chrono::milliseconds(backoff_ms) >= deadline) {
+      return r.status();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(options_.backoff_ms_max, backoff_ms * 2);
+  }
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> meta, GroupView(kMetaGroup, deadline));
+  std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards;
+  for (uint32_t s = 1; s <= map_.shards(); ++s) {
+    CAIRN_ASSIGN_OR_RETURN(shards[s], GroupView(s, deadline));
+  }
+  return std::shared_ptr<const datalog::IndexSource>(std::make_shared<MergedSource>(meta, std::move(shards), &map_));
+}
+
+std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
+  // Routing needs only identity attributes; a replica's latest applied value
+  // (no round trip) is enough: the meta group's if hosted, else any hosted
+  // shard's copy (schema reaches meta first, then every shard).
+  std::vector<uint64_t> order = {kMetaGroup};
+  for (uint32_t s = 1; s <= map_.shards(); ++s) order.push_back(s);
+  for (uint64_t g : order) {
+    NodeHost::DbResult db = host_->StaleRead(g);
+    if (db.ok()) return std::shared_ptr<const Schema>(*db, &(*db)->schema());
+  }
+  static const auto kBuiltin = std::make_shared<const Schema>();
+  return kBuiltin;
+}
+
+Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
+  Clock::time_point deadline = Deadline();
+  CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
+  std::shared_ptr<const Schema> schema = RoutingSchema();
+  CAIRN_ASSIGN_OR_RETURN(TxRoute route, RouteTx(tx, *schema, map_));
+  if (request_id.empty()) request_id = FreshRequestId();
+  std::string text(tx_edn);
+  if (!route.schema) return ProposeAt(route.group, request_id, text, deadline);
+  CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, request_id, text, deadline));
+  return PushSchema(text, meta, deadline);
+}
+
+Result<TxOutcome> Coordinator::PushSchema(const std::string& tx_edn, const TxOutcome& meta,
+                                          Clock::time_point deadline) {
+  for (uint32_t s = 1; s <= map_.shards(); ++s) {
+    std::string rid = "schema:" + std::to_string(meta.t.raw) + ":" + std::to_string(s);
+    Result<TxOutcome> r = ProposeAt(s, rid, tx_edn, deadline);
+    if (!r.ok()) {
+      return Status(r.status().code(), "schema transaction t=" + std::to_string(meta.t.raw) +
+                                           " committed in the meta group but not yet on shard " + std::to_string(s) +
+                                           " (a node re-sends it on start; retrying with the same request id "
+                                           "completes it): " + r.status().message());
+    }
+  }
+  TxOutcome out = meta;
+  out.group = kMetaGroup;
+  return out;
+}
+
+Status Coordinator::Bootstrap(Clock::time_point deadline) {
+  static const char* kSchema = R"([
+ {:db/ident :cairn.cluster/id :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/unique :db.unique/identity}
+ {:db/ident :cairn.cluster/shards :db/valueType :db.type/long :db/cardinality :db.cardinality/one}
+ {:db/ident :cairn.cluster/partitions :db/valueType :db.type/long :db/cardinality :db.cardinality/one}
+ {:db/ident :cairn.cluster/replication :db/valueType :db.type/long :db/cardinality :db.cardinality/one}
+ {:db/ident :cairn.node/id :db/valueType :db.type/long :db/cardinality :db.cardinality/one :db/unique :db.unique/identity}
+ {:db/ident :cairn.node/peer :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
+ {:db/ident :cairn.node/http :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
+ {:db/ident :cairn.shard/id :db/valueType :db.type/long :db/cardinality :db.cardinality/one :db/unique :db.unique/identity}
+ {:db/ident :cairn.shard/replicas :db/valueType :db.type/long :db/cardinality :db.cardinality/many}
+ {:db/ident :cairn.shard/partitions :db/valueType :db.type/long :db/cardinality :db.cardinality/many}
+])";
+  CAIRN_RETURN_IF_ERROR(ProposeAt(kMetaGroup, "bootstrap-schema", kSchema, deadline).status());
+  std::string data = "[{:cairn.cluster/id \"cluster\" :cairn.cluster/shards " + std::to_string(map_.shards()) +
+                     " :cairn.cluster/partitions " + std::to_string(map_.partitions()) +
+                     " :cairn.cluster/replication " + std::to_string(map_.replication()) + "}\n";
+  for (const NodeAddress& n : map_.nodes()) {
+    data += " {:cairn.node/id " + std::to_string(n.id) + " :cairn.node/peer " + Value::String(n.peer).ToString() +
+            " :cairn.node/http " + Value::String(n.http).ToString() + "}\n";
+  }
+  for (uint32_t s = 1; s <= map_.shards(); ++s) {
+    data += " {:cairn.shard/id " + std::to_string(s) + " :cairn.shard/replicas [";
+    for (uint32_t r : map_.ReplicasOf(s)) data += std::to_string(r) + " ";
+    data += "] :cairn.shard/partitions [";
+    for (uint32_t p : map_.PartitionsOf(s)) data += std::to_string(p) + " ";
+    data += "]}\n";
+  }
+  data += "]";
+  return ProposeAt(kMetaGroup, "bootstrap", data, deadline).status();
+}
+
+Status Coordinator::ReconcileSchema(Clock::time_point deadline) {
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> meta, GroupView(kMetaGroup, deadline));
+  // Every user entity of the system partition (attributes and idents) as a
+  // map form keyed by its :db/ident; the shards' transactors upsert them by
+  // ident, so a shard that has them already writes nothing.
+  std::map<uint64_t, std::vector<Datom>> entities;
+  datalog::DatomPattern all;
+  CAIRN_RETURN_IF_ERROR(meta->Scan(all, [&](const Datom& d) {
+    if (!d.e.is_tx() && d.e.partition() == EntityId::kSystemPartition &&
+        (d.e.raw & ((uint64_t{1} << EntityId::kSeqBits) - 1)) >= Schema::kFirstUserSeq) {
+      entities[d.e.raw].push_back(d);
+    }
+    return true;
+  }));
+  if (entities.empty()) return Status::OK();
+  std::string tx = "[";
+  for (const auto& [e, datoms] : entities) {
+    bool has_ident = false;
+    std::string form = "{";
+    std::map<std::string, std::vector<std::string>> values;  // attribute -> values (many)
+    for (const Datom& d : datoms) {
+      if (d.a.str() == "db/ident") has_ident = true;
+      values[d.a.ToString()].push_back(ValueEdn(d.v));
+    }
+    if (!has_ident) continue;
+    for (const auto& [a, vs] : values) {
+      if (vs.size() == 1) {
+        form += a + " " + vs[0] + " ";
+      } else {
+        form += a + " [";
+        for (const std::string& v : vs) form += v + " ";
+        form += "] ";
+      }
+    }
+    tx += form + "}\n";
+  }
+  tx += "]";
+  Result<GroupStatus> st = host_->status(kMetaGroup);
+  uint64_t meta_t = st.ok() ? st->last_t.raw : 0;
+  TxOutcome m;
+  m.t = TxTime{meta_t};
+  return PushSchema(tx, m, deadline).status();
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,134 @@
+// Coordinator: runs in every node; turns a client's transaction or read into
+// work on the right Raft groups, wherever their leaders are (ARCHITECTURE §6,
+// the cluster contract, docs/cluster.md).
+//
+// Transactions: Transact(tx_edn, request_id)
+//   1. parses the EDN and classifies it: a *schema* transaction (it installs
+//      or changes attributes or idents: the system partition) or a data
+//      transaction; both at once is InvalidArgument;
+//   2. data: finds the ONE shard its entities live on (RouteTx below);
+//      entities on two shards is InvalidArgument "cross_shard: ..." naming
+//      the shards (the HTTP layer answers 400 cross_shard);
+//   3. proposes it at that shard's leader: locally through NodeHost::Propose
+//      when this node leads, else as a kRequest to the leader node, retrying
+//      across NotLeader (following the hint), Unavailable and Timeout with
+//      backoff until the request deadline, always with the same request id
+//      so a retry is applied at most once;
+//   4. schema: the same at the meta group first, then at every shard with
+//      request id "schema:<meta t>:<shard>" (idempotent), acknowledged only
+//      when every shard applied it.
+// An empty request id gets a fresh one (unique across restarts).
+//
+// Reads: ClusterView() is a database value over every group: the system
+// partition (attributes, idents) from the meta group only, every other
+// entity from its shard. Each group is read with NodeHost::Read (ReadIndex:
+// linearizable) on the local replica; groups without a local replica are
+// not readable yet (Unavailable; the query helper's RemoteSource replaces
+// this).
+//
+// Requests between coordinators (payload of NodeHost requests): see
+// docs/cluster.md "Peer requests". A node never forwards a forwarded
+// request again: it proposes locally or answers NotLeader with its hint.
+//
+// Thread-safety: every public method may be called from many threads at
+// once (HTTP workers); none may be called from the host's driver thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/datom.h"
+#include "cairn/status.h"
+#include "cluster/node_host.h"
+#include "cluster/shard_map.h"
+#include "core/edn.h"
+#include "core/schema.h"
+#include "datalog/index_source.h"
+
+namespace cairn::cluster {
+
+struct CoordinatorOptions {
+  int request_timeout_ms = 10'000;  // a whole Transact or read, retries included
+  int hop_timeout_ms = 5'000;       // one forwarded attempt
+  int backoff_ms_min = 5;
+  int backoff_ms_max = 200;
+};
+
+struct TxOutcome {
+  TxTime t;
+  std::map<std::string, EntityId> tempids;
+  std::vector<Datom> datoms;
+  bool duplicate = false;  // the request id had applied before
+  uint64_t group = 0;      // where it applied (0: a schema transaction, meta's t)
+};
+
+// Where a transaction goes.
+struct TxRoute {
+  bool schema = false;  // installs/changes attributes or idents: meta + every shard
+  uint64_t group = 0;   // data: the shard
+};
+
+// Classifies and routes EDN tx-data by the placement rules of
+// shard/transactor.h (existing ids, lookup refs and identity values, hints,
+// the transaction's anchor, else each tempid's own partition), using
+// `schema` for identity attributes. InvalidArgument for malformed forms,
+// schema mixed with data, or entities on more than one shard ("cross_shard:
+// ..."). A transaction whose entities cannot be placed statically (no id,
+// lookup ref, identity value, hint or tempid) goes to shard 1.
+Result<TxRoute> RouteTx(const Edn& tx, const Schema& schema, const ShardMap& map);
+
+class Coordinator {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `host` must outlive the coordinator. Installs the request handler.
+  Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions options = {});
+  ~Coordinator();
+
+  const ShardMap& map() const { return map_; }
+  uint32_t node_id() const;
+
+  Result<TxOutcome> Transact(std::string_view tx_edn, std::string request_id);
+
+  // Proposes `tx_edn` to `group` at its leader wherever it is, retrying
+  // until `deadline` with the same request id (see the header comment).
+  Result<TxOutcome> ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
+                              Clock::time_point deadline);
+
+  // A linearizable database value of one group (local replica only for now).
+  Result<std::shared_ptr<const datalog::IndexSource>> GroupView(uint64_t group, Clock::time_point deadline);
+  // The merged value of every group (see the header comment).
+  Result<std::shared_ptr<const datalog::IndexSource>> ClusterView(Clock::time_point deadline);
+
+  // Writes the membership and shard map into the meta group as datoms
+  // (:cairn.node/*, :cairn.shard/*, :cairn.cluster/*), idempotently (request
+  // ids "bootstrap-schema", "bootstrap"). Retries until `deadline`.
+  Status Bootstrap(Clock::time_point deadline);
+
+  // Re-sends the meta group's schema to every shard this node can reach
+  // (idempotent: "schema:<meta t>:<shard>"), so a shard that missed a
+  // schema transaction (its push failed half-way) catches up.
+  Status ReconcileSchema(Clock::time_point deadline);
+
+  Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms); }
+
+ private:
+  void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
+  std::string FreshRequestId();
+  std::shared_ptr<const Schema> RoutingSchema() const;
+  Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline);
+
+  NodeHost* host_;
+  ShardMap map_;
+  CoordinatorOptions options_;
+  uint64_t boot_id_ = 0;
+  std::atomic<uint64_t> next_id_{0};
+};
+
+}  // namespace cairn::cluster

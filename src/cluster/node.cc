@@ -1,0 +1,93 @@
+#include "cluster/node.h"
+
+#include <cstdio>
+
+namespace cairn::cluster {
+
+Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
+  const ClusterConfig& c = options.config;
+  std::unique_ptr<Node> node(new Node(options));
+  ShardMap map = c.map();
+
+  NodeHostOptions ho;
+  ho.node_id = c.node_id;
+  ho.dir = c.dir;
+  for (uint64_t g : map.GroupsOn(c.node_id)) ho.groups[g] = map.ReplicasOf(g);
+  for (const NodeAddress& n : c.nodes) {
+    if (n.id != c.node_id) ho.peers[n.id] = {n.peer_host, n.peer_port};
+  }
+  ho.listen_host = c.peer_host;
+  ho.listen_port = c.peer_port;
+  ho.cluster_secret = c.cluster_secret;
+  ho.tick_ms = c.tick_ms;
+  ho.propose_timeout_ms = options.propose_timeout_ms;
+  ho.raft = options.raft;
+  ho.sync_log = c.sync;
+  ho.store.sync = c.sync;
+  ho.store.partitions = c.partitions;
+  CAIRN_ASSIGN_OR_RETURN(node->host_, NodeHost::Start(ho));
+  node->coordinator_ = std::make_unique<Coordinator>(node->host_.get(), std::move(map), options.coordinator);
+  if (options.bootstrap) {
+    Node* raw = node.get();
+    node->background_ = std::thread([raw] { raw->Background(); });
+  }
+  return node;
+}
+
+
+void Node::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  // The host first: it fails pending proposals and requests (later calls
+  // fail at once), which releases the background thread and any caller
+  // blocked in the coordinator.
+  if (host_) host_->Stop();
+  if (background_.joinable()) background_.join();
+}
+
+Node::~Node() {
+  Stop();
+  coordinator_.reset();
+  host_.reset();
+}
+
+void Node::Background() {
+  int wait_ms = 50;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping_; })) return;
+    }
+    Result<GroupStatus> meta = host_->status(kMetaGroup);
+    bool meta_known = meta.ok() ? meta->leader != 0 : true;  // not hosted: ask the others
+    if (!meta_known) continue;
+    auto deadline = Coordinator::Clock::now() + std::chrono::seconds(5);
+    Status s = coordinator_->Bootstrap(deadline);
+    if (s.ok()) s = coordinator_->ReconcileSchema(deadline);
+    if (s.ok()) {
+      bootstrapped_ = true;
+      return;
+    }
+    std::fprintf(stderr, "cairn node %u: bootstrap not done yet: %s\n", id(), s.ToString().c_str());
+    wait_ms = std::min(1000, wait_ms * 2);
+  }
+}
+
+Status Node::Health() const {
+  if (!host_) return Status::Unavailable("node " + std::to_string(id()) + " is stopped");
+  CAIRN_RETURN_IF_ERROR(host_->health());
+  if (host_->stopped()) return Status::Unavailable("node " + std::to_string(id()) + " is stopping");
+  for (uint64_t g : host_->groups()) {
+    Result<GroupStatus> st = host_->status(g);
+    if (!st.ok()) return st.status();
+    std::string name = g == kMetaGroup ? "meta group" : "shard " + std::to_string(g);
+    if (!st->error.ok()) return Status::Unavailable(name + " replica failed: " + st->error.ToString());
+    if (st->leader == 0) return Status::Unavailable(name + " has no known leader");
+  }
+  return Status::OK();
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,170 @@
+// ClusterBackend: the Backend over a cluster node's coordinator.
+#include <algorithm>
+#include <atomic>
+
+#include "api/db_impl.h"
+#include "cluster/node.h"
+#include "server/backend.h"
+
+namespace cairn::server {
+
+struct ClusterBackend::Counters {
+  std::atomic<uint64_t> transactions{0};
+};
+
+ClusterBackend::ClusterBackend(cluster::Node* node) : node_(node), counters_(std::make_unique<Counters>()) {}
+ClusterBackend::~ClusterBackend() = default;
+
+Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) {
+  CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out, node_->coordinator().Transact(request.tx_edn, request.request_id));
+  counters_->transactions.fetch_add(1, std::memory_order_relaxed);
+  TransactResult r;
+  r.report.t = out.t;
+  r.report.tempids = std::move(out.tempids);
+  r.report.datoms = std::move(out.datoms);
+  r.duplicate = out.duplicate;
+  return r;
+}
+
+namespace {
+
+Status NotYet(std::string_view what) {
+  return Status::InvalidArgument(std::string(what) + " is not supported on a cluster yet (docs/cluster.md)");
+}
+
+}  // namespace
+
+Result<QueryResult> ClusterBackend::Query(const QueryRequest& request) {
+  if (request.as_of) return NotYet("as-of");
+  if (request.since) return NotYet("since");
+  if (request.history) return NotYet("history");
+  cluster::Coordinator& c = node_->coordinator();
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  // Db::q is the one query glue (parse, inputs, :timeout, the engine).
+  auto impl = std::make_shared<internal::DbImpl>();
+  impl->source = view;
+  impl->make_view = [view](int, TxTime) { return view; };
+  return Db(std::move(impl)).q(request.query, request.args);
+}
+
+Result<DatomsResult> ClusterBackend::Datoms(const DatomsRequest& request) {
+  if (request.as_of) return NotYet("datoms with as-of");
+  cluster::Coordinator& c = node_->coordinator();
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  // Components are a prefix of the index's order: bind them in a pattern.
+  static constexpr int kOrder[4][3] = {{0, 1, 2}, {1, 0, 2}, {1, 2, 0}, {2, 1, 0}};  // eavt aevt avet vaet
+  int which = static_cast<int>(request.index);
+  datalog::DatomPattern p;
+  for (size_t i = 0; i < request.components.size() && i < 3; ++i) {
+    const Value& v = request.components[i];
+    switch (kOrder[which][i]) {
+      case 0:
+        if (v.type() != ValueType::kRef) return Status::InvalidArgument("datoms: e must be an entity id");
+        p.e = v.as_ref();
+        break;
+      case 1:
+        if (v.type() != ValueType::kKeyword) return Status::InvalidArgument("datoms: a must be a keyword");
+        p.a = v.as_keyword();
+        break;
+      default:
+        p.v = v;
+    }
+  }
+  std::vector<Datom> datoms;
+  CAIRN_RETURN_IF_ERROR(view->Scan(p, [&](const Datom& d) {
+    datoms.push_back(d);
+    return true;
+  }));
+  auto key = [&](const Datom& d, int part) -> Value {
+    switch (part) {
+      case 0: return Value::Ref(d.e);
+      case 1: return Value::String(std::string(d.a.str()));
+      default: return d.v;
+    }
+  };
+  std::sort(datoms.begin(), datoms.end(), [&](const Datom& x, const Datom& y) {
+    for (int i = 0; i < 3; ++i) {
+      int cmp = key(x, kOrder[which][i]).Compare(key(y, kOrder[which][i]));
+      if (cmp != 0) return cmp < 0;
+    }
+    return false;
+  });
+  DatomsResult r;
+  if (datoms.size() > request.limit) {
+    datoms.resize(request.limit);
+    r.truncated = true;
+  }
+  r.datoms = std::move(datoms);
+  return r;
+}
+
+Result<std::vector<Datom>> ClusterBackend::Diff(TxTime, TxTime) { return NotYet("diff"); }
+
+namespace {
+
+std::string RoleText(raft::Role r) {
+  switch (r) {
+    case raft::Role::kLeader: return "leader";
+    case raft::Role::kFollower: return "follower";
+    case raft::Role::kCandidate: return "candidate";
+    case raft::Role::kPreCandidate: return "pre-candidate";
+    default: return "other";
+  }
+}
+
+GroupStatusInfo Info(uint64_t group, const cluster::GroupStatus& st) {
+  GroupStatusInfo g;
+  g.group = group;
+  g.leader = st.leader;
+  g.role = RoleText(st.role);
+  g.term = st.term;
+  g.commit_index = st.commit;
+  g.applied_index = st.applied;
+  g.last_t = st.last_t;
+  uint64_t last = 0;
+  for (const cluster::ReplicaProgress& p : st.replicas) last = std::max(last, p.match);
+  for (const cluster::ReplicaProgress& p : st.replicas) g.replicas.push_back({p.node, p.match, last - p.match});
+  return g;
+}
+
+}  // namespace
+
+BackendStatus ClusterBackend::GetStatus() {
+  BackendStatus s;
+  s.mode = "cluster";
+  s.node_id = node_->id();
+  s.transactions = counters_->transactions.load(std::memory_order_relaxed);
+  cluster::NodeHost& host = node_->host();
+  std::map<uint32_t, bool> live = host.peers_live();
+  for (const cluster::NodeAddress& n : node_->map().nodes()) {
+    NodeStatus ns;
+    ns.id = n.id;
+    ns.http = n.http;
+    ns.peer = n.peer;
+    ns.live = n.id == node_->id() || (live.count(n.id) && live[n.id]);
+    s.nodes.push_back(std::move(ns));
+  }
+  for (uint64_t g : host.groups()) {
+    Result<cluster::GroupStatus> st = host.status(g);
+    if (!st.ok()) continue;
+    GroupStatusInfo info = Info(g, *st);
+    if (info.last_t > s.latest_t) s.latest_t = info.last_t;
+    if (g == cluster::kMetaGroup) {
+      s.meta = std::move(info);
+    } else {
+      s.groups.push_back(std::move(info));
+      ShardStatus sh;
+      sh.shard = static_cast<uint32_t>(g);
+      sh.leader = st->role == raft::Role::kLeader;
+      sh.term = st->term;
+      sh.commit_index = st->commit;
+      sh.applied_index = st->applied;
+      s.shards.push_back(sh);
+    }
+  }
+  return s;
+}
+
+Status ClusterBackend::Health() { return node_->Health(); }
+
+}  // namespace cairn::server
