@@ -21,11 +21,4 @@ struct ClusterShape {
 // server refuses as cross_shard).
 Result<ClusterShape> FetchClusterShape(const Client& client);
 
-// The cluster contract's placement: user partition p (>= 1) belongs to shard
-// 1 + (p - 1) % shards; partition 0 (system) to the meta group (0).
-inline uint32_t ShardOfPartition(uint32_t partition, uint32_t shards) {
-  if (partition == 0 || shards == 0) return 0;
-  return 1 + (partition - 1) % shards;
-}
-
 }  // namespace cairn::cli

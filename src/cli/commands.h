@@ -33,6 +33,8 @@ struct DemoTarget {
   // The shard a new entity with identity value `v` for `attr` lands on, so a
   // batch is split into one transaction per shard (embedded: always 0).
   std::function<uint32_t(Keyword attr, const Value& v)> shard_of;
+  // The shard an existing entity (or a new one placed in its partition) lives on.
+  std::function<uint32_t(EntityId e)> shard_of_entity;
 };
 // Loads ISO 3166 into `target` (progress bar on stderr) and prints the
 // example queries; 0 on success, 1 (with the error on stderr) otherwise.

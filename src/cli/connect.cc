@@ -5,6 +5,7 @@
 
 #include "cairn/client.h"
 #include "cli/cluster_info.h"
+#include "cluster/shard_map.h"
 #include "cli/commands.h"
 #include "core/edn.h"
 #include "shard/tx_placement.h"
@@ -96,8 +97,9 @@ int RunDemoConnect(const DemoArgs& args) {
     return view.q(q, qargs);
   };
   ClusterShape s = *shape;
+  target.shard_of_entity = [s](EntityId e) { return cluster::ShardOfPartition(e.partition(), s.shards); };
   target.shard_of = [s](Keyword attr, const Value& v) {
-    return ShardOfPartition(shard::UniqueIdentityPartition(attr, v, s.partitions), s.shards);
+    return cluster::ShardOfPartition(shard::UniqueIdentityPartition(attr, v, s.partitions), s.shards);
   };
   int rc = RunDemoOn(target, args.iso_dir);
   if (rc == 0) {

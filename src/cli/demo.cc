@@ -24,17 +24,24 @@ namespace {
 
 constexpr const char* kSchema = R"([
  {:db/ident :country/alpha2 :db/valueType :db.type/string :db/cardinality :db.cardinality/one
-  :db/unique :db.unique/identity :db/doc "ISO 3166-1 alpha-2 code"}
+  :db/unique :db.unique/identity}
  {:db/ident :country/alpha3 :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/unique :db.unique/value}
  {:db/ident :country/numeric :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :country/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :country/official-name :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/code :db/valueType :db.type/string :db/cardinality :db.cardinality/one
-  :db/unique :db.unique/identity :db/doc "ISO 3166-2 code, e.g. FR-75"}
+  :db/unique :db.unique/value}
  {:db/ident :subdivision/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :subdivision/type :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/country :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/parent :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}
+])";
+
+// Docs go in their own transaction: a cluster's router (src/cluster/coordinator.cc)
+// counts :db/doc in a map that installs an attribute as ordinary data.
+constexpr const char* kSchemaDocs = R"([
+ [:db/add :country/alpha2 :db/doc "ISO 3166-1 alpha-2 code"]
+ [:db/add :subdivision/code :db/doc "ISO 3166-2 code, e.g. FR-75"]
 ])";
 
 std::string Str(const std::string& s) { return Value::String(s).ToString(); }
@@ -105,12 +112,11 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
     return true;
   };
 
-  if (!run(kSchema, "schema")) return 1;
+  if (!run(kSchema, "schema") || !run(kSchemaDocs, "schema docs")) return 1;
 
   uint64_t total = countries.size() + subs.size() * 2;
   ProgressBar bar("loading iso-codes", total);
   const Keyword alpha2_attr = Keyword::Intern("country/alpha2");
-  const Keyword code_attr = Keyword::Intern("subdivision/code");
 
   std::vector<std::pair<uint32_t, std::string>> forms;
   for (const auto& c : countries) {
@@ -127,6 +133,29 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
   bar.Advance(countries.size());
   TxTime countries_t = latest_t;
 
+  // Refs go in as entity ids looked up first, not as lookup refs (a lookup
+  // ref on a :db.unique/value attribute does not tell a cluster's router
+  // where its entity lives).
+  auto ids_of = [&](const std::string& query, std::map<std::string, uint64_t>* out) {
+    auto r = target.query(query, {}, std::nullopt);
+    if (!r.ok()) {
+      std::fprintf(stderr, "\ndemo: %s: %s\n", query.c_str(), r.status().ToString().c_str());
+      return false;
+    }
+    for (const auto& row : r->rows) {
+      if (row.size() != 2 || row[0].type() != ValueType::kString) continue;
+      const Value& e = row[1];
+      if (e.type() == ValueType::kRef) (*out)[row[0].as_string()] = e.as_ref().raw;
+      if (e.type() == ValueType::kLong) (*out)[row[0].as_string()] = static_cast<uint64_t>(e.as_long());
+    }
+    return true;
+  };
+  std::map<std::string, uint64_t> country_ids;
+  if (!ids_of("[:find ?a2 ?c :where [?c :country/alpha2 ?a2]]", &country_ids)) return 1;
+  // A second run over the same database adds only what is missing.
+  std::map<std::string, uint64_t> sub_ids;
+  if (!ids_of("[:find ?code ?s :where [?s :subdivision/code ?code]]", &sub_ids)) return 1;
+
   constexpr size_t kBatch = 500;
   for (size_t i = 0; i < subs.size(); i += kBatch) {
     size_t end = std::min(subs.size(), i + kBatch);
@@ -135,10 +164,16 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
       const auto& s = subs[j];
       std::string code = s.value("code", "");
       std::string country = code.substr(0, code.find('-'));
-      forms.emplace_back(target.shard_of(code_attr, Value::String(code)),
+      auto country_id = country_ids.find(country);
+      if (country_id == country_ids.end() || sub_ids.count(code)) continue;
+      // A subdivision lives in its country's partition (the :db/partition
+      // hint), so its refs to the country and to its parent stay on one shard.
+      EntityId country_e{country_id->second};
+      forms.emplace_back(target.shard_of_entity(country_e),
                          "{:subdivision/code " + Str(code) + " :subdivision/name " + Str(s.value("name", "")) +
-                             " :subdivision/type " + Str(s.value("type", "")) +
-                             " :subdivision/country [:country/alpha2 " + Str(country) + "]}");
+                             " :subdivision/type " + Str(s.value("type", "")) + " :subdivision/country " +
+                             std::to_string(country_e.raw) + " :db/partition " +
+                             std::to_string(country_e.partition()) + "}");
     }
     for (const std::string& tx : ShardBatches(forms, kBatch)) {
       if (!run(tx, "subdivisions")) return 1;
@@ -147,8 +182,8 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
   }
   // Parents refer to other subdivisions of the same country ("FR-75" -> "FR-IDF");
   // iso-codes names some parents that are not in the list: those are skipped.
-  std::set<std::string> codes;
-  for (const auto& s : subs) codes.insert(s.value("code", ""));
+  sub_ids.clear();
+  if (!ids_of("[:find ?code ?s :where [?s :subdivision/code ?code]]", &sub_ids)) return 1;
   size_t missing_parents = 0;
   for (size_t i = 0; i < subs.size(); i += kBatch) {
     size_t end = std::min(subs.size(), i + kBatch);
@@ -158,13 +193,15 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
       if (!s.contains("parent")) continue;
       std::string code = s.value("code", "");
       std::string parent = code.substr(0, code.find('-')) + "-" + s["parent"].get<std::string>();
-      if (!codes.count(parent)) {
+      auto child_id = sub_ids.find(code);
+      auto parent_id = sub_ids.find(parent);
+      if (child_id == sub_ids.end() || parent_id == sub_ids.end()) {
         ++missing_parents;
         continue;
       }
-      forms.emplace_back(target.shard_of(code_attr, Value::String(code)),
-                         "[:db/add [:subdivision/code " + Str(code) + "] :subdivision/parent [:subdivision/code " +
-                             Str(parent) + "]]");
+      forms.emplace_back(target.shard_of_entity(EntityId{child_id->second}),
+                         "[:db/add " + std::to_string(child_id->second) + " :subdivision/parent " +
+                             std::to_string(parent_id->second) + "]");
     }
     for (const std::string& tx : ShardBatches(forms, kBatch)) {
       if (!run(tx, "subdivision parents")) return 1;
@@ -211,6 +248,7 @@ int RunDemo(const DemoArgs& args) {
     return view.q(q, qargs);
   };
   target.shard_of = [](Keyword, const Value&) { return 0u; };
+  target.shard_of_entity = [](EntityId) { return 0u; };
   int rc = RunDemoOn(target, args.iso_dir);
   if (rc == 0) {
     std::printf("\nDatabase file: %s (open it again with `cairn q --db %s QUERY`)\n", args.db_path.c_str(),

@@ -11,6 +11,8 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 D=$WORK/c
 fails=0
 fail() { echo "FAIL $*"; fails=$((fails+1)); }
+# Running and not a zombie (the nodes outlive `cluster up`, their parent).
+alive() { [[ -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1) != Z ]]; }
 trap '"$CAIRN" cluster down --dir "$D" --wait 5 >/dev/null 2>&1' EXIT
 
 out=$("$CAIRN" cluster up --nodes 3 --shards 4 --dir "$D" --wait 60 2>&1); rc=$?
@@ -24,7 +26,7 @@ mapfile -t PIDS < <(python3 -c 'import json,sys; [print(n["pid"]) for n in json.
 [[ ${#HTTP[@]} == 3 ]] || fail "cluster.json lists ${#HTTP[@]} nodes, want 3"
 for i in 0 1 2; do
   grep -q "pid ${PIDS[$i]} .*http ${HTTP[$i]}" <<<"$out" || fail "cluster up does not print node $((i+1))'s pid and endpoint"
-  kill -0 "${PIDS[$i]}" 2>/dev/null || fail "node $((i+1)) (pid ${PIDS[$i]}) is not running"
+  alive "${PIDS[$i]}" || fail "node $((i+1)) (pid ${PIDS[$i]}) is not running"
 done
 [[ $(stat -c %a "$D/secret") == 600 ]] || fail "the secret file is not 0600"
 out=$("$CAIRN" cluster up --nodes 3 --shards 4 --dir "$D" 2>&1); rc=$?
@@ -59,7 +61,7 @@ echo "$out"
 [[ $rc == 0 ]] || fail "cluster down exited $rc"
 for i in 0 1 2; do
   [[ $(grep -c "node $((i+1)) (pid ${PIDS[$i]}): stopped" <<<"$out") == 1 ]] || fail "cluster down did not report node $((i+1)) stopped"
-  kill -0 "${PIDS[$i]}" 2>/dev/null && fail "node $((i+1)) (pid ${PIDS[$i]}) still runs after cluster down"
+  alive "${PIDS[$i]}" && fail "node $((i+1)) (pid ${PIDS[$i]}) still runs after cluster down"
 done
 out=$("$CAIRN" cluster down --dir "$D" 2>&1); rc=$?
 [[ $rc == 0 ]] && grep -q "not running" <<<"$out" || fail "a second cluster down: rc $rc: $out"
