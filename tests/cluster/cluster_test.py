@@ -233,6 +233,22 @@ def test_read_everywhere(work, register):
               (n.id, len(got), len(expected), sorted(expected - got)[:5], sorted(got - expected)[:5]))
     # Every replica applied everything: stale (local) reads agree too.
     c.wait_applied_equal(timeout_s=15)
+
+    # The leader of each shard reports every replica's progress; every node sees every node live.
+    def progress_reported():
+        for s_ in range(1, SHARDS + 1):
+            ld = c.node(c.leader_of(s_))
+            e = shard_entry(ld.status(), s_)
+            reps = {r.get("node"): r for r in e.get("replicas", [])}
+            if sorted(reps) != [1, 2, 3]:
+                raise TestFailure("shard %d: its leader node %d lists replicas %r, want nodes 1, 2, 3" %
+                                  (s_, ld.id, e.get("replicas")))
+            if any(r.get("lag") != 0 or r.get("match_index") != e.get("commit_index") for r in reps.values()):
+                return False
+        return all(all(m.get("live") is True for m in n.status().get("nodes", [])) for n in c.nodes)
+
+    wait_until("every shard leader to report lag 0 for all replicas and every node to see every node live",
+               progress_reported, 10)
     for n in c.nodes:
         got = {tuple(r) for r in rows(n, q, consistency="stale")}
         check(got == expected, "node %d: stale query differs: missing %r extra %r" %
