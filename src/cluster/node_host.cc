@@ -297,6 +297,9 @@ void NodeHost::Impl::PublishStatus() {
     if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
+    s.snapshot_index = n.snapshot().meta.index.value();
+    s.snapshots_taken = r->snapshots_taken();
+    s.snapshots_installed = r->snapshots_installed();
     s.replicas.clear();
     if (n.role() == raft::Role::kLeader) {
       for (raft::NodeId v : n.conf().voters) {
@@ -506,6 +509,10 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
     ro.raft.seed = options.raft.seed * 1000003u + options.node_id * 7919u + g;
     ro.datoms_path = options.dir + "/datoms_" + std::to_string(g) + ".db";
     ro.store = options.store;
+    ro.snapshot_entries = options.snapshot_entries;
+    if (options.owns_partition) {
+      ro.owns_partition = [owns = options.owns_partition, g](uint32_t p) { return owns(g, p); };
+    }
     raft::ConfState conf;
     for (uint32_t v : voters) conf.voters.push_back(raft::NodeId(v));
     // Raft keeps voters sorted by id (placement order is the caller's).

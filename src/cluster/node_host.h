@@ -96,6 +96,13 @@ struct NodeHostOptions {
   storage::StoreOptions store;
   // synchronous=FULL for the Raft log (durable); false = NORMAL (tests).
   bool sync_log = true;
+  // Every replica snapshots its datom file and compacts its log every this
+  // many applied entries (0 = never); see shard/replica.h.
+  uint64_t snapshot_entries = 10000;
+  // Whether shard `group` owns user partition `partition` (the shard map);
+  // null = every group owns every partition (no guard). See
+  // ReplicaOptions::owns_partition.
+  std::function<bool(uint64_t group, uint32_t partition)> owns_partition;
   // Threads that run incoming requests' handler, and the bound on requests
   // waiting for a worker or for a reply (more are refused with Unavailable).
   int request_workers = 4;
@@ -116,6 +123,9 @@ struct GroupStatus {
   bool quiesced = false;
   Status error;  // the replica failed (I/O, snapshot to install)
   TxTime last_t;  // the last applied transaction's t
+  uint64_t snapshot_index = 0;       // the Raft snapshot the log starts after
+  uint64_t snapshots_taken = 0;      // by this replica since the node started
+  uint64_t snapshots_installed = 0;  // received from a leader since the node started
   // Where this replica leads: every voter's progress (self included); else empty.
   std::vector<ReplicaProgress> replicas;
 };
