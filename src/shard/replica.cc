@@ -18,7 +18,52 @@ constexpr const char* kSchemaSql =
     "  grp INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL, last_t INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS replica_requests("
     "  grp INTEGER NOT NULL, request_id BLOB NOT NULL, idx INTEGER NOT NULL, t INTEGER NOT NULL,"
-    "  code INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY(grp, request_id)) WITHOUT ROWID;";
+    "  code INTEGER NOT NULL, message TEXT NOT NULL, tempids BLOB, PRIMARY KEY(grp, request_id)) WITHOUT ROWID;";
+
+// tempids := varint(count) (varint(len) name varint(id)){count}
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    uint8_t b = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+std::string EncodeTempids(const std::map<std::string, EntityId>& tempids) {
+  std::string out;
+  PutVarint(&out, tempids.size());
+  for (const auto& [name, id] : tempids) {
+    PutVarint(&out, name.size());
+    out += name;
+    PutVarint(&out, id.raw);
+  }
+  return out;
+}
+
+bool DecodeTempids(std::string_view in, std::map<std::string, EntityId>* out) {
+  uint64_t n = 0;
+  if (!GetVarint(&in, &n)) return in.empty();  // NULL / empty: none
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t len = 0, id = 0;
+    if (!GetVarint(&in, &len) || len > in.size()) return false;
+    std::string name(in.substr(0, len));
+    in.remove_prefix(len);
+    if (!GetVarint(&in, &id)) return false;
+    (*out)[std::move(name)] = EntityId{id};
+  }
+  return in.empty();
+}
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 uint64_t U64(int64_t v) { return static_cast<uint64_t>(v); }
@@ -34,12 +79,16 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
   r->log_db_ = log_db;
   r->log_store_ = log_store;
   CAIRN_RETURN_IF_ERROR(log_db->Exec(kSchemaSql));
+  // Files made before outcomes kept tempids: add the column.
+  if (Status s = log_db->Exec("ALTER TABLE replica_requests ADD COLUMN tempids BLOB"); !s.ok()) {
+    if (s.message().find("duplicate column") == std::string::npos) return s;
+  }
   CAIRN_ASSIGN_OR_RETURN(r->upsert_applied_,
                          log_db->Prepare("INSERT OR REPLACE INTO replica_applied(grp, applied_index, last_t) "
                                          "VALUES (?1, ?2, ?3)"));
   CAIRN_ASSIGN_OR_RETURN(r->insert_request_,
-                         log_db->Prepare("INSERT INTO replica_requests(grp, request_id, idx, t, code, message) "
-                                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+                         log_db->Prepare("INSERT INTO replica_requests(grp, request_id, idx, t, code, message, tempids) "
+                                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   CAIRN_RETURN_IF_ERROR(r->LoadAppliedState());
 
   CAIRN_ASSIGN_OR_RETURN(r->store_, storage::DatomStore::Open(options.datoms_path, options.store));
@@ -95,7 +144,7 @@ Status Replica::LoadAppliedState() {
     }
   }
   CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
-                         log_db_->Prepare("SELECT request_id, idx, t, code, message FROM replica_requests "
+                         log_db_->Prepare("SELECT request_id, idx, t, code, message, tempids FROM replica_requests "
                                           "WHERE grp = ?1"));
   q.BindInt(1, grp);
   while (true) {
@@ -110,6 +159,10 @@ Status Replica::LoadAppliedState() {
                                 " holds an unknown status code " + std::to_string(code));
     }
     if (code != 0) o.status = Status(static_cast<StatusCode>(code), std::string(q.ColumnText(4)));
+    if (!DecodeTempids(q.ColumnBlob(5), &o.tempids)) {
+      return Status::Corruption(log_db_->path() + ": replica_requests of group " + std::to_string(grp) +
+                                " holds malformed tempids");
+    }
     outcomes_[std::string(q.ColumnBlob(0))] = std::move(o);
   }
   return Status::OK();
@@ -232,7 +285,7 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);
     schema_ = std::move(schema);
   }
-  CAIRN_RETURN_IF_ERROR(Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK()}));
+  CAIRN_RETURN_IF_ERROR(Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK(), prepared->tempids}));
   if (options_.on_applied && !cmd->request_id.empty()) options_.on_applied(cmd->request_id, *prepared);
   return Status::OK();
 }
@@ -253,6 +306,7 @@ Status Replica::Record(raft::LogIndex index, const std::string& request_id, cons
     insert_request_.BindInt(4, I64(outcome.t.raw));
     insert_request_.BindInt(5, static_cast<int64_t>(outcome.status.code()));
     insert_request_.BindText(6, outcome.status.message());
+    insert_request_.BindBlob(7, EncodeTempids(outcome.tempids));
     CAIRN_RETURN_IF_ERROR(insert_request_.Run());
   }
   CAIRN_RETURN_IF_ERROR(txn.Commit());

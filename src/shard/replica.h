@@ -38,6 +38,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,8 @@ struct ApplyOutcome {
   raft::LogIndex index;  // the entry that applied it
   TxTime t;              // the transaction's t; zero if it failed
   Status status;         // OK or the transactor's error
+  // The tempids it resolved (kept with the outcome so a retry can answer them).
+  std::map<std::string, EntityId> tempids{};
 };
 
 class Replica {
