@@ -96,6 +96,10 @@ class Database {
   Db db() const;
   // The latest committed t (invalid TxTime for an empty database).
   TxTime latest_t() const;
+  // Datoms stored: every assertion and retraction ever committed (history
+  // included, so it never decreases), counting each transaction's
+  // :db/txInstant datom. O(1); never waits for a commit in progress.
+  uint64_t datom_count() const;
 
   struct Impl;
 

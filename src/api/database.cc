@@ -39,6 +39,10 @@ struct Hub {
   // even if the wall clock went backwards between runs.
   HybridClock clock{SystemClock::Default()};
 
+  // Rows in the store's log, published after each commit (status pages read
+  // it without waiting for tx_mu).
+  std::atomic<uint64_t> datom_count{0};
+
   mutable std::mutex snap_mu;
   Snapshot snap;         // guarded by snap_mu
   HistoryState history;  // guarded by snap_mu; built on first use
@@ -169,6 +173,7 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
   batch.datoms = result.datoms;
   batch.next_seqs = ids.advanced();
   CAIRN_ASSIGN_OR_RETURN(std::vector<storage::IndexEntry> entries, store->Commit(batch));
+  datom_count.store(store->datom_count(), std::memory_order_relaxed);
 
   // Durable: build and publish the new snapshot.
   Snapshot next;
@@ -224,6 +229,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, const 
   hub->snap.attrs = store->attrs();
   hub->snap.schema = shard::LoadSchemaFromIndex(*current, *hub->snap.attrs);
   hub->snap.current = std::move(current);
+  hub->datom_count.store(store->datom_count(), std::memory_order_relaxed);
   hub->store = std::move(store);
   auto impl = std::make_unique<Impl>();
   impl->hub = std::move(hub);
@@ -240,6 +246,8 @@ Result<TxReport> Database::transact(std::string_view tx_edn) {
 Result<TxReport> Database::transact(const TxBuilder& tx) { return transact(tx.ToEdn()); }
 
 TxTime Database::latest_t() const { return impl_->hub->Current().basis_t; }
+
+uint64_t Database::datom_count() const { return impl_->hub->datom_count.load(std::memory_order_relaxed); }
 
 Db Database::db() const {
   const std::shared_ptr<Hub>& hub = impl_->hub;

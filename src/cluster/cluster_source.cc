@@ -114,11 +114,24 @@ std::vector<ClusterSource::Target> ClusterSource::Targets(const DatomPattern& p)
 }
 
 Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const {
+  return ScanImpl(p, nullptr, fn);
+}
+
+Status ClusterSource::ScanRange(const DatomPattern& p, const datalog::ValueRange& r,
+                                const std::function<bool(const Datom&)>& fn) const {
+  return ScanImpl(p, &r, fn);
+}
+
+Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange* range,
+                               const std::function<bool(const Datom&)>& fn) const {
   std::vector<Target> targets = Targets(p);
   if (targets.empty()) return Status::OK();
+  auto scan = [&](const IndexSource& src, const std::function<bool(const Datom&)>& f) {
+    return range != nullptr ? src.ScanRange(p, *range, f) : src.Scan(p, f);
+  };
   if (targets.size() == 1) {
     const Target& t = targets[0];
-    return Named(t.source->Scan(p, [&](const Datom& d) { return !Keeps(t.shard, d.e) || fn(d); }), t.shard);
+    return Named(scan(*t.source, [&](const Datom& d) { return !Keeps(t.shard, d.e) || fn(d); }), t.shard);
   }
 
   if (!p.a) {
@@ -126,7 +139,7 @@ Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const
     // and sort (this is a whole-database scan or one entity's datoms).
     std::vector<Datom> all;
     for (const Target& t : targets) {
-      Status st = t.source->Scan(p, [&](const Datom& d) {
+      Status st = scan(*t.source, [&](const Datom& d) {
         if (Keeps(t.shard, d.e)) all.push_back(d);
         return true;
       });
@@ -169,8 +182,13 @@ Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const
         }
         return true;
       };
-      Status st = resumable != nullptr ? resumable->ScanFrom(p, c.skip, want, take) : c.source->Scan(p, take);
+      Status st = resumable != nullptr ? resumable->ScanFrom(p, range, c.skip, want, take) : scan(*c.source, take);
       if (!st.ok()) return Named(st, c.shard);
+      for (size_t i = 1; i < c.buf.size(); ++i) {
+        if (compare(c.buf[i - 1], c.buf[i]) > 0)
+          return Status::Internal(SourceName(c.shard) + ": datoms out of index order (" + c.buf[i - 1].ToString() +
+                                  " before " + c.buf[i].ToString() + "); cannot merge");
+      }
       c.skip = seen;
       if (!stopped) c.exhausted = true;
       c.window *= kWindowGrowth;
@@ -197,6 +215,12 @@ Status ClusterSource::Scan(const DatomPattern& p, const std::function<bool(const
 uint64_t ClusterSource::EstimateCount(const DatomPattern& p) const {
   uint64_t n = 0;
   for (const Target& t : Targets(p)) n += t.source->EstimateCount(p);
+  return n;
+}
+
+uint64_t ClusterSource::EstimateRange(const DatomPattern& p, const datalog::ValueRange& r) const {
+  uint64_t n = 0;
+  for (const Target& t : Targets(p)) n += t.source->EstimateRange(p, r);
   return n;
 }
 

@@ -53,11 +53,12 @@ namespace cairn::cluster {
 // know how many datoms the caller expects to take (`limit_hint`, 0 = all) so
 // it can size its requests. ClusterSource's merge uses it when a source
 // offers it; otherwise it restarts Scan and drops the first `skip` datoms.
+// `range` (may be null) restricts values as ScanRange does.
 class ResumableSource {
  public:
   virtual ~ResumableSource() = default;
-  virtual Status ScanFrom(const datalog::DatomPattern& p, uint64_t skip, uint64_t limit_hint,
-                          const std::function<bool(const Datom&)>& fn) const = 0;
+  virtual Status ScanFrom(const datalog::DatomPattern& p, const datalog::ValueRange* range, uint64_t skip,
+                          uint64_t limit_hint, const std::function<bool(const Datom&)>& fn) const = 0;
 };
 
 class ClusterSource final : public datalog::IndexSource {
@@ -77,8 +78,15 @@ class ClusterSource final : public datalog::IndexSource {
   const Schema& schema() const override { return meta_->schema(); }
   bool is_history() const override { return meta_->is_history(); }
   Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override;
+  // The sources' ScanRange merged like Scan. REQUIRES of the sources: a
+  // range comes in their Scan order (StoreSource, the default ScanRange and
+  // RemoteSource do); a source that breaks it makes this an Internal error
+  // naming it, never a wrong merge.
+  Status ScanRange(const datalog::DatomPattern& p, const datalog::ValueRange& r,
+                   const std::function<bool(const Datom&)>& fn) const override;
   // The sum over the sources Scan(p) would read.
   uint64_t EstimateCount(const datalog::DatomPattern& p) const override;
+  uint64_t EstimateRange(const datalog::DatomPattern& p, const datalog::ValueRange& r) const override;
   // Distinct entities: the sum over the shards (entities never span shards);
   // distinct values: the largest shard's figure (values may repeat across
   // shards); 0 when a shard does not know.
@@ -101,6 +109,9 @@ class ClusterSource final : public datalog::IndexSource {
     int shard;  // 0 = meta
   };
   std::vector<Target> Targets(const datalog::DatomPattern& p) const;
+  // Scan (range null) or ScanRange over the targets.
+  Status ScanImpl(const datalog::DatomPattern& p, const datalog::ValueRange* range,
+                  const std::function<bool(const Datom&)>& fn) const;
   // True if a datom of entity e read from `shard` (0 = meta) belongs there.
   static bool Keeps(int shard, EntityId e);
 

@@ -17,8 +17,10 @@ constexpr uint8_t kReplyMagic = 0xC6;
 constexpr uint8_t kVersion = 1;
 constexpr size_t kKeywordBytesMax = 4096;
 
-constexpr uint8_t kHasE = 1, kHasA = 2, kHasV = 4, kHasTx = 8, kHasAdded = 16, kAddedTrue = 32;
-constexpr uint8_t kPatternFlags = kHasE | kHasA | kHasV | kHasTx | kHasAdded | kAddedTrue;
+constexpr uint8_t kHasE = 1, kHasA = 2, kHasV = 4, kHasTx = 8, kHasAdded = 16, kAddedTrue = 32, kHasRange = 64;
+constexpr uint8_t kPatternFlags = kHasE | kHasA | kHasV | kHasTx | kHasAdded | kAddedTrue | kHasRange;
+constexpr uint8_t kLo = 1, kHi = 2, kLoInclusive = 4, kHiInclusive = 8;
+constexpr uint8_t kRangeFlags = kLo | kHi | kLoInclusive | kHiInclusive;
 constexpr uint8_t kMore = 1;
 
 constexpr uint32_t kFirstBatch = 256;
@@ -119,17 +121,24 @@ class Reader {
   Status status_;
 };
 
-void PutPattern(const DatomPattern& p, std::string* out) {
+void PutPattern(const DatomPattern& p, const std::optional<datalog::ValueRange>& range, std::string* out) {
   uint8_t flags = (p.e ? kHasE : 0) | (p.a ? kHasA : 0) | (p.v ? kHasV : 0) | (p.tx ? kHasTx : 0) |
-                  (p.added ? kHasAdded : 0) | (p.added && *p.added ? kAddedTrue : 0);
+                  (p.added ? kHasAdded : 0) | (p.added && *p.added ? kAddedTrue : 0) | (range ? kHasRange : 0);
   out->push_back(static_cast<char>(flags));
   if (p.e) PutVarint(p.e->raw, out);
   if (p.a) PutBytes(p.a->str(), out);
   if (p.v) PutValue(*p.v, out);
   if (p.tx) PutVarint(p.tx->raw, out);
+  if (range) {
+    uint8_t rf = (range->lo ? kLo : 0) | (range->hi ? kHi : 0) | (range->lo_inclusive ? kLoInclusive : 0) |
+                 (range->hi_inclusive ? kHiInclusive : 0);
+    out->push_back(static_cast<char>(rf));
+    if (range->lo) PutValue(*range->lo, out);
+    if (range->hi) PutValue(*range->hi, out);
+  }
 }
 
-DatomPattern ReadPattern(Reader& r) {
+DatomPattern ReadPattern(Reader& r, std::optional<datalog::ValueRange>* range) {
   DatomPattern p;
   uint8_t flags = r.Byte();
   if ((flags & ~kPatternFlags) != 0 || ((flags & kAddedTrue) && !(flags & kHasAdded))) {
@@ -141,6 +150,16 @@ DatomPattern ReadPattern(Reader& r) {
   if (flags & kHasV) p.v = r.Val();
   if (flags & kHasTx) p.tx = TxTime{r.Varint()};
   if (flags & kHasAdded) p.added = (flags & kAddedTrue) != 0;
+  if (flags & kHasRange) {
+    datalog::ValueRange v;
+    uint8_t rf = r.Byte();
+    if (r.ok() && (rf & ~kRangeFlags) != 0) r.Fail("bad range flags");
+    v.lo_inclusive = (rf & kLoInclusive) != 0;
+    v.hi_inclusive = (rf & kHiInclusive) != 0;
+    if (rf & kLo) v.lo = r.Val();
+    if (rf & kHi) v.hi = r.Val();
+    *range = std::move(v);
+  }
   return p;
 }
 
@@ -172,7 +191,7 @@ std::string EncodeScanRequest(const ScanRequest& r) {
   switch (r.op) {
     case ScanRequest::Op::kScan:
     case ScanRequest::Op::kCount:
-      PutPattern(r.pattern, &out);
+      PutPattern(r.pattern, r.range, &out);
       if (r.op == ScanRequest::Op::kScan) {
         PutVarint(r.skip, &out);
         PutVarint(r.limit, &out);
@@ -210,7 +229,7 @@ Result<ScanRequest> DecodeScanRequest(std::string_view bytes) {
   switch (q.op) {
     case ScanRequest::Op::kScan:
     case ScanRequest::Op::kCount:
-      q.pattern = ReadPattern(r);
+      q.pattern = ReadPattern(r, &q.range);
       if (q.op == ScanRequest::Op::kScan) {
         q.skip = r.Varint();
         uint64_t limit = r.Varint();
@@ -353,7 +372,7 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
       bool more = false;
       std::string body;
       AttrTable table;
-      Status st = db.Scan(req->pattern, [&](const Datom& d) {
+      auto take = [&](const Datom& d) {
         if (seen++ < req->skip) return true;
         if (n >= req->limit || body.size() >= reply_bytes_max) {
           more = true;  // one more exists: stop before it
@@ -362,7 +381,8 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
         PutDatom(d, &table, &body);
         ++n;
         return true;
-      });
+      };
+      Status st = req->range ? db.ScanRange(req->pattern, *req->range, take) : db.Scan(req->pattern, take);
       if (!st.ok()) {
         ScanReply err;
         err.status = st;
@@ -376,7 +396,7 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
       return out;
     }
     case ScanRequest::Op::kCount:
-      reply.count = db.EstimateCount(req->pattern);
+      reply.count = req->range ? db.EstimateRange(req->pattern, *req->range) : db.EstimateCount(req->pattern);
       break;
     case ScanRequest::Op::kDistinct:
       reply.count = db.EstimateDistinct(req->attr, req->position);
@@ -407,16 +427,22 @@ Result<ScanReply> RemoteSource::Call(const ScanRequest& r) const {
 }
 
 Status RemoteSource::Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const {
-  return ScanFrom(p, 0, 0, fn);
+  return ScanFrom(p, nullptr, 0, 0, fn);
 }
 
-Status RemoteSource::ScanFrom(const DatomPattern& p, uint64_t skip, uint64_t limit_hint,
-                              const std::function<bool(const Datom&)>& fn) const {
+Status RemoteSource::ScanRange(const DatomPattern& p, const datalog::ValueRange& range,
+                               const std::function<bool(const Datom&)>& fn) const {
+  return ScanFrom(p, &range, 0, 0, fn);
+}
+
+Status RemoteSource::ScanFrom(const DatomPattern& p, const datalog::ValueRange* range, uint64_t skip,
+                              uint64_t limit_hint, const std::function<bool(const Datom&)>& fn) const {
   ScanRequest r;
   r.op = ScanRequest::Op::kScan;
   r.shard = shard_;
   r.view = view_;
   r.pattern = p;
+  if (range != nullptr) r.range = *range;
   r.skip = skip;
   uint64_t batch = limit_hint > 0 ? limit_hint : kFirstBatch;
   for (;;) {
@@ -437,6 +463,17 @@ uint64_t RemoteSource::EstimateCount(const DatomPattern& p) const {
   r.shard = shard_;
   r.view = view_;
   r.pattern = p;
+  Result<ScanReply> reply = Call(r);
+  return reply.ok() ? reply->count : 1;
+}
+
+uint64_t RemoteSource::EstimateRange(const DatomPattern& p, const datalog::ValueRange& range) const {
+  ScanRequest r;
+  r.op = ScanRequest::Op::kCount;
+  r.shard = shard_;
+  r.view = view_;
+  r.pattern = p;
+  r.range = range;
   Result<ScanReply> reply = Call(r);
   return reply.ok() ? reply->count : 1;
 }

@@ -58,6 +58,7 @@ struct ScanRequest {
   uint32_t shard = 0;  // the Raft group to read (0 = the meta group)
   ViewSpec view;
   datalog::DatomPattern pattern;  // kScan, kCount
+  std::optional<datalog::ValueRange> range;  // kScan, kCount: ScanRange / EstimateRange
   uint64_t skip = 0;              // kScan: leading datoms of the scan to skip
   uint32_t limit = kScanBatchMax; // kScan: datoms at most (1..kScanBatchMax)
   Keyword attr;                   // kDistinct, kLookup
@@ -107,11 +108,14 @@ class RemoteSource final : public datalog::IndexSource, public ResumableSource {
   // Errors: the transport's, or the serving node's (with "node N: " before
   // its message and the code it sent).
   Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override;
-  Status ScanFrom(const datalog::DatomPattern& p, uint64_t skip, uint64_t limit_hint,
-                  const std::function<bool(const Datom&)>& fn) const override;
+  Status ScanRange(const datalog::DatomPattern& p, const datalog::ValueRange& r,
+                   const std::function<bool(const Datom&)>& fn) const override;
+  Status ScanFrom(const datalog::DatomPattern& p, const datalog::ValueRange* range, uint64_t skip,
+                  uint64_t limit_hint, const std::function<bool(const Datom&)>& fn) const override;
   // The estimates cannot report errors: on one they answer as if unknown
   // (EstimateCount: 1, so the planner never takes it for empty).
   uint64_t EstimateCount(const datalog::DatomPattern& p) const override;
+  uint64_t EstimateRange(const datalog::DatomPattern& p, const datalog::ValueRange& r) const override;
   uint64_t EstimateDistinct(Keyword a, int position) const override;
   // nullopt on an error as well as on no match (the IndexSource contract has
   // no error here); the later Scan of the query reports the error.

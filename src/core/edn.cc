@@ -395,6 +395,23 @@ class Reader {
       // texts and look for neighbours; no allocation.
       bool all_keywords = true;
       for (size_t j = 0; j < n && all_keywords; ++j) all_keywords = items[j * stride].is(Edn::Kind::kKeyword);
+      if (all_keywords && n <= 8) {
+        // A few keys: compare every pair (mostly their lengths differ). Of
+        // several duplicates, name the one the sort below would: the
+        // smallest text, at its second occurrence.
+        size_t dup = n;
+        for (size_t j = 1; j < n; ++j) {
+          const std::string& t = items[j * stride].text;
+          for (size_t k = 0; k < j; ++k) {
+            const std::string& u = items[k * stride].text;
+            if (t.size() == u.size() && std::memcmp(t.data(), u.data(), t.size()) == 0) {
+              if (dup == n || t < items[dup * stride].text) dup = j;
+              break;
+            }
+          }
+        }
+        return dup == n ? true : fail(dup);
+      }
       if (all_keywords) {
         std::array<uint32_t, 32> order;
         for (uint32_t j = 0; j < n; ++j) order[j] = j;

@@ -159,12 +159,17 @@ class ChunkedSet {
       ii = i_end;
     }
     // Rewrite each touched chunk into zero or more chunks.
-    std::vector<std::vector<std::shared_ptr<const Chunk>>> replacements(touches.size());
+    // All replacements in one vector (a scattered batch touches thousands of
+    // chunks: no allocation per touch); touch k's are [start[k], start[k+1]).
+    std::vector<std::shared_ptr<const Chunk>> replaced;
+    replaced.reserve(touches.size() + 8);
+    std::vector<size_t> start(touches.size() + 1);
     bool same_shape = true;
     for (size_t k = 0; k < touches.size(); ++k) {
       const Touch& t = touches[k];
-      RewriteChunk(t.chunk, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replacements[k]);
-      same_shape &= replacements[k].size() == 1;
+      start[k] = replaced.size();
+      RewriteChunk(t.chunk, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replaced);
+      same_shape &= replaced.size() - start[k] == 1;
     }
     // Chunks before the first touched one keep their pointers and prefix
     // counts; later untouched chunks take their size from the old prefix
@@ -173,16 +178,17 @@ class ChunkedSet {
     const size_t first = touches.front().chunk;
     size_t total = first == 0 ? 0 : prefix_[first - 1];
     bool none_vanished = true;
-    for (const auto& r : replacements) none_vanished &= !r.empty();
+    start[touches.size()] = replaced.size();
+    for (size_t k = 0; k < touches.size(); ++k) none_vanished &= start[k + 1] > start[k];
     if (!same_shape && none_vanished) {
-      ShiftInPlace(touches.size(), [&](size_t k) { return touches[k].chunk; }, replacements, first);
+      ShiftInPlace(touches.size(), [&](size_t k) { return touches[k].chunk; }, replaced, start, first);
     } else if (same_shape) {
       size_t k = 0, prev_old = total;
       for (size_t c = first; c < chunks_.size(); ++c) {
         size_t old_size = prefix_[c] - prev_old;
         prev_old = prefix_[c];
         if (k < touches.size() && touches[k].chunk == c) {
-          chunks_[c] = std::move(replacements[k][0]);
+          chunks_[c] = std::move(replaced[start[k]]);
           total += chunks_[c]->items.size();
           lasts_[c] = chunks_[c]->items.back();
           ++k;
@@ -201,7 +207,8 @@ class ChunkedSet {
       size_t k = 0;
       for (size_t c = first; c < chunks_.size(); ++c) {
         if (k < touches.size() && touches[k].chunk == c) {
-          for (auto& r : replacements[k]) {
+          for (size_t j = start[k]; j < start[k + 1]; ++j) {
+            auto& r = replaced[j];
             total += r->items.size();
             tail_lasts.push_back(r->items.back());
             tail.push_back(std::move(r));
@@ -316,18 +323,20 @@ class ChunkedSet {
     }
   }
 
-  // Puts each touched chunk's replacements (k-th touch: chunk touched(k),
-  // ascending; none empty, some more than one chunk) in place, moving the
-  // chunks after a split towards the end: one backward pass over the arrays,
-  // grown in place, instead of rebuilding their tail in temporary vectors (a
-  // bulk insert splits some chunk nearly every time, and the tail of a large
-  // index is long). `first` is the first touched chunk.
+  // Puts each touched chunk's replacements in place (touch k: chunk
+  // touched(k), ascending; its replacements are replaced[start[k],
+  // start[k+1]), at least one), moving the chunks after a split towards the
+  // end: one backward pass over the arrays, grown in place, instead of
+  // rebuilding their tail in temporary vectors (a bulk insert splits some
+  // chunk nearly every time, and the tail of a large index is long). `first`
+  // is the first touched chunk.
   template <typename TouchedChunk>
   void ShiftInPlace(size_t touches, const TouchedChunk& touched,
-                    std::vector<std::vector<std::shared_ptr<const Chunk>>>& replacements, size_t first) {
+                    std::vector<std::shared_ptr<const Chunk>>& replaced, const std::vector<size_t>& start,
+                    size_t first) {
     const size_t old_n = chunks_.size();
     size_t grow = 0;
-    for (const auto& r : replacements) grow += r.size() - 1;
+    for (size_t k = 0; k < touches; ++k) grow += start[k + 1] - start[k] - 1;
     chunks_.resize(old_n + grow);
     prefix_.resize(old_n + grow);
     lasts_.resize(old_n + grow);
@@ -338,12 +347,11 @@ class ChunkedSet {
     for (size_t c = old_n; c-- > first;) {
       if (k > 0 && touched(k - 1) == c) {
         --k;
-        auto& rep = replacements[k];
-        for (size_t r = rep.size(); r-- > 0;) {
+        for (size_t r = start[k + 1]; r-- > start[k];) {
           --dst;
-          prefix_[dst] = rep[r]->items.size();
-          lasts_[dst] = rep[r]->items.back();
-          chunks_[dst] = std::move(rep[r]);
+          prefix_[dst] = replaced[r]->items.size();
+          lasts_[dst] = replaced[r]->items.back();
+          chunks_[dst] = std::move(replaced[r]);
         }
       } else {
         --dst;

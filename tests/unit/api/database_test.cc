@@ -202,6 +202,22 @@ TEST_F(DatabaseTest, EverythingSurvivesReopen) {
   EXPECT_EQ(schema_attr->size(), 1u);
 }
 
+TEST_F(DatabaseTest, DatomCountCountsHistoryAndSurvivesReopen) {
+  EXPECT_EQ(db_->datom_count(), 0u);
+  // 2 datoms + :db/txInstant.
+  TxReport r1 = Tx(R"([{:db/id "a" :item/name "A" :item/n 1}])");
+  EXPECT_EQ(db_->datom_count(), 3u);
+  // Cardinality one: a retraction and an assertion + :db/txInstant.
+  Tx("[[:db/add " + std::to_string(r1.tempids.at("a").raw) + " :item/n 2]]");
+  EXPECT_EQ(db_->datom_count(), 6u);
+  EXPECT_EQ(db_->datom_count(), Datoms(db_->db().history(), IndexType::kEavt).size());
+  // A rejected transaction stores nothing.
+  EXPECT_FALSE(db_->transact("[[:db/add 1]]").ok());
+  EXPECT_EQ(db_->datom_count(), 6u);
+  Reopen();
+  EXPECT_EQ(db_->datom_count(), 6u);
+}
+
 TEST_F(DatabaseTest, BadInputWritesNothing) {
   InstallSchema();
   Tx(R"([{:user/email "a@x" :user/age 1}])");

@@ -293,6 +293,20 @@ TEST(ClusterSource, ScanOrderMatchesOneStoreAndStopsEarly) {
         for (size_t i = 0; i < k; ++i) ASSERT_EQ(want[i], first[i]) << p.a->ToString() << " k=" << k;
       }
     }
+    // Value ranges (pushed down from comparison predicates): the same datoms
+    // in the same order as the one store, and estimates that see them.
+    for (auto [lo, hi] : {std::pair{10, 20}, std::pair{0, 0}, std::pair{55, 1000}}) {
+      datalog::DatomPattern p;
+      p.a = Keyword::Intern("p/age");
+      datalog::ValueRange r;
+      ASSERT_TRUE(r.Tighten(">=", Value::Long(lo)));
+      ASSERT_TRUE(r.Tighten("<", Value::Long(hi)));
+      std::vector<Datom> want, got;
+      ASSERT_TRUE(reference->ScanRange(p, r, [&](const Datom& d) { want.push_back(d); return true; }).ok());
+      ASSERT_TRUE(cluster->ScanRange(p, r, [&](const Datom& d) { got.push_back(d); return true; }).ok());
+      ASSERT_EQ(want, got) << lo << ".." << hi;
+      EXPECT_EQ(cluster->EstimateRange(p, r) == 0, want.empty() && kind == Kind::kCurrent) << lo << ".." << hi;
+    }
     // Unbound attribute: the same multiset, sorted by attribute name, e, v.
     datalog::DatomPattern all;
     std::vector<Datom> want, got;

@@ -55,6 +55,28 @@ TEST(ScanCodec, RequestsRoundTrip) {
   EXPECT_EQ(back->skip, 1000u);
   EXPECT_EQ(back->limit, 77u);
 
+  for (int shape = 0; shape < 4; ++shape) {
+    ScanRequest ranged = FullRequest();
+    datalog::ValueRange range;
+    if (shape & 1) range.lo = Value::Long(3), range.lo_inclusive = false;
+    if (shape & 2) range.hi = Value::String("zz");
+    ranged.range = range;
+    back = DecodeScanRequest(EncodeScanRequest(ranged));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    ASSERT_TRUE(back->range.has_value());
+    EXPECT_EQ(back->range->lo.has_value(), (shape & 1) != 0);
+    EXPECT_EQ(back->range->hi.has_value(), (shape & 2) != 0);
+    if (shape & 1) {
+      EXPECT_EQ(*back->range->lo, Value::Long(3));
+    }
+    if (shape & 2) {
+      EXPECT_EQ(*back->range->hi, Value::String("zz"));
+    }
+    EXPECT_EQ(back->range->lo_inclusive, (shape & 1) == 0);
+    EXPECT_TRUE(back->range->hi_inclusive);
+  }
+  EXPECT_FALSE(DecodeScanRequest(EncodeScanRequest(FullRequest()))->range.has_value());
+
   ScanRequest empty;  // nothing bound
   empty.limit = 1;
   back = DecodeScanRequest(EncodeScanRequest(empty));
@@ -265,6 +287,7 @@ TEST(RemoteSource, ClusterOfRemoteShardsMatchesOneStoreInEveryView) {
       "[:find ?tx :where [?tx :db/txInstant _]]",
       "[:find ?a :where [?e :p/name \"n12\"] [?e :p/age ?a]]",
       "[:find ?ident :where [_ :db/ident ?ident]]",
+      "[:find ?n ?a :where [?e :p/age ?a] [(>= ?a 10)] [(< ?a 20)] [?e :p/name ?n]]",
   };
   for (const V& v : views) {
     auto remote = net.View(v.spec, schema);

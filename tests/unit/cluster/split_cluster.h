@@ -92,8 +92,11 @@ class TestStore {
 
 class SplitCluster {
  public:
-  SplitCluster(const std::string& name, uint32_t shards, uint32_t partitions)
-      : shards_(shards), partitions_(partitions) {
+  // `shift_system_copies`: give the shards' copies of the system partition
+  // other ids than the meta group's (true) or the same ids (false, as a
+  // deterministic schema replay produces).
+  SplitCluster(const std::string& name, uint32_t shards, uint32_t partitions, bool shift_system_copies = true)
+      : shards_(shards), partitions_(partitions), shift_(shift_system_copies) {
     dir_ = (std::filesystem::temp_directory_path() / ("cairn_split_" + std::to_string(::getpid())) / name).string();
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
@@ -136,7 +139,7 @@ class SplitCluster {
         to_meta.push_back(d);
         for (uint32_t s = 1; s <= shards_; ++s) {
           Datom copy = d;
-          if (copy.e.seq() >= Schema::kFirstUserSeq) copy.e = EntityId::Make(0, copy.e.seq() + 5000 * s);
+          if (shift_ && copy.e.seq() >= Schema::kFirstUserSeq) copy.e = EntityId::Make(0, copy.e.seq() + 5000 * s);
           to_shard[s - 1].push_back(copy);
         }
       } else {
@@ -178,6 +181,10 @@ class SplitCluster {
     return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), partitions_,
                                            [n](uint32_t p) { return ContractShardOf(p, n); });
   }
+  // One shard's own current view (what its transactor reads).
+  std::shared_ptr<const datalog::IndexSource> ShardView(uint32_t s) const {
+    return shard_stores_[s - 1]->View(internal::StoreSource::Kind::kCurrent);
+  }
   std::shared_ptr<const datalog::IndexSource> ReferenceView(internal::StoreSource::Kind kind, TxTime t = TxTime{}) const {
     return reference_->View(kind, t);
   }
@@ -194,6 +201,7 @@ class SplitCluster {
   std::string dir_;
   uint32_t shards_;
   uint32_t partitions_;
+  bool shift_;
   uint64_t next_t_ = 1000;
   std::vector<TxTime> ts_;
   std::unique_ptr<TestStore> reference_;

@@ -204,6 +204,10 @@ TEST(EdnReaderErrors, StructureErrors) {
   ExpectError("{:a 1 :b}", "1:1", "odd number of forms (3)");
   ExpectError("{:a 1\n :b}", "1:1", "the key ':b' at 2:2 has no value");
   ExpectError("{:a 1 :a 2}", "1:7", "duplicate key :a in map");
+  // Of several duplicates, the smallest key at its second occurrence.
+  ExpectError("{:b 1 :a 2 :a 3 :b 4}", "1:12", "duplicate key :a in map");
+  ExpectError("{:b 1 :b 2 :a 3 :c 4 :a 5}", "1:22", "duplicate key :a in map");
+  ExpectError("{:x 1 :x 2 :x 3}", "1:7", "duplicate key :x in map");
   ExpectError("{[1 2] 1 [1 2] 2}", "1:10", "duplicate key [1 2]");
   ExpectError("{{:x 1 :y 2} 1 {:y 2 :x 1} 2}", "1:16", "duplicate key");
   ExpectError("#{1 2 1}", "1:7", "duplicate element 1 in set");
