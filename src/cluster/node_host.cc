@@ -509,6 +509,10 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
     ro.raft.seed = options.raft.seed * 1000003u + options.node_id * 7919u + g;
     ro.datoms_path = options.dir + "/datoms_" + std::to_string(g) + ".db";
     ro.store = options.store;
+    ro.snapshot_entries = options.snapshot_entries;
+    if (options.owns_partition) {
+      ro.owns_partition = [owns = options.owns_partition, g](uint32_t p) { return owns(g, p); };
+    }
     raft::ConfState conf;
     for (uint32_t v : voters) conf.voters.push_back(raft::NodeId(v));
     // Raft keeps voters sorted by id (placement order is the caller's).

@@ -97,6 +97,13 @@ struct NodeHostOptions {
   storage::StoreOptions store;
   // synchronous=FULL for the Raft log (durable); false = NORMAL (tests).
   bool sync_log = true;
+  // Every replica snapshots its datom file and compacts its log every this
+  // many applied entries (0 = never); see shard/replica.h.
+  uint64_t snapshot_entries = 10000;
+  // Whether shard `group` owns user partition `partition` (the shard map);
+  // null = every group owns every partition (no guard). See
+  // ReplicaOptions::owns_partition.
+  std::function<bool(uint64_t group, uint32_t partition)> owns_partition;
   // Threads that run incoming requests' handler, and the bound on requests
   // waiting for a worker or for a reply (more are refused with Unavailable).
   int request_workers = 4;

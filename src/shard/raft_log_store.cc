@@ -105,6 +105,8 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
     }
     e.type = static_cast<raft::EntryType>(type);
     e.data.assign(st.ColumnBlob(3));
+    // Covered by the snapshot (SaveSnapshot keeps them until the next Save).
+    if (state.snapshot && e.index <= state.snapshot->meta.index) continue;
     if (expected != 0 && e.index.value() != expected) {
       return Status::Corruption("raft log of group " + std::to_string(group.value()) + " expected index " +
                                 std::to_string(expected) + " but found " + std::to_string(e.index.value()));
@@ -113,6 +115,21 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
     state.entries.push_back(std::move(e));
   }
   return state;
+}
+
+Status RaftLogStore::SaveSnapshot(raft::GroupId group, const raft::Snapshot& snapshot) {
+  storage::SqliteTransaction tx(*db_);
+  CAIRN_RETURN_IF_ERROR(tx.Begin());
+  const auto& meta = snapshot.meta;
+  upsert_snapshot_.BindInt(1, static_cast<int64_t>(group.value()));
+  upsert_snapshot_.BindInt(2, static_cast<int64_t>(meta.index.value()));
+  upsert_snapshot_.BindInt(3, static_cast<int64_t>(meta.term.value()));
+  upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
+  upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
+  upsert_snapshot_.BindBlob(6, snapshot.data ? std::string_view(*snapshot.data) : std::string_view());
+  CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run().WithContext("saving the snapshot of group " +
+                                                           std::to_string(group.value())));
+  return tx.Commit();
 }
 
 Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {

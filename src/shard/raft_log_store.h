@@ -14,6 +14,11 @@
 // compacted_through are dropped. Durability depends on the connection's
 // `PRAGMA synchronous` (FULL for real nodes).
 //
+// SaveSnapshot() records a snapshot the application took itself (after
+// RaftNode::Compact) without touching the log: entries at or below a
+// snapshot's index may linger until the next Save drops them, and Load()
+// skips them.
+//
 // Thread-safety: none; one owner thread (the node's storage thread).
 #pragma once
 
@@ -42,6 +47,13 @@ class RaftLogStore {
   };
   // Persists every group's Ready in one transaction (one fsync).
   Status Save(const std::vector<GroupWrite>& writes);
+
+  // Durably records `snapshot` (meta and data) as the group's latest, in its
+  // own transaction; the entries stay (the next Ready's compacted_through
+  // drops the old ones). Call it right after RaftNode::Compact and before the
+  // next Save, so the log never loses entries the stored snapshot does not
+  // cover.
+  Status SaveSnapshot(raft::GroupId group, const raft::Snapshot& snapshot);
 
   // Groups with any stored state, ascending.
   Result<std::vector<raft::GroupId>> Groups();

@@ -1,7 +1,15 @@
 #include "shard/replica.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "core/check.h"
@@ -13,107 +21,132 @@
 namespace cairn::shard {
 namespace {
 
-constexpr const char* kSchemaSql =
-    "CREATE TABLE IF NOT EXISTS replica_applied("
-    "  grp INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL, last_t INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS replica_requests("
-    "  grp INTEGER NOT NULL, request_id BLOB NOT NULL, idx INTEGER NOT NULL, t INTEGER NOT NULL,"
-    "  code INTEGER NOT NULL, message TEXT NOT NULL, tempids BLOB, PRIMARY KEY(grp, request_id)) WITHOUT ROWID;";
-
-// tempids := varint(count) (varint(len) name varint(id)){count}
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    uint8_t b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-std::string EncodeTempids(const std::map<std::string, EntityId>& tempids) {
-  std::string out;
-  PutVarint(&out, tempids.size());
-  for (const auto& [name, id] : tempids) {
-    PutVarint(&out, name.size());
-    out += name;
-    PutVarint(&out, id.raw);
-  }
-  return out;
-}
-
-bool DecodeTempids(std::string_view in, std::map<std::string, EntityId>* out) {
-  uint64_t n = 0;
-  if (!GetVarint(&in, &n)) return in.empty();  // NULL / empty: none
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t len = 0, id = 0;
-    if (!GetVarint(&in, &len) || len > in.size()) return false;
-    std::string name(in.substr(0, len));
-    in.remove_prefix(len);
-    if (!GetVarint(&in, &id)) return false;
-    (*out)[std::move(name)] = EntityId{id};
-  }
-  return in.empty();
-}
+// The replica's own tables in its datom file (next to the DatomStore's).
+constexpr int kReplicaFormat = 1;
+constexpr const char* kReplicaSchemaSql =
+    "CREATE TABLE replica_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE replica_outcomes(request_id BLOB PRIMARY KEY, idx INTEGER NOT NULL, t INTEGER NOT NULL,"
+    "  code INTEGER NOT NULL, message TEXT NOT NULL, tempids BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX replica_outcomes_by_idx ON replica_outcomes(idx);";
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 uint64_t U64(int64_t v) { return static_cast<uint64_t>(v); }
 
+std::string GroupName(raft::GroupId g) { return "group " + std::to_string(g.value()); }
+
+// Writes `bytes` to `path` (replacing it) and fsyncs it.
+Status WriteFileDurably(const std::string& path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(path + ": cannot create: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Status s = Status::IOError(path + ": write failed: " + std::strerror(errno));
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = Status::IOError(path + ": fsync failed: " + std::strerror(errno));
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  return Status::OK();
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError(path + ": cannot open for reading");
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return Status::IOError(path + ": read failed");
+  return out;
+}
+
+Status SyncDirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(dir + ": cannot open directory: " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Status::IOError(dir + ": fsync failed: " + std::strerror(errno));
+  return Status::OK();
+}
+
+void RemoveDatabaseFiles(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix, ec);
+}
+
+struct ReplicaState {
+  raft::LogIndex applied;
+  uint64_t group = 0;
+};
+
+// Reads replica_state from a datom file opened as `store`. NotFound if the
+// file has no replica tables; Corruption if they are malformed.
+Result<ReplicaState> ReadReplicaState(storage::DatomStore& store) {
+  storage::Sqlite& sql = store.sql();
+  CAIRN_ASSIGN_OR_RETURN(int64_t tables,
+                         sql.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                                      "'replica_state'"));
+  if (tables == 0) return Status::NotFound(store.path() + ": no replica_state table");
+  auto get = [&](const char* key) -> Result<int64_t> {
+    Result<int64_t> v = sql.QueryInt(std::string("SELECT value FROM replica_state WHERE key = '") + key + "'");
+    if (!v.ok() && v.status().code() == StatusCode::kNotFound)
+      return Status::Corruption(store.path() + ": replica_state has no '" + key + "'");
+    return v;
+  };
+  CAIRN_ASSIGN_OR_RETURN(int64_t format, get("format"));
+  if (format != kReplicaFormat) {
+    return Status::Corruption(store.path() + ": replica state format " + std::to_string(format) +
+                              " is not the supported " + std::to_string(kReplicaFormat));
+  }
+  ReplicaState st;
+  CAIRN_ASSIGN_OR_RETURN(int64_t group, get("group"));
+  CAIRN_ASSIGN_OR_RETURN(int64_t applied, get("applied_index"));
+  if (group <= 0 || applied < 0) return Status::Corruption(store.path() + ": replica_state holds a bad value");
+  st.group = U64(group);
+  st.applied = raft::LogIndex(U64(applied));
+  return st;
+}
+
 }  // namespace
 
-Replica::~Replica() = default;
+struct Replica::Statements {
+  storage::SqliteStatement set_applied, insert_outcome, prune_outcomes;
+};
+
+Replica::Replica() = default;
+
+Replica::~Replica() {
+  stmts_.reset();  // finalized before the store's connection closes
+  store_.reset();
+}
 
 Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, storage::Sqlite* log_db,
                                                RaftLogStore* log_store) {
+  if (options.outcome_window_entries == 0) return Status::InvalidArgument("outcome_window_entries must be > 0");
   std::unique_ptr<Replica> r(new Replica());
   r->options_ = options;
   r->log_db_ = log_db;
   r->log_store_ = log_store;
-  CAIRN_RETURN_IF_ERROR(log_db->Exec(kSchemaSql));
-  // Files made before outcomes kept tempids: add the column.
-  if (Status s = log_db->Exec("ALTER TABLE replica_requests ADD COLUMN tempids BLOB"); !s.ok()) {
-    if (s.message().find("duplicate column") == std::string::npos) return s;
-  }
-  CAIRN_ASSIGN_OR_RETURN(r->upsert_applied_,
-                         log_db->Prepare("INSERT OR REPLACE INTO replica_applied(grp, applied_index, last_t) "
-                                         "VALUES (?1, ?2, ?3)"));
-  CAIRN_ASSIGN_OR_RETURN(r->insert_request_,
-                         log_db->Prepare("INSERT INTO replica_requests(grp, request_id, idx, t, code, message, tempids) "
-                                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-  CAIRN_RETURN_IF_ERROR(r->LoadAppliedState());
+  // A leftover install file is from a crash before its rename: the log
+  // store's snapshot (below) is the authority, not this file.
+  RemoveDatabaseFiles(r->InstallPath());
+  CAIRN_RETURN_IF_ERROR(r->LoadState());
 
-  CAIRN_ASSIGN_OR_RETURN(r->store_, storage::DatomStore::Open(options.datoms_path, options.store));
-  std::vector<storage::IndexEntry> log;
-  log.reserve(r->store_->datom_count());
-  CAIRN_RETURN_IF_ERROR(r->store_->ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
-  auto index = std::make_shared<storage::CurrentIndex>();
-  index->Build(std::move(log));
-  r->schema_ = LoadSchemaFromIndex(*index, *r->store_->attrs());
-  r->index_ = std::move(index);
-
-  TxTime stored_t = r->store_->last_t();
-  if (stored_t < r->recorded_t_) {
-    return Status::Corruption(options.datoms_path + ": datoms end at t " + std::to_string(stored_t.raw) +
-                              " but group " + std::to_string(options.raft.group.value()) + " recorded t " +
-                              std::to_string(r->recorded_t_.raw) + " as applied (lost writes?)");
-  }
-  r->commit_unrecorded_ = r->recorded_t_ < stored_t;
-
+  const std::string group = GroupName(options.raft.group);
   CAIRN_ASSIGN_OR_RETURN(raft::RestoredState restored, log_store->Load(options.raft.group));
   bool empty = !restored.snapshot && restored.entries.empty() && restored.hard_state == raft::HardState{};
-  if (empty && r->store_->last_t().valid()) {
+  if (empty && (r->store_->last_t().valid() || !r->applied_.IsZero())) {
     // Replaying a log from scratch onto existing datoms would apply twice.
     return Status::Corruption(options.datoms_path + " holds transactions but " + log_db->path() +
-                              " has no Raft state for group " + std::to_string(options.raft.group.value()));
+                              " has no Raft state for " + group);
   }
   if (empty && options.bootstrap) {
     restored = raft::RaftNode::Bootstrap(*options.bootstrap);
@@ -122,49 +155,101 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
     init.hard_state = restored.hard_state;
     CAIRN_RETURN_IF_ERROR(log_store->Save({{options.raft.group, &init}}));
   }
-  if (restored.snapshot && restored.snapshot->meta.index > r->applied_ && restored.snapshot->data &&
-      !restored.snapshot->data->empty()) {
-    return Status::Unavailable("group " + std::to_string(options.raft.group.value()) +
-                               ": restoring from a state-machine snapshot is not implemented yet");
+  if (restored.snapshot && restored.snapshot->meta.index > r->applied_) {
+    // A snapshot from the leader persisted by the log store, whose install
+    // did not happen before a crash: install it now.
+    const raft::Snapshot& snap = *restored.snapshot;
+    bool has_data = snap.data && !snap.data->empty();
+    if (has_data) {
+      CAIRN_RETURN_IF_ERROR(r->PrepareInstall(snap));
+      CAIRN_RETURN_IF_ERROR(r->InstallPrepared(snap.meta.index));
+    } else if (snap.meta.index.value() > 1) {
+      return Status::Corruption(log_db->path() + ": the snapshot of " + group + " at index " +
+                                std::to_string(snap.meta.index.value()) + " has no data but " +
+                                options.datoms_path + " only applied up to " +
+                                std::to_string(r->applied_.value()));
+    }
+  }
+  if (!restored.entries.empty() || restored.snapshot) {
+    raft::LogIndex last = restored.entries.empty() ? restored.snapshot->meta.index : restored.entries.back().index;
+    if (r->applied_ > last) {
+      return Status::Corruption(options.datoms_path + " applied up to index " + std::to_string(r->applied_.value()) +
+                                " but the Raft log of " + group + " in " + log_db->path() + " ends at " +
+                                std::to_string(last.value()) + " (lost log writes?)");
+    }
   }
   r->node_ = std::make_unique<raft::RaftNode>(options.raft, std::move(restored));
   return r;
 }
 
-Status Replica::LoadAppliedState() {
-  const int64_t grp = I64(options_.raft.group.value());
+Status Replica::LoadState() {
+  stmts_.reset();
+  store_.reset();
+  const std::string& path = options_.datoms_path;
+  const uint64_t grp = options_.raft.group.value();
+  CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, options_.store));
+  storage::Sqlite& sql = store_->sql();
+  Result<ReplicaState> state = ReadReplicaState(*store_);
+  if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
+    if (store_->last_t().valid()) {
+      return Status::Corruption(path + " holds transactions but no replica state (a file of an older build, or "
+                                       "not a shard replica's file); refusing to replay a log onto it");
+    }
+    CAIRN_RETURN_IF_ERROR(store_->Transaction([&]() -> Status {
+      CAIRN_RETURN_IF_ERROR(sql.Exec(kReplicaSchemaSql));
+      return sql.Exec("INSERT INTO replica_state VALUES ('format', " + std::to_string(kReplicaFormat) +
+                      "), ('group', " + std::to_string(grp) + "), ('applied_index', 0)");
+    }));
+    state = ReadReplicaState(*store_);
+  }
+  if (!state.ok()) return state.status();
+  if (state->group != grp) {
+    return Status::Corruption(path + " is the state of group " + std::to_string(state->group) + ", not of group " +
+                              std::to_string(grp));
+  }
+  applied_ = state->applied;
+
+  outcomes_.clear();
+  outcome_order_.clear();
   {
     CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
-                           log_db_->Prepare("SELECT applied_index, last_t FROM replica_applied WHERE grp = ?1"));
-    q.BindInt(1, grp);
-    CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (row) {
-      applied_ = raft::LogIndex(U64(q.ColumnInt(0)));
-      recorded_t_ = TxTime{U64(q.ColumnInt(1))};
+                           sql.Prepare("SELECT request_id, idx, t, code, message, tempids FROM replica_outcomes "
+                                       "ORDER BY idx"));
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      ApplyOutcome o;
+      o.index = raft::LogIndex(U64(q.ColumnInt(1)));
+      o.t = TxTime{U64(q.ColumnInt(2))};
+      int64_t code = q.ColumnInt(3);
+      if (code < 0 || code > static_cast<int64_t>(StatusCode::kInternal)) {
+        return Status::Corruption(path + ": replica_outcomes holds an unknown status code " + std::to_string(code));
+      }
+      if (code != 0) o.status = Status(static_cast<StatusCode>(code), std::string(q.ColumnText(4)));
+      Result<std::map<std::string, EntityId>> tempids = DecodeTempids(q.ColumnBlob(5));
+      if (!tempids.ok()) return tempids.status().WithContext(path + ": replica_outcomes");
+      o.tempids = std::move(*tempids);
+      std::string id(q.ColumnBlob(0));
+      outcome_order_.emplace_back(o.index, id);
+      outcomes_[std::move(id)] = std::move(o);
     }
   }
-  CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
-                         log_db_->Prepare("SELECT request_id, idx, t, code, message, tempids FROM replica_requests "
-                                          "WHERE grp = ?1"));
-  q.BindInt(1, grp);
-  while (true) {
-    CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    ApplyOutcome o;
-    o.index = raft::LogIndex(U64(q.ColumnInt(1)));
-    o.t = TxTime{U64(q.ColumnInt(2))};
-    int64_t code = q.ColumnInt(3);
-    if (code < 0 || code > static_cast<int64_t>(StatusCode::kInternal)) {
-      return Status::Corruption(log_db_->path() + ": replica_requests of group " + std::to_string(grp) +
-                                " holds an unknown status code " + std::to_string(code));
-    }
-    if (code != 0) o.status = Status(static_cast<StatusCode>(code), std::string(q.ColumnText(4)));
-    if (!DecodeTempids(q.ColumnBlob(5), &o.tempids)) {
-      return Status::Corruption(log_db_->path() + ": replica_requests of group " + std::to_string(grp) +
-                                " holds malformed tempids");
-    }
-    outcomes_[std::string(q.ColumnBlob(0))] = std::move(o);
-  }
+
+  std::vector<storage::IndexEntry> log;
+  log.reserve(store_->datom_count());
+  CAIRN_RETURN_IF_ERROR(store_->ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
+  auto index = std::make_shared<storage::CurrentIndex>();
+  index->Build(std::move(log));
+  schema_ = LoadSchemaFromIndex(*index, *store_->attrs());
+  index_ = std::move(index);
+
+  stmts_ = std::make_unique<Statements>();
+  CAIRN_ASSIGN_OR_RETURN(stmts_->set_applied,
+                         sql.Prepare("UPDATE replica_state SET value = ?1 WHERE key = 'applied_index'"));
+  CAIRN_ASSIGN_OR_RETURN(stmts_->insert_outcome,
+                         sql.Prepare("INSERT INTO replica_outcomes(request_id, idx, t, code, message, tempids) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  CAIRN_ASSIGN_OR_RETURN(stmts_->prune_outcomes, sql.Prepare("DELETE FROM replica_outcomes WHERE idx <= ?1"));
   return Status::OK();
 }
 
@@ -180,7 +265,7 @@ Status Replica::HandleReady(const SendFn& send) {
   while (true) {
     if (!failed_.ok()) return failed_;
     std::optional<raft::Ready> rd = TakeReady();
-    if (!rd) return Status::OK();
+    if (!rd) return failed_;
     // 1. Durable first (one SQLite transaction).
     Status s = log_store_->Save({{options_.raft.group, &*rd}});
     if (!s.ok()) return failed_ = s;
@@ -190,7 +275,19 @@ Status Replica::HandleReady(const SendFn& send) {
 
 std::optional<raft::Ready> Replica::TakeReady() {
   if (!failed_.ok() || !node_->HasReady()) return std::nullopt;
-  return node_->GetReady();
+  raft::Ready rd = node_->GetReady();
+  if (rd.snapshot && rd.snapshot->meta.index > applied_) {
+    // Validate before the host persists it: a bad snapshot must not replace
+    // the log store's state. The Raft core stays inside this Ready, so the
+    // replica is failed for good (a restart recovers the old state and asks
+    // the leader again).
+    Status s = PrepareInstall(*rd.snapshot);
+    if (!s.ok()) {
+      failed_ = s;
+      return std::nullopt;
+    }
+  }
+  return rd;
 }
 
 Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
@@ -199,15 +296,17 @@ Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
   if (!rd.messages.empty()) send(rd.messages);
   // 3. Then the state machine.
   if (rd.snapshot && rd.snapshot->meta.index > applied_) {
-    return failed_ = Status::Unavailable("group " + std::to_string(options_.raft.group.value()) +
-                                         ": installing a snapshot is not implemented yet");
+    bool has_data = rd.snapshot->data && !rd.snapshot->data->empty();
+    if (has_data) {
+      Status s = InstallPrepared(rd.snapshot->meta.index);
+      if (!s.ok()) return failed_ = s;
+    } else if (rd.snapshot->meta.index.value() > 1) {
+      return failed_ = Status::Corruption(GroupName(options_.raft.group) + ": a snapshot at index " +
+                                          std::to_string(rd.snapshot->meta.index.value()) + " without data");
+    }
   }
-  for (const raft::Entry& e : rd.committed_entries) {
-    if (e.index <= applied_) continue;  // applied before a restart
-    Status s = Apply(e);
-    if (!s.ok()) return failed_ = s;
-    applied_ = e.index;
-  }
+  Status applied = ApplyBatch(rd.committed_entries);
+  if (!applied.ok()) return failed_ = applied;
   pending_reads_.insert(pending_reads_.end(), rd.read_states.begin(), rd.read_states.end());
   auto unserved = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const raft::ReadState& r) {
     return r.index <= applied_;
@@ -215,6 +314,8 @@ Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
   for (auto it = pending_reads_.begin(); it != unserved; ++it) servable_reads_.push_back(it->request_id);
   pending_reads_.erase(pending_reads_.begin(), unserved);
   node_->Advance(rd);
+  Status snap = MaybeSnapshot();
+  if (!snap.ok()) return failed_ = snap;
   return Status::OK();
 }
 
@@ -224,34 +325,63 @@ std::vector<uint64_t> Replica::TakeServableReads() {
   return out;
 }
 
-Status Replica::Apply(const raft::Entry& e) {
-  if (e.type != raft::EntryType::kNormal || e.data.empty()) return Status::OK();  // no-op, conf change
-  return ApplyCommand(e);
+Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
+  raft::LogIndex last = applied_;
+  for (const raft::Entry& e : entries) last = std::max(last, e.index);
+  if (last == applied_) return Status::OK();  // everything applied before a restart
+  const raft::LogIndex prune_through =
+      last.value() >= options_.outcome_window_entries ? raft::LogIndex(last.value() - options_.outcome_window_entries)
+                                                      : raft::LogIndex();
+  // One SQLite transaction for the whole batch: datoms, outcomes, applied
+  // index and pruning commit together.
+  Status s = store_->Transaction([&]() -> Status {
+    for (const raft::Entry& e : entries) {
+      if (e.index <= applied_) continue;  // applied before a restart
+      if (e.type == raft::EntryType::kNormal && !e.data.empty()) CAIRN_RETURN_IF_ERROR(ApplyCommand(e));
+      applied_ = e.index;
+    }
+    stmts_->set_applied.BindInt(1, I64(last.value()));
+    CAIRN_RETURN_IF_ERROR(stmts_->set_applied.Run());
+    if (!prune_through.IsZero()) {
+      stmts_->prune_outcomes.BindInt(1, I64(prune_through.value()));
+      CAIRN_RETURN_IF_ERROR(stmts_->prune_outcomes.Run());
+    }
+    return Status::OK();
+  });
+  std::vector<std::pair<std::string, TxResult>> results;
+  results.swap(applied_results_);
+  if (!s.ok()) {
+    // Nothing of the batch is stored; the memory state ran ahead. Reload it
+    // from the file so db() and Outcome() show what is durable.
+    Status reload = LoadState();
+    if (!reload.ok()) return s.WithContext("applying entries (and reloading failed too: " + reload.ToString() + ")");
+    return s;
+  }
+  while (!outcome_order_.empty() && outcome_order_.front().first <= prune_through) {
+    auto it = outcomes_.find(outcome_order_.front().second);
+    if (it != outcomes_.end() && it->second.index == outcome_order_.front().first) outcomes_.erase(it);
+    outcome_order_.pop_front();
+  }
+  // Durable: tell the host what the batch's commands wrote.
+  for (const auto& [request_id, result] : results) options_.on_applied(request_id, result);
+  return Status::OK();
 }
 
 Status Replica::ApplyCommand(const raft::Entry& e) {
   Result<ReplicaCommand> cmd = ReplicaCommand::Decode(e.data);
-  if (!cmd.ok()) {
-    // The same bytes fail the same way everywhere: record and move on.
-    return Record(e.index, "", ApplyOutcome{e.index, TxTime{}, cmd.status()});
+  if (!cmd.ok()) return Status::OK();  // the same bytes fail the same way everywhere; nothing to record
+  if (!cmd->request_id.empty()) {
+    auto it = outcomes_.find(cmd->request_id);
+    if (it != outcomes_.end() && e.index.value() - it->second.index.value() < options_.outcome_window_entries) {
+      return Status::OK();  // a retry: applied once
+    }
   }
-  if (commit_unrecorded_) {
-    // This entry's datoms were committed before a crash that lost its
-    // record (see the header comment); record it without re-applying.
-    commit_unrecorded_ = false;
-    return Record(e.index, cmd->request_id, ApplyOutcome{e.index, store_->last_t(), Status::OK()});
-  }
-  if (!cmd->request_id.empty() && outcomes_.count(cmd->request_id)) {
-    return Record(e.index, "", ApplyOutcome{e.index, TxTime{}, Status::OK()});  // a retry: applied once
-  }
+  auto fail = [&](Status status) { return RecordOutcome(cmd->request_id, ApplyOutcome{e.index, TxTime{}, std::move(status), {}}); };
   if (cmd->proposed_t > TxTime::Max() || store_->last_t() >= TxTime::Max()) {
-    return Record(e.index, cmd->request_id,
-                  ApplyOutcome{e.index, TxTime{}, Status::InvalidArgument("proposed t " +
-                                                                          std::to_string(cmd->proposed_t.raw) +
-                                                                          " is out of range")});
+    return fail(Status::InvalidArgument("proposed t " + std::to_string(cmd->proposed_t.raw) + " is out of range"));
   }
   Result<Edn> tx_data = ReadEdn(cmd->tx_edn);
-  if (!tx_data.ok()) return Record(e.index, cmd->request_id, ApplyOutcome{e.index, TxTime{}, tx_data.status()});
+  if (!tx_data.ok()) return fail(tx_data.status());
 
   TxTime t = std::max(cmd->proposed_t, TxTime{store_->last_t().raw + 1});
   SeqAllocator ids(store_->next_seqs(), store_->partitions());
@@ -263,7 +393,17 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     ReplicaSource view(index_, store_->attrs(), schema_);
     return transactor.Prepare(*tx_data, view, t, ids);
   }();
-  if (!prepared.ok()) return Record(e.index, cmd->request_id, ApplyOutcome{e.index, TxTime{}, prepared.status()});
+  if (!prepared.ok()) return fail(prepared.status());
+  if (options_.owns_partition) {
+    for (const Datom& d : prepared->datoms) {
+      uint32_t p = d.e.partition();
+      if (p != EntityId::kSystemPartition && !options_.owns_partition(p)) {
+        return fail(Status::WrongShard(GroupName(options_.raft.group) + " does not own partition " +
+                                       std::to_string(p) + " (entity " + std::to_string(d.e.raw) +
+                                       "); the transaction was routed to the wrong shard"));
+      }
+    }
+  }
 
   storage::CommitBatch batch;
   batch.t = t;
@@ -285,33 +425,114 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);
     schema_ = std::move(schema);
   }
-  CAIRN_RETURN_IF_ERROR(Record(e.index, cmd->request_id, ApplyOutcome{e.index, t, Status::OK(), prepared->tempids}));
-  if (options_.on_applied && !cmd->request_id.empty()) options_.on_applied(cmd->request_id, *prepared);
+  if (options_.on_applied && !cmd->request_id.empty()) applied_results_.emplace_back(cmd->request_id, *prepared);
+  return RecordOutcome(cmd->request_id, ApplyOutcome{e.index, t, Status::OK(), std::move(prepared->tempids)});
+}
+
+// Inside the batch's transaction.
+Status Replica::RecordOutcome(const std::string& request_id, ApplyOutcome outcome) {
+  if (request_id.empty()) return Status::OK();  // never deduplicated: nothing to keep
+  storage::SqliteStatement& ins = stmts_->insert_outcome;
+  ins.BindBlob(1, request_id);
+  ins.BindInt(2, I64(outcome.index.value()));
+  ins.BindInt(3, I64(outcome.t.raw));
+  ins.BindInt(4, static_cast<int64_t>(outcome.status.code()));
+  ins.BindText(5, outcome.status.message());
+  ins.BindBlob(6, EncodeTempids(outcome.tempids));
+  // A row left from an outcome outside the window (not yet pruned) is
+  // replaced: the request applied again, as the window rule says.
+  Status s = ins.Run();
+  if (!s.ok() && s.code() == StatusCode::kConflict) {
+    CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement del,
+                           store_->sql().Prepare("DELETE FROM replica_outcomes WHERE request_id = ?1"));
+    del.BindBlob(1, request_id);
+    CAIRN_RETURN_IF_ERROR(del.Run());
+    ins.BindBlob(1, request_id);
+    ins.BindInt(2, I64(outcome.index.value()));
+    ins.BindInt(3, I64(outcome.t.raw));
+    ins.BindInt(4, static_cast<int64_t>(outcome.status.code()));
+    ins.BindText(5, outcome.status.message());
+    ins.BindBlob(6, EncodeTempids(outcome.tempids));
+    s = ins.Run();
+  }
+  CAIRN_RETURN_IF_ERROR(s);
+  outcome_order_.emplace_back(outcome.index, request_id);
+  outcomes_[request_id] = std::move(outcome);
   return Status::OK();
 }
 
-Status Replica::Record(raft::LogIndex index, const std::string& request_id, const ApplyOutcome& outcome) {
-  const int64_t grp = I64(options_.raft.group.value());
-  storage::SqliteTransaction txn(*log_db_);
-  CAIRN_RETURN_IF_ERROR(txn.Begin());
-  upsert_applied_.BindInt(1, grp);
-  upsert_applied_.BindInt(2, I64(index.value()));
-  upsert_applied_.BindInt(3, I64(store_->last_t().raw));
-  CAIRN_RETURN_IF_ERROR(upsert_applied_.Run());
-  bool new_request = !request_id.empty() && !outcomes_.count(request_id);
-  if (new_request) {
-    insert_request_.BindInt(1, grp);
-    insert_request_.BindBlob(2, request_id);
-    insert_request_.BindInt(3, I64(outcome.index.value()));
-    insert_request_.BindInt(4, I64(outcome.t.raw));
-    insert_request_.BindInt(5, static_cast<int64_t>(outcome.status.code()));
-    insert_request_.BindText(6, outcome.status.message());
-    insert_request_.BindBlob(7, EncodeTempids(outcome.tempids));
-    CAIRN_RETURN_IF_ERROR(insert_request_.Run());
+Status Replica::MaybeSnapshot() {
+  if (options_.snapshot_entries == 0) return Status::OK();
+  const raft::LogIndex base = node_->snapshot().meta.index;
+  if (applied_.value() < base.value() + options_.snapshot_entries || applied_ > node_->applied()) {
+    return Status::OK();
   }
-  CAIRN_RETURN_IF_ERROR(txn.Commit());
-  recorded_t_ = store_->last_t();
-  if (new_request) outcomes_[request_id] = outcome;
+  const std::string tmp = options_.datoms_path + ".snapshot";
+  RemoveDatabaseFiles(tmp);
+  Status copied = store_->CopyTo(tmp);
+  Result<std::string> bytes = copied.ok() ? ReadWholeFile(tmp) : Result<std::string>(copied);
+  RemoveDatabaseFiles(tmp);
+  if (!bytes.ok()) return bytes.status().WithContext(GroupName(options_.raft.group) + ": taking a snapshot");
+  auto data = std::make_shared<const std::string>(std::move(*bytes));
+  CAIRN_RETURN_IF_ERROR(node_->Compact(applied_, data));
+  // Durable before the next Save drops the compacted entries.
+  CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshot(options_.raft.group, node_->snapshot()));
+  ++snapshots_taken_;
+  return Status::OK();
+}
+
+Status Replica::PrepareInstall(const raft::Snapshot& snap) {
+  const std::string path = InstallPath();
+  const std::string what = GroupName(options_.raft.group) + ": snapshot at index " +
+                           std::to_string(snap.meta.index.value());
+  prepared_install_ = raft::LogIndex();
+  RemoveDatabaseFiles(path);
+  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, snap.data ? std::string_view(*snap.data) : std::string_view()));
+  Status valid = [&]() -> Status {
+    storage::StoreOptions so = options_.store;
+    so.create_if_missing = false;
+    Result<std::unique_ptr<storage::DatomStore>> store = storage::DatomStore::Open(path, so);
+    if (!store.ok()) return Status::Corruption(store.status().message());
+    Result<ReplicaState> st = ReadReplicaState(**store);
+    if (!st.ok()) return Status::Corruption(st.status().message());
+    if (st->group != options_.raft.group.value()) {
+      return Status::Corruption("it holds the state of group " + std::to_string(st->group));
+    }
+    if (st->applied != snap.meta.index) {
+      return Status::Corruption("its data applied up to index " + std::to_string(st->applied.value()));
+    }
+    return Status::OK();
+  }();
+  if (!valid.ok()) {
+    RemoveDatabaseFiles(path);
+    return Status::Corruption(what + " refused: " + valid.message());
+  }
+  prepared_install_ = snap.meta.index;
+  return Status::OK();
+}
+
+Status Replica::InstallPrepared(raft::LogIndex index) {
+  if (prepared_install_ != index) {
+    return Status::Internal(GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(index.value()) +
+                            " was not validated before install");
+  }
+  prepared_install_ = raft::LogIndex();
+  // Close the current file (its WAL is checkpointed and removed), replace it
+  // atomically, then load everything from the new one.
+  stmts_.reset();
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove(options_.datoms_path + "-wal", ec);
+  std::filesystem::remove(options_.datoms_path + "-shm", ec);
+  std::filesystem::rename(InstallPath(), options_.datoms_path, ec);
+  if (ec) return Status::IOError(InstallPath() + ": cannot rename over " + options_.datoms_path + ": " + ec.message());
+  CAIRN_RETURN_IF_ERROR(SyncDirectoryOf(options_.datoms_path));
+  CAIRN_RETURN_IF_ERROR(LoadState());
+  if (applied_ != index) {
+    return Status::Corruption(options_.datoms_path + ": installed snapshot applied up to " +
+                              std::to_string(applied_.value()) + ", expected " + std::to_string(index.value()));
+  }
+  ++snapshots_installed_;
   return Status::OK();
 }
 

@@ -18,25 +18,49 @@
 //    a client retry never applies twice; a transaction the transactor refuses
 //    is recorded as failed and writes nothing, on every replica alike.
 //
-// Applied index: DatomStore::Commit owns its SQLite transaction and offers no
-// hook for extra rows, so the applied index cannot (yet) be written in the
-// same transaction as the datoms. Stopgap: the table replica_applied(grp,
-// applied_index, last_t) and the request table replica_requests live in the
-// node's Raft log database (another connection), written right after each
-// command's commit. A crash between the two leaves at most ONE command
-// committed in the DatomStore but not recorded; it shows as
-// store.last_t > recorded last_t at open, and the first command entry after
-// the recorded applied index is then recorded without being re-applied.
-// docs/cluster.md describes this and what replaces it.
+// Applied state (ARCHITECTURE §5): the replica's datom file also holds
+// replica_state (format, group, applied index) and replica_outcomes (request
+// outcomes). All the committed entries of one Ready are applied in ONE
+// DatomStore::Transaction: their datoms, their outcomes and "applied up to
+// index i" become durable together (one fsync), so after a crash the file's
+// applied index and its datoms always agree and nothing is applied twice or
+// lost. A file with datoms but no replica_state (an older build, or not a
+// replica's file) is refused (Corruption), never silently replayed onto.
 //
-// Not yet: snapshots (installing one returns an error; compaction is not
-// triggered), membership changes beyond the founding configuration (conf
-// change entries are passed to Raft's own bookkeeping only).
+// Request outcomes (idempotence) are kept for `outcome_window_entries` log
+// entries: an outcome recorded at index i deduplicates a retry applied at
+// index k only while k - i < window, and rows with i <= applied - window are
+// deleted at the end of every applied batch. The rule depends only on log
+// indexes, so every replica deduplicates and prunes identically. An outcome
+// keeps the transaction's t, its error and its tempids.
+//
+// Ownership guard: with ReplicaOptions::owns_partition set, a transaction
+// that writes an entity (other than the tx entity and the system partition 0)
+// in a partition the shard does not own fails with WrongShard, recorded as
+// its outcome, and writes nothing — on every replica alike.
+//
+// Snapshots: every `snapshot_entries` applied entries the replica copies its
+// datom file (VACUUM INTO; a consistent copy that includes the applied index
+// and the outcomes), hands the bytes to RaftNode::Compact (which truncates
+// the log and sends the snapshot in chunks to a follower that fell behind the
+// truncation), and stores the snapshot in the RaftLogStore so it survives a
+// restart. A snapshot received from the leader is written to a temp file next
+// to the datom file and validated (a Cairn datom file of this group whose
+// applied index is the snapshot's index) in TakeReady(), BEFORE the host
+// persists it; a bad one fails the replica with Corruption and changes
+// nothing on disk (the log store never sees it). In FinishReady() the temp
+// file is renamed over the datom file and the state is reloaded. A restart
+// between the two installs the snapshot the log store kept.
+//
+// Not yet: membership changes beyond the founding configuration (conf change
+// entries are passed to Raft's own bookkeeping only); snapshots are taken on
+// the owner thread (a VACUUM INTO of the whole shard) and held in memory.
 //
 // Thread-safety: none; one owner thread drives it. db() values are immutable
 // and may be read from any thread.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,8 +87,18 @@ struct ReplicaOptions {
   // Membership for a founding replica of a new group: written as the
   // bootstrap snapshot if the log store has nothing for the group yet.
   std::optional<raft::ConfState> bootstrap;
-  // Called (on the driver thread) after a command with a request id commits
-  // its datoms, with what it wrote (tempids, datoms). The host uses it to
+  // Take a snapshot (and compact the log) every this many applied entries;
+  // 0 = never.
+  uint64_t snapshot_entries = 10000;
+  // A request outcome deduplicates retries for this many log entries after
+  // the entry that applied it (see the header comment). Must be > 0.
+  uint64_t outcome_window_entries = 100000;
+  // Which user partitions this shard owns; null = all. Must be deterministic
+  // and identical on every replica of the group.
+  std::function<bool(uint32_t partition)> owns_partition;
+  // Called (on the owner thread) after a command with a request id committed
+  // its datoms (once the batch's transaction is durable), with what it wrote
+  // (tempids, datoms). The host uses it to
   // answer the client that proposed it; it must not call into the replica.
   std::function<void(const std::string& request_id, const TxResult& result)> on_applied;
 };
@@ -74,20 +108,23 @@ struct ApplyOutcome {
   raft::LogIndex index;  // the entry that applied it
   TxTime t;              // the transaction's t; zero if it failed
   Status status;         // OK or the transactor's error
-  // The tempids it resolved (kept with the outcome so a retry can answer them).
-  std::map<std::string, EntityId> tempids{};
+  std::map<std::string, EntityId> tempids;  // tempid -> entity, if it applied
 };
 
 class Replica {
  public:
-  // `log_db` holds the node's Raft log (and this replica's applied-index
-  // tables); both it and `log_store` must outlive the replica.
+  // `log_db` holds the node's Raft log (`log_store`); both must outlive the
+  // replica. The applied state lives in options.datoms_path.
   static Result<std::unique_ptr<Replica>> Open(const ReplicaOptions& options, storage::Sqlite* log_db,
                                                RaftLogStore* log_store);
   ~Replica();
 
-  void Tick() { node_->Tick(); }
-  Status Step(const raft::Message& m) { return node_->Step(m); }
+  // A failed replica ignores ticks and refuses messages (its Raft core may be
+  // stuck between GetReady and Advance).
+  void Tick() {
+    if (failed_.ok()) node_->Tick();
+  }
+  Status Step(const raft::Message& m) { return failed_.ok() ? node_->Step(m) : failed_; }
   // Leader only. Checks the tx-data parses as EDN; returns the entry's index
   // (no promise: see RaftNode::Propose).
   Result<raft::LogIndex> Propose(const ReplicaCommand& command);
@@ -97,14 +134,14 @@ class Replica {
   // in TakeServableReads() and db() may answer it. Unavailable if no leader
   // is known; a read lost to a leader change never shows up (the host times
   // out and retries).
-  Status ReadIndex(uint64_t request_id) { return node_->ReadIndex(request_id); }
+  Status ReadIndex(uint64_t request_id) { return failed_.ok() ? node_->ReadIndex(request_id) : failed_; }
   // Read ids whose read index this replica has applied, oldest first.
   std::vector<uint64_t> TakeServableReads();
 
   using SendFn = std::function<void(std::vector<raft::Message>)>;
   // Processes every pending Ready: persists it (its own RaftLogStore::Save),
-  // sends, applies, advances. An error (I/O, a snapshot to install) leaves
-  // the replica failed: every later call returns it again.
+  // sends, applies, advances. An error (I/O, a corrupt snapshot) leaves the
+  // replica failed: every later call returns it again (see error()).
   Status HandleReady(const SendFn& send);
 
   // The same in two halves, for group commit across the groups of a node:
@@ -112,6 +149,8 @@ class Replica {
   // batches with ONE RaftLogStore::Save (one fsync), then FinishReady() on
   // each (send, apply, advance). Between the two the host must not call
   // Tick/Step/Propose on that replica (the Ready contract).
+  // A Ready carrying a snapshot is validated here, before it is persisted;
+  // a bad snapshot fails the replica and returns nullopt.
   std::optional<raft::Ready> TakeReady();
   // REQUIRES: `rd` came from TakeReady() and is durable.
   Status FinishReady(const raft::Ready& rd, const SendFn& send);
@@ -122,36 +161,55 @@ class Replica {
   raft::RaftNode& mutable_raft() { return *node_; }
   raft::LogIndex applied_index() const { return applied_; }
   TxTime last_t() const { return store_->last_t(); }
+  // OK, or why the replica stopped.
+  const Status& error() const { return failed_; }
+  // Snapshots taken by this replica (Compact calls) and installed from a
+  // leader, since it was opened.
+  uint64_t snapshots_taken() const { return snapshots_taken_; }
+  uint64_t snapshots_installed() const { return snapshots_installed_; }
   // The current database value (as of the last applied entry).
   std::shared_ptr<const datalog::IndexSource> db() const;
-  // The outcome of a request id once applied; nullopt before.
+  // The outcome of a request id once applied (nullopt before, and after it
+  // left the outcome window).
   std::optional<ApplyOutcome> Outcome(const std::string& request_id) const;
   // Every datom in the store's log, in commit order (tests, diagnostics).
   Result<std::vector<Datom>> LogDatoms();
 
  private:
-  Replica() = default;
-  Status LoadAppliedState();
-  Status Apply(const raft::Entry& e);
+  struct Statements;
+  Replica();
+  // (Re)opens the datom file and loads everything from it: the DatomStore,
+  // the memory index, the schema, the applied index and the outcomes.
+  Status LoadState();
+  Status ApplyBatch(const std::vector<raft::Entry>& entries);
   Status ApplyCommand(const raft::Entry& e);
-  Status Record(raft::LogIndex index, const std::string& request_id, const ApplyOutcome& outcome);
+  Status RecordOutcome(const std::string& request_id, ApplyOutcome outcome);
+  Status MaybeSnapshot();
+  // Writes snapshot bytes to the install temp file and validates it.
+  Status PrepareInstall(const raft::Snapshot& snap);
+  // Replaces the datom file with the prepared temp file and reloads.
+  Status InstallPrepared(raft::LogIndex index);
+  std::string InstallPath() const { return options_.datoms_path + ".install"; }
 
   ReplicaOptions options_;
   storage::Sqlite* log_db_ = nullptr;
   RaftLogStore* log_store_ = nullptr;
   std::unique_ptr<raft::RaftNode> node_;
   std::unique_ptr<storage::DatomStore> store_;
+  std::unique_ptr<Statements> stmts_;  // on store_'s connection; reset before it
   std::shared_ptr<const storage::CurrentIndex> index_;
   std::shared_ptr<const Schema> schema_;
 
-  raft::LogIndex applied_;     // recorded applied index
-  TxTime recorded_t_;          // last_t recorded with applied_
-  bool commit_unrecorded_ = false;  // see the header comment (crash gap)
+  raft::LogIndex applied_;  // durable in the datom file
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
+  std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
+  raft::LogIndex prepared_install_;  // index of the validated snapshot in InstallPath(), or zero
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
+  // on_applied calls of the batch being applied, made once it is durable.
+  std::vector<std::pair<std::string, TxResult>> applied_results_;
+  uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   Status failed_;
-  storage::SqliteStatement upsert_applied_, insert_request_;
 };
 
 }  // namespace cairn::shard

@@ -61,4 +61,35 @@ Result<ReplicaCommand> ReplicaCommand::Decode(std::string_view b) {
   return c;
 }
 
+std::string EncodeTempids(const std::map<std::string, EntityId>& tempids) {
+  std::string out;
+  PutVarint(tempids.size(), &out);
+  for (const auto& [name, e] : tempids) {
+    PutVarint(name.size(), &out);
+    out.append(name);
+    PutVarint(e.raw, &out);
+  }
+  return out;
+}
+
+Result<std::map<std::string, EntityId>> DecodeTempids(std::string_view b) {
+  std::map<std::string, EntityId> out;
+  size_t pos = 0;
+  uint64_t n;
+  if (!GetVarint(b, &pos, &n) || n > b.size()) return Status::Corruption("tempids: bad count");
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string name;
+    EntityId e;
+    if (!GetBytes(b, &pos, &name) || !GetVarint(b, &pos, &e.raw)) {
+      return Status::Corruption("tempids: entry " + std::to_string(i) + " is truncated");
+    }
+    if (!out.empty() && !(out.rbegin()->first < name)) {
+      return Status::Corruption("tempids: entry " + std::to_string(i) + " is out of order");
+    }
+    out.emplace_hint(out.end(), std::move(name), e);
+  }
+  if (pos != b.size()) return Status::Corruption("tempids: trailing bytes");
+  return out;
+}
+
 }  // namespace cairn::shard

@@ -13,6 +13,7 @@
 // Thread-safety: values and pure functions.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -30,5 +31,12 @@ struct ReplicaCommand {
   static Result<ReplicaCommand> Decode(std::string_view bytes);
   bool operator==(const ReplicaCommand&) const = default;
 };
+
+// A transaction's tempids (tempid string -> entity), as a request outcome
+// keeps them: varint(count) (varint(len) tempid varint(entity.raw)){count},
+// tempids in ascending order. Decoding checks every length and the order;
+// bad bytes are Corruption (they come from the replica's own file).
+std::string EncodeTempids(const std::map<std::string, EntityId>& tempids);
+Result<std::map<std::string, EntityId>> DecodeTempids(std::string_view bytes);
 
 }  // namespace cairn::shard

@@ -200,8 +200,10 @@ Status DatomStore::Load() {
 Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
   if (!(batch.t > last_t_))
     return Status::Internal("commit t " + std::to_string(batch.t.raw) + " not after last t " + std::to_string(last_t_.raw));
+  // Inside Transaction() the enclosing transaction commits (or rolls back)
+  // everything; here only the standalone case owns one.
   SqliteTransaction txn(*db_);
-  CAIRN_RETURN_IF_ERROR(txn.Begin());
+  if (!in_transaction_) CAIRN_RETURN_IF_ERROR(txn.Begin());
 
   std::shared_ptr<AttrTable> new_attrs;  // copy-on-write when a new attribute appears
   std::vector<IndexEntry> entries;
@@ -254,14 +256,48 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
   CAIRN_RETURN_IF_ERROR(stmts_->update_last_t.Run());
   if (db_->changes() != 1)
     return Status::Conflict(path_ + ": the database was changed by another writer; reopen it");
-  CAIRN_RETURN_IF_ERROR(txn.Commit());
+  if (!in_transaction_) CAIRN_RETURN_IF_ERROR(txn.Commit());
 
-  // Durable: publish the new state.
+  // Durable (or, inside Transaction(), part of it): publish the new state.
   last_t_ = batch.t;
   next_row_ = row;
   for (const auto& [part, next] : batch.next_seqs) next_seqs_[part] = next;
   if (new_attrs) attrs_ = std::move(new_attrs);
   return entries;
+}
+
+Status DatomStore::Transaction(const std::function<Status()>& fn) {
+  if (in_transaction_) return Status::InvalidArgument(path_ + ": DatomStore::Transaction is not reentrant");
+  // What a rollback restores.
+  const TxTime last_t = last_t_;
+  const int64_t next_row = next_row_;
+  const std::map<uint32_t, uint64_t> next_seqs = next_seqs_;
+  const std::shared_ptr<const AttrTable> attrs = attrs_;
+  SqliteTransaction txn(*db_);
+  CAIRN_RETURN_IF_ERROR(txn.Begin());
+  in_transaction_ = true;
+  Status s = fn();
+  in_transaction_ = false;
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) {
+    last_t_ = last_t;
+    next_row_ = next_row;
+    next_seqs_ = next_seqs;
+    attrs_ = attrs;
+  }
+  return s;  // an uncommitted txn rolls back in its destructor
+}
+
+Status DatomStore::CopyTo(const std::string& dest) {
+  if (in_transaction_) return Status::InvalidArgument(path_ + ": CopyTo inside a transaction");
+  std::error_code ec;
+  if (std::filesystem::exists(dest, ec)) return Status::IOError(dest + ": already exists");
+  std::string quoted;
+  for (char c : dest) {
+    quoted += c;
+    if (c == '\'') quoted += '\'';
+  }
+  return db_->Exec("VACUUM INTO '" + quoted + "'");
 }
 
 Status DatomStore::ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn) {

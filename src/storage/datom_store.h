@@ -13,6 +13,12 @@
 // sync on, durable (fsynced WAL, synchronous=FULL) when it returns OK; on any
 // error nothing of it is visible and the store is unchanged.
 //
+// Transaction(fn) groups work into ONE SQLite transaction: every Commit() fn
+// makes and every row fn writes to the owner's own tables through sql()
+// become durable together (one fsync), or none of them does. A shard replica
+// uses it to store "applied up to log index i", its request outcomes and the
+// datoms of a whole batch of log entries atomically (ARCHITECTURE §5).
+//
 // Open() validates the file: not a SQLite file, not a Cairn file, a newer
 // format, a failed SQLite integrity check, or a log that disagrees with its
 // transaction rows are all Corruption naming the path; never a crash.
@@ -88,6 +94,23 @@ class DatomStore {
   // IOError (disk), Conflict if another process wrote the file meanwhile.
   Result<std::vector<IndexEntry>> Commit(const CommitBatch& batch);
 
+  // Runs fn inside one SQLite transaction (see the header comment). Inside
+  // fn, Commit() writes without committing and the new state (last_t(),
+  // next_seqs(), attrs()) is visible at once, so successive Commit()s chain.
+  // If fn returns an error, or the final COMMIT fails, the transaction rolls
+  // back and the store's state is what it was before fn; the error is
+  // returned. Not reentrant (InvalidArgument if nested).
+  Status Transaction(const std::function<Status()>& fn);
+  bool in_transaction() const { return in_transaction_; }
+  // The connection, for the owner's own tables in the same file (e.g. the
+  // replica's replica_* tables). Never write the store's own tables (meta,
+  // attrs, seqs, txs, log) through it. Valid while the store is open.
+  Sqlite& sql() { return *db_; }
+  // Writes a consistent copy of the database to `dest` (which must not
+  // exist) with VACUUM INTO: a compact single file, no WAL. Not inside
+  // Transaction(). Errors: IOError.
+  Status CopyTo(const std::string& dest);
+
   // Calls fn for each logged datom with after < t <= upto, in commit order.
   Status ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn);
   // Every logged datom, in commit order.
@@ -106,6 +129,7 @@ class DatomStore {
   int64_t next_row_ = 1;
   std::map<uint32_t, uint64_t> next_seqs_;
   std::shared_ptr<const AttrTable> attrs_;
+  bool in_transaction_ = false;
   struct Statements;
   std::unique_ptr<Statements> stmts_;
 };

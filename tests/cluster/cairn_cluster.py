@@ -536,6 +536,13 @@ def run_test(name, body, cairn, keep=False):
         traceback.print_exc()
         log("FAIL %s: unexpected exception" % name)
     finally:
+        # A node that exited although the test neither killed nor stopped it crashed: that fails the test.
+        for c in clusters:
+            for n in getattr(c, "nodes", []):
+                proc = getattr(n, "proc", None)
+                if proc is not None and proc.poll() is not None:
+                    log("FAIL %s: node %d exited by itself with code %s" % (name, n.id, proc.returncode))
+                    ok = False
         for c in clusters:
             c.cleanup()
     elapsed = time.monotonic() - t0
