@@ -109,7 +109,7 @@ Result<ReplicaState> ReadReplicaState(storage::DatomStore& store) {
   ReplicaState st;
   CAIRN_ASSIGN_OR_RETURN(int64_t group, get("group"));
   CAIRN_ASSIGN_OR_RETURN(int64_t applied, get("applied_index"));
-  if (group <= 0 || applied < 0) return Status::Corruption(store.path() + ": replica_state holds a bad value");
+  if (group < 0 || applied < 0) return Status::Corruption(store.path() + ": replica_state holds a bad value");
   st.group = U64(group);
   st.applied = raft::LogIndex(U64(applied));
   return st;
