@@ -1,6 +1,8 @@
 // Runs Cairn on bench/datascript's data set through the public embedded API and
 // prints {"bench": median_ms, "bench:rows": n, ...} as JSON, the same shape as
 // run_datascript.mjs. Usage: cairn_ds_bench data.json queries.json WORK_DIR
+// ONLY=regex (env) runs only the benchmarks whose names match (for profiling);
+// ITERS=n runs each query n times instead of timing (for perf stat).
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,14 @@ double DoTime(double ms, const std::function<void()>& fn) {
 }
 
 double Bench(const std::function<void()>& fn) {
+  if (const char* iters = std::getenv("ITERS")) {
+    // A fixed number of runs, no warm-up: for counting instructions under
+    // `perf stat` on a loaded machine (compare ITERS=n with ITERS=0).
+    auto start = Clock::now();
+    long n = std::atol(iters);
+    for (long i = 0; i < n; ++i) fn();
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count() / static_cast<double>(std::max(1L, n));
+  }
   DoTime(EnvMs("WARMUP_MS", 1000), fn);
   std::vector<double> times;
   int samples = static_cast<int>(EnvMs("SAMPLES", 5));
@@ -105,6 +116,9 @@ int main(int argc, char** argv) {
   std::string work = argv[3];
   std::filesystem::create_directories(work);
   nlohmann::json results;
+  const char* only_env = std::getenv("ONLY");
+  std::regex only(only_env != nullptr ? only_env : ".*");
+  auto wanted = [&](const std::string& name) { return std::regex_search(name, only); };
 
   auto txs = PeopleTxs(data["people"], 1000);
   auto db = OpenFresh(work + "/people.db");
@@ -112,7 +126,7 @@ int main(int argc, char** argv) {
     auto r = db->transact(tx);
     if (!r.ok()) Die("load people", r.status());
   }
-  {
+  if (wanted("add-all")) {
     // add-all: the same 20k people into a fresh database, 1,000 per transaction.
     int round = 0;
     results["add-all"] = DoTime(1, [&] {
@@ -123,7 +137,7 @@ int main(int argc, char** argv) {
       }
     });
   }
-  {
+  if (wanted("add-5") || wanted("add-1") || wanted("retract-5")) {
     // add-5: one transaction per person; add-1: one datom per transaction.
     auto fresh = OpenFresh(work + "/add-5.db");
     auto people5 = PeopleTxs(data["people"], 1);
@@ -161,7 +175,7 @@ int main(int argc, char** argv) {
   }
   cairn::Db now = db->db();
   for (auto& [name, spec] : queries.items()) {
-    if (name == "rules") continue;
+    if (name == "rules" || !wanted(name)) continue;
     std::string q = spec["query"];
     std::vector<std::string> args;
     if (spec.contains("args")) args = spec["args"].get<std::vector<std::string>>();
@@ -172,6 +186,7 @@ int main(int argc, char** argv) {
   }
   const auto& rules = queries["rules"];
   for (auto& [name, edges] : data["graphs"].items()) {
+    if (!wanted(name)) continue;
     auto gdb = OpenFresh(work + "/" + name + ".db");
     std::string tx = "[";
     std::vector<int> nodes;

@@ -57,6 +57,7 @@ bool LessByName(const Datom& x, const Datom& y) {
 
 // One source read in windows for the k-way merge.
 struct Cursor {
+  const void* target = nullptr;  // the ClusterSource::Target it reads
   const IndexSource* source = nullptr;
   int shard = 0;
   std::vector<Datom> buf;
@@ -81,6 +82,85 @@ ClusterSource::ClusterSource(std::shared_ptr<const IndexSource> meta, std::vecto
     CAIRN_CHECK(s != nullptr);
     CAIRN_CHECK_MSG(s->is_history() == meta_->is_history(), "ClusterSource: views of different kinds");
   }
+  ident_once_ = std::make_unique<std::once_flag[]>(shards_.size());
+  idents_.resize(shards_.size());
+}
+
+namespace {
+
+// A ref to a non-built-in system entity (an ident or attribute), whose id
+// may differ between the meta group and a shard.
+bool SystemRef(const Value& v) {
+  if (v.type() != ValueType::kRef) return false;
+  EntityId e = v.as_ref();
+  return !e.is_tx() && e.partition() == EntityId::kSystemPartition && e.seq() >= Schema::kFirstUserSeq;
+}
+
+// ident -> id of every :db/ident assertion in `src`.
+Status IdentIds(const IndexSource& src, std::unordered_map<Keyword, uint64_t>* out) {
+  static const Keyword kIdent = Keyword::Intern("db/ident");
+  DatomPattern p;
+  p.a = kIdent;
+  p.added = true;
+  return src.Scan(p, [&](const Datom& d) {
+    if (d.v.type() == ValueType::kKeyword) (*out)[d.v.as_keyword()] = d.e.raw;
+    return true;
+  });
+}
+
+}  // namespace
+
+const ClusterSource::IdentMap& ClusterSource::Idents(int shard) const {
+  CAIRN_CHECK(shard >= 1 && static_cast<size_t>(shard) <= shards_.size());
+  std::call_once(meta_idents_once_, [&] { meta_idents_status_ = IdentIds(*meta_, &meta_idents_); });
+  size_t i = static_cast<size_t>(shard - 1);
+  std::call_once(ident_once_[i], [&] {
+    IdentMap& m = idents_[i];
+    if (!meta_idents_status_.ok()) {
+      m.status = meta_idents_status_.WithContext(SourceName(0));
+      return;
+    }
+    std::unordered_map<Keyword, uint64_t> local;
+    m.status = Named(IdentIds(*shards_[i], &local), shard);
+    if (!m.status.ok()) return;
+    for (const auto& [ident, sid] : local) {
+      auto it = meta_idents_.find(ident);
+      if (it != meta_idents_.end() && it->second != sid) m.to_meta[sid] = it->second;
+    }
+    for (const auto& [ident, mid] : meta_idents_) {
+      auto it = local.find(ident);
+      if (it == local.end()) {
+        m.from_meta[mid] = 0;
+      } else if (it->second != mid) {
+        m.from_meta[mid] = it->second;
+      }
+    }
+  });
+  return idents_[i];
+}
+
+bool ClusterSource::ToMeta(int shard, Datom* d) const {
+  if (shard == 0 || !SystemRef(d->v)) return false;
+  const IdentMap& m = Idents(shard);
+  auto it = m.to_meta.find(d->v.as_ref().raw);
+  if (it == m.to_meta.end()) return false;
+  d->v = Value::Ref(EntityId{it->second});
+  return true;
+}
+
+bool ClusterSource::ForShard(int shard, const DatomPattern& p, DatomPattern* out) const {
+  *out = p;
+  if (shard == 0 || !p.v || !SystemRef(*p.v)) return true;
+  const IdentMap& m = Idents(shard);
+  uint64_t mid = p.v->as_ref().raw;
+  auto it = m.from_meta.find(mid);
+  if (it != m.from_meta.end()) {
+    if (it->second == 0) return false;
+    out->v = Value::Ref(EntityId{it->second});
+    return true;
+  }
+  // Same id on both sides, unless the shard uses it for another ident.
+  return m.to_meta.find(mid) == m.to_meta.end();
 }
 
 int ClusterSource::ShardOfPartition(uint32_t partition) const {
@@ -99,17 +179,21 @@ bool ClusterSource::Keeps(int shard, EntityId e) {
 
 std::vector<ClusterSource::Target> ClusterSource::Targets(const DatomPattern& p) const {
   std::vector<Target> out;
+  auto add_shard = [&](int s) {
+    Target t{shards_[static_cast<size_t>(s - 1)].get(), s, {}};
+    if (ForShard(s, p, &t.pattern)) out.push_back(std::move(t));
+  };
   if (p.e && !p.e->is_tx()) {
     int s = ShardOfPartition(p.e->partition());
-    if (s == 0) out.push_back({meta_.get(), 0});
-    if (s > 0) out.push_back({shards_[static_cast<size_t>(s - 1)].get(), s});
+    if (s == 0) out.push_back({meta_.get(), 0, p});
+    if (s > 0) add_shard(s);
     return out;
   }
-  out.push_back({meta_.get(), 0});
+  out.push_back({meta_.get(), 0, p});
   // Only system entities carry :db/ident (the transactor places them so).
   static const Keyword kIdent = Keyword::Intern("db/ident");
   if (!p.e && p.a && *p.a == kIdent) return out;
-  for (size_t i = 0; i < shards_.size(); ++i) out.push_back({shards_[i].get(), static_cast<int>(i + 1)});
+  for (size_t i = 0; i < shards_.size(); ++i) add_shard(static_cast<int>(i + 1));
   return out;
 }
 
@@ -125,13 +209,32 @@ Status ClusterSource::ScanRange(const DatomPattern& p, const datalog::ValueRange
 Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange* range,
                                const std::function<bool(const Datom&)>& fn) const {
   std::vector<Target> targets = Targets(p);
+  for (const Target& t : targets)
+    if (t.shard > 0 && p.v && SystemRef(*p.v)) CAIRN_RETURN_IF_ERROR(Idents(t.shard).status);
   if (targets.empty()) return Status::OK();
-  auto scan = [&](const IndexSource& src, const std::function<bool(const Datom&)>& f) {
-    return range != nullptr ? src.ScanRange(p, *range, f) : src.Scan(p, f);
+  auto scan = [&](const Target& t, const std::function<bool(const Datom&)>& f) {
+    return range != nullptr ? t.source->ScanRange(t.pattern, *range, f) : t.source->Scan(t.pattern, f);
+  };
+  // Errors of building an ident map inside a callback (it then stops).
+  Status ident_error;
+  auto translate = [&](int shard, Datom* d) {
+    bool changed = ToMeta(shard, d);
+    if (shard > 0 && SystemRef(d->v) && !Idents(shard).status.ok()) {
+      ident_error = Idents(shard).status;
+      return std::optional<bool>();
+    }
+    return std::optional<bool>(changed);
   };
   if (targets.size() == 1) {
     const Target& t = targets[0];
-    return Named(scan(*t.source, [&](const Datom& d) { return !Keeps(t.shard, d.e) || fn(d); }), t.shard);
+    Status st = scan(t, [&](const Datom& d) {
+      if (!Keeps(t.shard, d.e)) return true;
+      Datom x = d;
+      if (!translate(t.shard, &x)) return false;
+      return fn(x);
+    });
+    if (!ident_error.ok()) return ident_error;
+    return Named(st, t.shard);
   }
 
   if (!p.a) {
@@ -139,10 +242,12 @@ Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange*
     // and sort (this is a whole-database scan or one entity's datoms).
     std::vector<Datom> all;
     for (const Target& t : targets) {
-      Status st = scan(*t.source, [&](const Datom& d) {
-        if (Keeps(t.shard, d.e)) all.push_back(d);
-        return true;
+      Status st = scan(t, [&](const Datom& d) {
+        if (!Keeps(t.shard, d.e)) return true;
+        all.push_back(d);
+        return translate(t.shard, &all.back()).has_value();
       });
+      if (!ident_error.ok()) return ident_error;
       if (!st.ok()) return Named(st, t.shard);
     }
     std::sort(all.begin(), all.end(), LessByName);
@@ -161,6 +266,7 @@ Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange*
   for (size_t i = 0; i < targets.size(); ++i) {
     cursors[i].source = targets[i].source;
     cursors[i].shard = targets[i].shard;
+    cursors[i].target = &targets[i];
   }
   // Refills an empty cursor with its next window (restarting the scan and
   // skipping what was taken: IndexSource has no continuation).
@@ -173,17 +279,27 @@ Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange*
       bool stopped = false;
       auto* resumable = dynamic_cast<const ResumableSource*>(c.source);
       if (resumable != nullptr) seen = c.skip;  // it skips by itself
+      bool translated = false;
       auto take = [&](const Datom& d) {
         if (seen++ < c.skip) return true;
-        if (Keeps(c.shard, d.e)) c.buf.push_back(d);
+        if (Keeps(c.shard, d.e)) {
+          c.buf.push_back(d);
+          std::optional<bool> changed = translate(c.shard, &c.buf.back());
+          if (!changed) return false;
+          translated = translated || *changed;
+        }
         if (seen - c.skip >= want) {
           stopped = true;
           return false;
         }
         return true;
       };
-      Status st = resumable != nullptr ? resumable->ScanFrom(p, range, c.skip, want, take) : scan(*c.source, take);
+      const Target& t = *static_cast<const Target*>(c.target);
+      Status st = resumable != nullptr ? resumable->ScanFrom(t.pattern, range, c.skip, want, take) : scan(t, take);
+      if (!ident_error.ok()) return ident_error;
       if (!st.ok()) return Named(st, c.shard);
+      // Translated values may sort differently from the shard's own ids.
+      if (translated) std::stable_sort(c.buf.begin(), c.buf.end(), [&](const Datom& x, const Datom& y) { return compare(x, y) < 0; });
       for (size_t i = 1; i < c.buf.size(); ++i) {
         if (compare(c.buf[i - 1], c.buf[i]) > 0)
           return Status::Internal(SourceName(c.shard) + ": datoms out of index order (" + c.buf[i - 1].ToString() +
@@ -214,13 +330,13 @@ Status ClusterSource::ScanImpl(const DatomPattern& p, const datalog::ValueRange*
 
 uint64_t ClusterSource::EstimateCount(const DatomPattern& p) const {
   uint64_t n = 0;
-  for (const Target& t : Targets(p)) n += t.source->EstimateCount(p);
+  for (const Target& t : Targets(p)) n += t.source->EstimateCount(t.pattern);
   return n;
 }
 
 uint64_t ClusterSource::EstimateRange(const DatomPattern& p, const datalog::ValueRange& r) const {
   uint64_t n = 0;
-  for (const Target& t : Targets(p)) n += t.source->EstimateRange(p, r);
+  for (const Target& t : Targets(p)) n += t.source->EstimateRange(t.pattern, r);
   return n;
 }
 

@@ -21,6 +21,15 @@
 // A known wrinkle: a shard's copy of a schema transaction is a transaction of
 // its own, so its entity (with :db/txInstant) is visible too.
 //
+// Ident ids. A shard's data refers to idents (enum entities, attributes) by
+// the shard's own ids, queries by the meta group's. Where the two differ
+// (the shard received partition-0 transactions in another order), values
+// read from a shard that are refs to system-partition entities are
+// translated to the meta group's ids, and a bound system-ref value is
+// translated to the shard's id before the shard is asked, both by :db/ident
+// (the map is built on first need, one :db/ident scan per source). Refs to
+// built-in attributes never need it (their ids are fixed).
+//
 // Fan-out: e bound -> the one source holding e (all sources for a
 // transaction entity); otherwise meta and every shard.
 // Order (the IndexSource contract): with e bound, the holder's EAVT order;
@@ -42,6 +51,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "datalog/index_source.h"
@@ -73,6 +84,8 @@ class ClusterSource final : public datalog::IndexSource {
   ClusterSource(std::shared_ptr<const datalog::IndexSource> meta,
                 std::vector<std::shared_ptr<const datalog::IndexSource>> shards, uint32_t partitions,
                 ShardOfFn shard_of);
+  ClusterSource(const ClusterSource&) = delete;
+  ClusterSource& operator=(const ClusterSource&) = delete;
 
   // The meta group's schema (the authoritative one).
   const Schema& schema() const override { return meta_->schema(); }
@@ -107,7 +120,21 @@ class ClusterSource final : public datalog::IndexSource {
   struct Target {
     const datalog::IndexSource* source;
     int shard;  // 0 = meta
+    datalog::DatomPattern pattern;  // p, with a system-ref value in the source's ids
   };
+  // A shard's system-partition ids that differ from the meta group's.
+  struct IdentMap {
+    Status status;                                // of building it
+    std::unordered_map<uint64_t, uint64_t> to_meta;    // shard id -> meta id
+    std::unordered_map<uint64_t, uint64_t> from_meta;  // meta id -> shard id (0: the shard lacks it)
+  };
+  const IdentMap& Idents(int shard) const;
+  // Rewrites d.v to the meta group's id if it is a shard's system ref; true
+  // if it changed.
+  bool ToMeta(int shard, Datom* d) const;
+  // False if `p` cannot match on `shard` (its system-ref value has no
+  // counterpart there); else `out` is p in the shard's ids.
+  bool ForShard(int shard, const datalog::DatomPattern& p, datalog::DatomPattern* out) const;
   std::vector<Target> Targets(const datalog::DatomPattern& p) const;
   // Scan (range null) or ScanRange over the targets.
   Status ScanImpl(const datalog::DatomPattern& p, const datalog::ValueRange* range,
@@ -119,6 +146,12 @@ class ClusterSource final : public datalog::IndexSource {
   std::vector<std::shared_ptr<const datalog::IndexSource>> shards_;
   uint32_t partitions_;
   ShardOfFn shard_of_;
+  // Lazily built, one per shard (index s - 1), and the meta group's idents.
+  mutable std::unique_ptr<std::once_flag[]> ident_once_;
+  mutable std::vector<IdentMap> idents_;
+  mutable std::once_flag meta_idents_once_;
+  mutable Status meta_idents_status_;
+  mutable std::unordered_map<Keyword, uint64_t> meta_idents_;
 };
 
 }  // namespace cairn::cluster

@@ -25,6 +25,7 @@ Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   ho.sync_log = c.sync;
   ho.store.sync = c.sync;
   ho.store.partitions = c.partitions;
+  ho.snapshot_entries = c.snapshot_entries;
   CAIRN_ASSIGN_OR_RETURN(node->host_, NodeHost::Start(ho));
   node->coordinator_ = std::make_unique<Coordinator>(node->host_.get(), std::move(map), options.coordinator);
   if (options.bootstrap) {

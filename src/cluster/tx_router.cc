@@ -137,14 +137,15 @@ Result<RoutedTransaction> RouteTransaction(std::string_view tx_edn, const datalo
   }
 
   // 4. Rewrite value references that resolve off the target shard.
+  // Idents (system partition) stay symbolic: every shard holds them and
+  // resolves them to its own ids (ClusterSource translates on reads).
   auto off_target = [&](EntityId e) {
-    if (e.is_tx()) return false;
-    if (IsSystem(e)) return true;
+    if (e.is_tx() || IsSystem(e)) return false;
     return e.partition() >= partitions || shard_of_partition(e.partition()) != out.shard;
   };
   auto rewrite = [&](const shard::TxEntityRef& r) {
     if (r.where == nullptr) return;
-    if (r.kind != shard::TxEntityRef::Kind::kLookup && r.kind != shard::TxEntityRef::Kind::kIdent) return;
+    if (r.kind != shard::TxEntityRef::Kind::kLookup) return;
     std::optional<EntityId> e = ResolveExisting(r, cluster_view);
     if (!e || !off_target(*e)) return;
     // `tx` is ours and not const; the ops only point into it.

@@ -16,11 +16,13 @@
 //     kData for that shard; nothing but the transaction entity (every
 //     assertion redundant) -> the shard of the first entity the forms name,
 //     else shard 1;
-//  4. for kData, rewrites lookup refs and ident keywords in VALUE positions
-//     of ref attributes ([:db/add e :ref [:u/email "x"]], map values, cas
-//     old/new values) that resolve to an entity not on the target shard
-//     (idents live in the system partition: always) into that entity's id,
-//     so the target shard's transactor does not need the other shard's data.
+//  4. for kData, rewrites lookup refs in VALUE positions of ref attributes
+//     ([:db/add e :ref [:u/email "x"]], map values, cas old/new values) that
+//     resolve to an entity on another shard into that entity's id, so the
+//     target shard's transactor does not need the other shard's data. Ident
+//     keywords (and lookup refs resolving to system entities) stay as
+//     written: every shard holds the system partition and resolves them to
+//     its own ids, which ClusterSource translates to the meta group's.
 //     The rewrite re-writes the parsed EDN with the core EDN writer;
 //     everything else stays as it was (ReadEdn(rewritten) equals the input
 //     except for those nodes).

@@ -414,7 +414,21 @@ class Engine {
       out.count = r.rows();
       return out;
     }
-    RowSet set(&out);
+    if (r.distinct && cols.size() == r.arity() && std::find(cols.begin(), cols.end(), -1) == cols.end()) {
+      // Every column of a set, reordered: still a set.
+      std::vector<bool> seen(r.arity(), false);
+      bool permutation = true;
+      for (int c : cols) {
+        permutation = permutation && !seen[static_cast<size_t>(c)];
+        seen[static_cast<size_t>(c)] = true;
+      }
+      if (permutation) {
+        out = ProjectDistinct(r, vars, false);
+        out.distinct = true;
+        return out;
+      }
+    }
+    RowSet set(&out, r.rows());
     for (size_t i = 0; i < r.rows(); ++i) {
       const Value* src = r.Row(i);
       for (size_t k = 0; k < cols.size(); ++k) row[k] = src[cols[k]];
@@ -473,6 +487,7 @@ class Engine {
     for (size_t i = 0; i < a.rows(); ++i) {
       if (!idx.Contains(a.Row(i), a_cols.data())) out.AddRow(a.Row(i));
     }
+    out.sorted_col = a.sorted_col;  // rows keep their order
     return out;
   }
 
@@ -925,6 +940,9 @@ class Engine {
     Relation out;
     out.vars = ctx.vars;
     for (VarId v : pi.free_vars) out.vars.push_back(v);
+    // Every strategy below emits in ctx row order (the merge join in the
+    // same order too), so a sorted column stays sorted.
+    out.sorted_col = ctx.sorted_col;
     if (pi.impossible) {
       strategy_ = "no match (constant cannot match)";
       return out;
@@ -941,12 +959,30 @@ class Engine {
       // Scan once; a cartesian product with ctx if it has several rows.
       strategy_ = std::string("scan ") + (pi.range != nullptr ? "value range" : index_name);
       DatomPattern probe = pi.base;
+      // One context row and an AEVT (or AVET with a constant value) scan:
+      // the rows come out in entity order.
+      out.sorted_col = -1;
+      if (ctx.rows() == 1 && pi.kind[0] == PosKind::kFree && pi.base.a && !pi.base.e && pi.range == nullptr &&
+          (!pi.base.v || pi.base.v->type() != VT::kLong || pi.ref_attr))
+        out.sorted_col = static_cast<int>(arity) + pi.arg[0];
       CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
         if (!RepeatsOk(d, pi)) return true;
         for (size_t r = 0; r < ctx.rows(); ++r) emit(ctx.Row(r), d);
         return Tick(ctx.rows());
       }));
       return out;
+    }
+    // Merge join: ctx sorted by the entity the pattern's AEVT/AVET scan is
+    // ordered by; one pass over both instead of a probe per row. A probe
+    // costs a search of the index (~kProbeCost entries' worth of work).
+    constexpr double kProbeCost = 8;
+    if (!options_.reference && pi.bound.size() == 1 && pi.bound[0] == 0 && ctx.sorted_col == pi.arg[0] &&
+        pi.base.a && !pi.base.e && pi.range == nullptr && static_cast<double>(pi.scan_estimate) <= kProbeCost * static_cast<double>(ctx.rows())) {
+      bool merged = false;
+      CAIRN_RETURN_IF_ERROR(MergeJoin(pi, ctx, &out, &merged));
+      if (merged) return out;
+      out.Clear();
+      out.sorted_col = ctx.sorted_col;
     }
     bool inl = options_.reference || static_cast<double>(ctx.rows()) <= static_cast<double>(pi.scan_estimate);
     std::vector<Value> key(pi.bound.size());
@@ -1016,6 +1052,45 @@ class Engine {
     return out;
   }
 
+  // Joins the pattern (entity bound from ctx column pi.arg[0], attribute
+  // constant) with ctx, which is sorted by that column, by walking the scan
+  // and ctx together. Relies on IndexSource::Scan's documented order (AEVT
+  // for a bound attribute, AVET for a bound attribute and value: entity
+  // order either way); value-range scans may be in AVET order and never
+  // come here. Sets *merged = false, with `out`
+  // partly filled, if the scan turns out not to be in entity order.
+  Status MergeJoin(const PatternInfo& pi, const Relation& ctx, Relation* out, bool* merged) {
+    strategy_ = "merge join";
+    const size_t arity = ctx.arity();
+    const int col = pi.arg[0];
+    auto key = [&](size_t r) { return static_cast<uint64_t>(ctx.Row(r)[col].as_long()); };
+    const size_t n = ctx.rows();
+    size_t r = 0;
+    uint64_t last_e = 0;
+    bool in_order = true;
+    DatomPattern probe = pi.base;
+    CAIRN_RETURN_IF_ERROR(ScanPattern(pi, probe, [&](const Datom& d) {
+      uint64_t e = d.e.raw;
+      if (e < last_e) {
+        in_order = false;
+        return false;
+      }
+      last_e = e;
+      while (r < n && key(r) < e) ++r;
+      if (r == n) return false;  // past the last row: nothing more can join
+      if (key(r) != e || !RepeatsOk(d, pi)) return Tick();
+      for (size_t k = r; k < n && key(k) == e; ++k) {
+        const Value* row = ctx.Row(k);
+        out->data.insert(out->data.end(), row, row + arity);
+        for (int p : pi.free) out->data.push_back(PosValue(d, p));
+        ++out->count;
+      }
+      return Tick();
+    }));
+    *merged = in_order;
+    return Status::OK();
+  }
+
   Result<Relation> ApplyCollectionPattern(const Clause& c, Relation ctx, const Source& src) {
     strategy_ = "collection scan + hash join";
     Relation p;
@@ -1063,6 +1138,7 @@ class Engine {
     const Binding& b = c.binding;
     Relation out;
     out.vars = ctx.vars;
+    out.sorted_col = ctx.sorted_col;  // rows keep their order, columns are appended
     // Binding columns: new variables appended; already-bound ones unify.
     std::vector<int> bind_col(b.vars.size(), -1), bind_out(b.vars.size(), -1);
     for (size_t k = 0; k < b.vars.size(); ++k) {
@@ -1192,7 +1268,11 @@ class Engine {
     Relation seed = ProjectDistinct(ctx, join);
     CAIRN_ASSIGN_OR_RETURN(Relation matched, Solve(c.branches[0], seed, depth + 1));
     Relation m = ProjectDistinct(matched, join);
-    if (join.empty()) return matched.empty() ? ctx : Relation{ctx.vars, {}, 0};
+    if (join.empty()) {
+      if (matched.empty()) return ctx;
+      ctx.Clear();
+      return ctx;
+    }
     return AntiJoin(ctx, m);
   }
 
@@ -1447,7 +1527,7 @@ class Engine {
     if (!options_.reference && !is_delta && !key_pos.empty() && ctx.rows() * 4 < rel->rows()) {
       strategy_ = "rule (" + std::to_string(rel->rows()) + " tuples) probed by index";
       auto& slot = rule_indexes_[{rel, key_pos}];
-      if (slot == nullptr) slot = std::make_unique<GrowingRowIndex>(*rel, key_pos);
+      if (slot == nullptr) slot = std::make_unique<RowIndex>(*rel, key_pos);
       slot->Sync();
       Relation out;
       out.vars = ctx.vars;
@@ -1487,6 +1567,8 @@ class Engine {
       for (int pos : var_pos) p.data.push_back(tuple[pos]);
       ++p.count;
     }
+    // A rule relation is a set; a selection of it keeping every position is too.
+    p.distinct = var_pos.size() == c.terms.size();
     return Join(ctx, p);
   }
 
@@ -1731,7 +1813,7 @@ class Engine {
   std::map<std::string, Relation*> in_progress_;
   std::map<const Clause*, const Relation*> overrides_;
   std::vector<std::unique_ptr<Clause>> magic_calls_;
-  std::map<std::pair<const Relation*, std::vector<int>>, std::unique_ptr<GrowingRowIndex>> rule_indexes_;
+  std::map<std::pair<const Relation*, std::vector<int>>, std::unique_ptr<RowIndex>> rule_indexes_;
   int magic_counter_ = 0;
   std::string strategy_;
   uint64_t steps_ = 0;

@@ -268,11 +268,36 @@ class ChunkedSet {
     // at the end of their partition's run).
     if (exclusive && (e_end - e_begin) + (i_end - i_begin) <= 16 && items.size() + (i_end - i_begin) <= 2 * kChunkTarget) {
       std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
+      // Equal items are replaced where they are; the new ones are merged in
+      // from the back, so each item after them moves once (inserting them
+      // one by one moved the tail once per insert, and the datoms of a new
+      // entity usually land together).
+      size_t fresh[16];  // at most 16 inserts take this path
+      size_t fresh_pos[16];
+      size_t fresh_count = 0;
       for (; ii < i_end; ++ii) {
         if (ii + 1 < i_end && !less(insert[ii], insert[ii + 1])) continue;  // the last equal insert wins
         auto pos = std::lower_bound(own.begin(), own.end(), insert[ii], less);
-        if (pos != own.end() && !less(insert[ii], *pos)) *pos = std::move(insert[ii]);
-        else own.insert(pos, std::move(insert[ii]));
+        if (pos != own.end() && !less(insert[ii], *pos)) {
+          *pos = std::move(insert[ii]);
+        } else {
+          fresh[fresh_count] = ii;
+          fresh_pos[fresh_count++] = static_cast<size_t>(pos - own.begin());
+        }
+      }
+      if (fresh_count > 0) {
+        // Positions are in the chunk as it was: ascending, as are the inserts.
+        size_t src = own.size();
+        own.resize(src + fresh_count);
+        size_t dst = own.size();
+        for (size_t f = fresh_count; f-- > 0;) {
+          const size_t p = fresh_pos[f];
+          std::move_backward(own.begin() + static_cast<std::ptrdiff_t>(p), own.begin() + static_cast<std::ptrdiff_t>(src),
+                             own.begin() + static_cast<std::ptrdiff_t>(dst));
+          dst -= src - p;
+          src = p;
+          own[--dst] = std::move(insert[fresh[f]]);
+        }
       }
       for (size_t e = e_begin; e < e_end; ++e) {
         auto pos = std::lower_bound(own.begin(), own.end(), erase[e], less);

@@ -100,6 +100,17 @@ void MemoryIndex<H>::ApplySorted(std::vector<IndexEntry> erase, std::vector<Inde
   // Per attribute.
   // Indexed by aid (dense, small): no per-datom tree node allocations.
   std::vector<std::pair<std::vector<IndexEntry>, std::vector<IndexEntry>>> by_attr(max_aid + 1);
+  {
+    // Exact sizes first: growing each list by doubling moved every entry
+    // several times.
+    std::vector<std::pair<size_t, size_t>> counts(max_aid + 1);
+    for (const auto& x : erase) ++counts[x.aid].first;
+    for (const auto& x : insert) ++counts[x.aid].second;
+    for (uint32_t aid = 0; aid <= max_aid; ++aid) {
+      by_attr[aid].first.reserve(counts[aid].first);
+      by_attr[aid].second.reserve(counts[aid].second);
+    }
+  }
   for (const auto& x : erase) by_attr[x.aid].first.push_back(x);
   for (const auto& x : insert) by_attr[x.aid].second.push_back(x);
   for (uint32_t aid = 0; aid < by_attr.size(); ++aid) {

@@ -8,7 +8,8 @@
 // the stores that own them:
 //  - system-partition entities -> meta, and a copy to every shard whose
 //    entity ids are deliberately shifted (so reading a shard's copy would
-//    show up as wrong rows);
+//    show up as wrong rows), and the shards' refs to them shifted alike (as
+//    a shard that received its schema in another order holds them);
 //  - user entities -> the shard of their partition;
 //  - the transaction entity -> every store that received any datom of it.
 // So a query over ClusterSource(meta, shards) must equal the same query over
@@ -143,7 +144,13 @@ class SplitCluster {
           to_shard[s - 1].push_back(copy);
         }
       } else {
-        to_shard[ContractShardOf(d.e.partition(), shards_) - 1].push_back(d);
+        uint32_t s = ContractShardOf(d.e.partition(), shards_);
+        Datom copy = d;
+        // The shard's data names idents by the shard's own ids.
+        if (shift_ && copy.v.type() == ValueType::kRef && !copy.v.as_ref().is_tx() &&
+            copy.v.as_ref().partition() == 0 && copy.v.as_ref().seq() >= Schema::kFirstUserSeq)
+          copy.v = Value::Ref(EntityId::Make(0, copy.v.as_ref().seq() + 5000 * s));
+        to_shard[s - 1].push_back(copy);
       }
     }
     bool schema_tx = !to_meta.empty();

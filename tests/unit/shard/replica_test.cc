@@ -479,6 +479,12 @@ TEST(Replica, RefusesADatomFileWithoutReplicaState) {
   auto wrong = Replica::Open(o, db->get(), log->get());
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("state of group 1"), std::string::npos) << wrong.status().ToString();
+  // Group 0 (the meta group) is a group like any other: it reopens.
+  o.raft.group = raft::GroupId(0);
+  o.datoms_path = dir + "/meta.db";
+  ASSERT_TRUE(Replica::Open(o, db->get(), log->get()).ok());
+  auto meta = Replica::Open(o, db->get(), log->get());
+  EXPECT_TRUE(meta.ok()) << meta.status().ToString();
 }
 
 // A failure in the middle of applying a batch (here: after its datoms were
