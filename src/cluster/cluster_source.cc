@@ -86,6 +86,13 @@ ClusterSource::ClusterSource(std::shared_ptr<const IndexSource> meta, std::vecto
   idents_.resize(shards_.size());
 }
 
+ClusterSource::ClusterSource(std::shared_ptr<const IndexSource> meta, std::vector<std::shared_ptr<const IndexSource>> shards,
+                             const ShardMap& map)
+    : ClusterSource(std::move(meta), std::move(shards), map.partitions(),
+                    ShardOfFn([shards_count = map.shards()](uint32_t p) { return cluster::ShardOfPartition(p, shards_count); })) {
+  CAIRN_CHECK(shards_.size() == map.shards());
+}
+
 namespace {
 
 // A ref to a non-built-in system entity (an ident or attribute), whose id
@@ -110,9 +117,17 @@ Status IdentIds(const IndexSource& src, std::unordered_map<Keyword, uint64_t>* o
 
 }  // namespace
 
+void ClusterSource::SetIdentViews(std::shared_ptr<const IndexSource> meta,
+                                  std::vector<std::shared_ptr<const IndexSource>> shards) {
+  CAIRN_CHECK(meta != nullptr && shards.size() == shards_.size());
+  ident_meta_ = std::move(meta);
+  ident_shards_ = std::move(shards);
+}
+
 const ClusterSource::IdentMap& ClusterSource::Idents(int shard) const {
   CAIRN_CHECK(shard >= 1 && static_cast<size_t>(shard) <= shards_.size());
-  std::call_once(meta_idents_once_, [&] { meta_idents_status_ = IdentIds(*meta_, &meta_idents_); });
+  std::call_once(meta_idents_once_,
+                 [&] { meta_idents_status_ = IdentIds(ident_meta_ ? *ident_meta_ : *meta_, &meta_idents_); });
   size_t i = static_cast<size_t>(shard - 1);
   std::call_once(ident_once_[i], [&] {
     IdentMap& m = idents_[i];
@@ -121,7 +136,7 @@ const ClusterSource::IdentMap& ClusterSource::Idents(int shard) const {
       return;
     }
     std::unordered_map<Keyword, uint64_t> local;
-    m.status = Named(IdentIds(*shards_[i], &local), shard);
+    m.status = Named(IdentIds(ident_shards_.empty() ? *shards_[i] : *ident_shards_[i], &local), shard);
     if (!m.status.ok()) return;
     for (const auto& [ident, sid] : local) {
       auto it = meta_idents_.find(ident);

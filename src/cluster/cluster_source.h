@@ -55,6 +55,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/shard_map.h"
 #include "datalog/index_source.h"
 
 namespace cairn::cluster {
@@ -84,6 +85,15 @@ class ClusterSource final : public datalog::IndexSource {
   ClusterSource(std::shared_ptr<const datalog::IndexSource> meta,
                 std::vector<std::shared_ptr<const datalog::IndexSource>> shards, uint32_t partitions,
                 ShardOfFn shard_of);
+  // The same with the cluster's shard map (its partitions and ShardOf).
+  ClusterSource(std::shared_ptr<const datalog::IndexSource> meta,
+                std::vector<std::shared_ptr<const datalog::IndexSource>> shards, const ShardMap& map);
+  // Views to build the ident maps from (see "Ident ids" above), if not this
+  // view's sources: a since(T) view hides :db/ident datoms asserted before
+  // T, so give since views the current views here. Call before any read.
+  // REQUIRES: meta non-null, one view per shard.
+  void SetIdentViews(std::shared_ptr<const datalog::IndexSource> meta,
+                     std::vector<std::shared_ptr<const datalog::IndexSource>> shards);
   ClusterSource(const ClusterSource&) = delete;
   ClusterSource& operator=(const ClusterSource&) = delete;
 
@@ -147,6 +157,8 @@ class ClusterSource final : public datalog::IndexSource {
   uint32_t partitions_;
   ShardOfFn shard_of_;
   // Lazily built, one per shard (index s - 1), and the meta group's idents.
+  std::shared_ptr<const datalog::IndexSource> ident_meta_;
+  std::vector<std::shared_ptr<const datalog::IndexSource>> ident_shards_;
   mutable std::unique_ptr<std::once_flag[]> ident_once_;
   mutable std::vector<IdentMap> idents_;
   mutable std::once_flag meta_idents_once_;

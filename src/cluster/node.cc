@@ -26,6 +26,11 @@ Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   ho.store.sync = c.sync;
   ho.store.partitions = c.partitions;
   ho.snapshot_entries = c.snapshot_entries;
+  // The shard ownership guard (shard/replica.h): a shard refuses user
+  // partitions the map gives another shard. The meta group is not guarded.
+  ho.owns_partition = [shards = map.shards()](uint64_t group, uint32_t partition) {
+    return group == 0 || ShardOfPartition(partition, shards) == group;
+  };
   CAIRN_ASSIGN_OR_RETURN(node->host_, NodeHost::Start(ho));
   node->coordinator_ = std::make_unique<Coordinator>(node->host_.get(), std::move(map), options.coordinator);
   if (options.bootstrap) {

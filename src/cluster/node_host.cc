@@ -300,6 +300,9 @@ void NodeHost::Impl::PublishStatus() {
     if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
+    s.snapshot_index = n.snapshot().meta.index.value();
+    s.snapshots_taken = r->snapshots_taken();
+    s.snapshots_installed = r->snapshots_installed();
     s.replicas.clear();
     if (n.role() == raft::Role::kLeader) {
       for (raft::NodeId v : n.conf().voters) {

@@ -124,6 +124,9 @@ struct GroupStatus {
   bool quiesced = false;
   Status error;  // the replica failed (I/O, snapshot to install)
   TxTime last_t;  // the last applied transaction's t
+  uint64_t snapshot_index = 0;       // the Raft snapshot the log starts after
+  uint64_t snapshots_taken = 0;      // by this replica since the node started
+  uint64_t snapshots_installed = 0;  // received from a leader since the node started
   // Where this replica leads: every voter's progress (self included); else empty.
   std::vector<ReplicaProgress> replicas;
 };

@@ -165,9 +165,8 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
       CAIRN_RETURN_IF_ERROR(r->InstallPrepared(snap.meta.index));
     } else if (snap.meta.index.value() > 1) {
       return Status::Corruption(log_db->path() + ": the snapshot of " + group + " at index " +
-                                std::to_string(snap.meta.index.value()) + " has no data but " +
-                                options.datoms_path + " only applied up to " +
-                                std::to_string(r->applied_.value()));
+                                std::to_string(snap.meta.index.value()) + " has no data but " + options.datoms_path +
+                                " only applied up to " + std::to_string(r->applied_.value()));
     }
   }
   if (!restored.entries.empty() || restored.snapshot) {
@@ -192,8 +191,9 @@ Status Replica::LoadState() {
   Result<ReplicaState> state = ReadReplicaState(*store_);
   if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
     if (store_->last_t().valid()) {
-      return Status::Corruption(path + " holds transactions but no replica state (a file of an older build, or "
-                                       "not a shard replica's file); refusing to replay a log onto it");
+      return Status::Corruption(path +
+                                " holds transactions but no replica state (a file of an older build, or "
+                                "not a shard replica's file); refusing to replay a log onto it");
     }
     CAIRN_RETURN_IF_ERROR(store_->Transaction([&]() -> Status {
       CAIRN_RETURN_IF_ERROR(sql.Exec(kReplicaSchemaSql));
@@ -308,9 +308,8 @@ Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
   Status applied = ApplyBatch(rd.committed_entries);
   if (!applied.ok()) return failed_ = applied;
   pending_reads_.insert(pending_reads_.end(), rd.read_states.begin(), rd.read_states.end());
-  auto unserved = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const raft::ReadState& r) {
-    return r.index <= applied_;
-  });
+  auto unserved = std::stable_partition(pending_reads_.begin(), pending_reads_.end(),
+                                        [&](const raft::ReadState& r) { return r.index <= applied_; });
   for (auto it = pending_reads_.begin(); it != unserved; ++it) servable_reads_.push_back(it->request_id);
   pending_reads_.erase(pending_reads_.begin(), unserved);
   node_->Advance(rd);
@@ -329,9 +328,9 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
   raft::LogIndex last = applied_;
   for (const raft::Entry& e : entries) last = std::max(last, e.index);
   if (last == applied_) return Status::OK();  // everything applied before a restart
-  const raft::LogIndex prune_through =
-      last.value() >= options_.outcome_window_entries ? raft::LogIndex(last.value() - options_.outcome_window_entries)
-                                                      : raft::LogIndex();
+  const raft::LogIndex prune_through = last.value() >= options_.outcome_window_entries
+                                           ? raft::LogIndex(last.value() - options_.outcome_window_entries)
+                                           : raft::LogIndex();
   // One SQLite transaction for the whole batch: datoms, outcomes, applied
   // index and pruning commit together.
   Status s = store_->Transaction([&]() -> Status {
@@ -376,7 +375,9 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
       return Status::OK();  // a retry: applied once
     }
   }
-  auto fail = [&](Status status) { return RecordOutcome(cmd->request_id, ApplyOutcome{e.index, TxTime{}, std::move(status), {}}); };
+  auto fail = [&](Status status) {
+    return RecordOutcome(cmd->request_id, ApplyOutcome{e.index, TxTime{}, std::move(status), {}});
+  };
   if (cmd->proposed_t > TxTime::Max() || store_->last_t() >= TxTime::Max()) {
     return fail(Status::InvalidArgument("proposed t " + std::to_string(cmd->proposed_t.raw) + " is out of range"));
   }
@@ -398,8 +399,8 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
     for (const Datom& d : prepared->datoms) {
       uint32_t p = d.e.partition();
       if (p != EntityId::kSystemPartition && !options_.owns_partition(p)) {
-        return fail(Status::WrongShard(GroupName(options_.raft.group) + " does not own partition " +
-                                       std::to_string(p) + " (entity " + std::to_string(d.e.raw) +
+        return fail(Status::WrongShard(GroupName(options_.raft.group) + " does not own partition " + std::to_string(p) +
+                                       " (entity " + std::to_string(d.e.raw) +
                                        "); the transaction was routed to the wrong shard"));
       }
     }
@@ -483,8 +484,8 @@ Status Replica::MaybeSnapshot() {
 
 Status Replica::PrepareInstall(const raft::Snapshot& snap) {
   const std::string path = InstallPath();
-  const std::string what = GroupName(options_.raft.group) + ": snapshot at index " +
-                           std::to_string(snap.meta.index.value());
+  const std::string what =
+      GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(snap.meta.index.value());
   prepared_install_ = raft::LogIndex();
   RemoveDatabaseFiles(path);
   CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, snap.data ? std::string_view(*snap.data) : std::string_view()));

@@ -105,9 +105,9 @@ struct ReplicaOptions {
 
 // What applying one request id produced (kept for idempotent retries).
 struct ApplyOutcome {
-  raft::LogIndex index;  // the entry that applied it
-  TxTime t;              // the transaction's t; zero if it failed
-  Status status;         // OK or the transactor's error
+  raft::LogIndex index;                     // the entry that applied it
+  TxTime t;                                 // the transaction's t; zero if it failed
+  Status status;                            // OK or the transactor's error
   std::map<std::string, EntityId> tempids;  // tempid -> entity, if it applied
 };
 
@@ -203,7 +203,7 @@ class Replica {
   raft::LogIndex applied_;  // durable in the datom file
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
   std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
-  raft::LogIndex prepared_install_;  // index of the validated snapshot in InstallPath(), or zero
+  raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
   // on_applied calls of the batch being applied, made once it is durable.

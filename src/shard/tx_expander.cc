@@ -42,6 +42,8 @@ Status TxExpander::Expand(const Edn& tx_data, std::vector<TxOp>* ops) {
                    "transaction data must be a vector of forms, got " + std::string(EdnKindName(tx_data)));
   }
   ops_ = ops;
+  // The remembered attribute texts point into the previous call's tx-data.
+  for (KnownAttr& known : known_attrs_) known = KnownAttr{};
   for (const Edn& form : tx_data.items) CAIRN_RETURN_IF_ERROR(ExpandForm(form));
   return Status::OK();
 }

@@ -380,12 +380,32 @@ def snapshot_installed_evidence(node):
     return found
 
 
+def _raft_db(node, sql):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(node.dir, "raft.db"), uri=True, timeout=10)
+    try:
+        return dict(db.execute(sql).fetchall())
+    finally:
+        db.close()
+
+
+def raft_db_first_entries(node):
+    """{group: first log index held} from the node's raft.db (read-only; fine while the node runs, WAL mode)."""
+    return _raft_db(node, "SELECT grp, min(idx) FROM raft_entries GROUP BY grp")
+
+
+def raft_db_snapshots(node):
+    """{group: index of the snapshot held} from the node's raft.db."""
+    return _raft_db(node, "SELECT grp, idx FROM raft_snapshot")
+
+
 def test_snapshot_catchup(work, register):
     c = Cluster(ARGS.cairn, work, snapshot_entries=SNAPSHOT_ENTRIES)
     register(c)
     c.start()
     install_schema(c.node(1))
     down = c.node(3)
+    applied_when_down = {s_: shard_entry(down.status(), s_).get("applied_index") for s_ in range(1, SHARDS + 1)}
     rc = down.stop()
     check(rc == 0, "node 3 stopped by SIGTERM exited %r, want 0" % rc)
     up = [c.node(1), c.node(2)]
@@ -421,16 +441,42 @@ def test_snapshot_catchup(work, register):
         check(shard_entry(st, s).get("applied_index", 0) > 2 * SNAPSHOT_ENTRIES,
               "shard %d applied only %r entries, want > %d so that the log is compacted past node 3" %
               (s, shard_entry(st, s).get("applied_index"), 2 * SNAPSHOT_ENTRIES))
+    # The others' logs are compacted past what node 3 applied (their raft.db, read-only: docs/cluster.md "Node
+    # host"), so the entries it misses exist nowhere any more: it can only catch up by snapshot.
+    for n in up:
+        first = raft_db_first_entries(n)
+        for s_ in range(1, SHARDS + 1):
+            check(first.get(s_, 1 << 62) > (applied_when_down[s_] or 0) + 1,
+                  "node %d still holds shard %d's log from index %r, but node 3 applied only up to %r (snapshot_entries "
+                  "%d): the log was not compacted" % (n.id, s_, first.get(s_), applied_when_down[s_], SNAPSHOT_ENTRIES))
     down.start()
     c.wait_healthy(nodes=[down], timeout_s=30)
     c.wait_applied_equal(timeout_s=30)
     evidence = snapshot_installed_evidence(down)
-    log("snapshot evidence on node 3: %r" % evidence)
-    check(evidence, "node 3 caught up but reports no installed snapshot (metrics cairn_*snapshot*install*, "
-          "its log since the restart, or a snapshot field in /v1/status); its log was kept")
+    log("snapshot evidence on node 3 (metrics, log, status): %r" % evidence)
     for n in c.nodes:
         check_acks_exactly_once(n, acks, consistency="stale")
     check(val_datoms(down) == val_datoms(up[0]), "node 3's datoms differ from node 1's after the snapshot")
+    # Its durable Raft state (raft.db, docs/cluster.md "Node host") must show the catch-up came by snapshot: per
+    # shard a snapshot past what it had applied when it went down, and no log entry between the two.
+    rc = down.stop()
+    check(rc == 0, "node 3 stopped by SIGTERM exited %r, want 0" % rc)
+    snaps = raft_db_snapshots(down)
+    first = raft_db_first_entries(down)
+    by_snapshot = []
+    for s_ in range(1, SHARDS + 1):
+        was = applied_when_down[s_] or 0
+        if snaps.get(s_, 0) > was and first.get(s_, snaps.get(s_, 0) + 1) > was + 1:
+            by_snapshot.append(s_)
+    log("node 3 applied %r when stopped; its raft.db now holds snapshots %r and log entries from %r" %
+        (applied_when_down, snaps, first))
+    check(evidence or len(by_snapshot) == SHARDS,
+          "node 3 caught up but neither reports an installed snapshot (metrics cairn_*snapshot*install*, its log "
+          "since the restart, a snapshot field in /v1/status) nor holds one past its old applied index for every "
+          "shard in raft.db (shards that do: %r)" % by_snapshot)
+    check(len(by_snapshot) == SHARDS, "node 3's raft.db shows a catch-up by snapshot only for shards %r: "
+          "snapshots %r, first log entries %r, applied when it went down %r" % (by_snapshot, snaps, first,
+                                                                                applied_when_down))
 
 
 # ---------------------------------------------------------------------------

@@ -33,8 +33,9 @@ std::string PersonTx(const std::string& name, int age) {
 
 class TestCluster {
  public:
-  explicit TestCluster(const std::string& name, uint32_t quiesce_after_idle_rounds = 0, bool sync = false)
-      : quiesce_(quiesce_after_idle_rounds), sync_(sync) {
+  explicit TestCluster(const std::string& name, uint32_t quiesce_after_idle_rounds = 0, bool sync = false,
+                       uint64_t snapshot_entries = 10000)
+      : quiesce_(quiesce_after_idle_rounds), sync_(sync), snapshot_entries_(snapshot_entries) {
     dir_ = (std::filesystem::temp_directory_path() / ("cairn_cluster_" + std::to_string(::getpid())) / name).string();
     std::filesystem::remove_all(dir_);
     for (uint32_t id = 1; id <= 3; ++id) StartNode(id);
@@ -55,6 +56,7 @@ class TestCluster {
     o.store.partitions = 16;
     o.sync_log = sync_;
     o.raft.quiesce_after_idle_rounds = quiesce_;
+    o.snapshot_entries = snapshot_entries_;
     for (uint32_t peer = 1; peer <= 3; ++peer) {
       if (peer != id && hosts_[peer]) o.peers[peer] = {"127.0.0.1", hosts_[peer]->port()};
     }
@@ -142,6 +144,7 @@ class TestCluster {
   bool sync_;
   std::string dir_;
   std::unique_ptr<NodeHost> hosts_[4];
+  uint64_t snapshot_entries_ = 10000;
 };
 
 TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
@@ -429,6 +432,35 @@ TEST(NodeHost, ProposeToUnknownGroupAndAfterStop) {
   EXPECT_EQ(r.status.code(), StatusCode::kCancelled);
   EXPECT_EQ(host.LogDatoms(7).status().code(), StatusCode::kUnavailable);
   std::filesystem::remove_all(dir);
+}
+
+// A node kept down while the others snapshot and compact their logs (every
+// 20 entries here) cannot catch up from the log: the leader streams its
+// snapshot over the peer connection, the node installs it and ends with the
+// same datoms.
+TEST(NodeHost, NodeKeptDownCatchesUpBySnapshot) {
+  TestCluster c("snapshot", 0, false, /*snapshot_entries=*/20);
+  ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
+  ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
+  c.StopNode(3);
+  ProposeResult last;
+  for (int i = 0; i < 150; ++i) {
+    last = c.Propose(1, "s" + std::to_string(i), PersonTx("s" + std::to_string(i), i));
+    ASSERT_TRUE(last.status.ok()) << i << ": " << last.status.ToString();
+  }
+  uint32_t leader = c.WaitLeader(1, 2000ms);
+  ASSERT_NE(leader, 0u);
+  Result<GroupStatus> ls = c.at(leader)->status(1);
+  ASSERT_TRUE(ls.ok());
+  EXPECT_GT(ls->snapshots_taken, 0u);
+  EXPECT_GT(ls->snapshot_index, 64u + 10u) << "the log should be compacted past where node 3 stopped";
+  c.StartNode(3);
+  ASSERT_TRUE(c.WaitApplied(1, last.index, 10000ms));
+  Result<GroupStatus> s3 = c.at(3)->status(1);
+  ASSERT_TRUE(s3.ok());
+  EXPECT_TRUE(s3->error.ok()) << s3->error.ToString();
+  EXPECT_EQ(s3->snapshots_installed, 1u);
+  EXPECT_GT(c.ExpectSameDatoms(1), 150u);
 }
 
 }  // namespace

@@ -111,6 +111,7 @@ class SplitCluster {
     shard_stores_.clear();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove(std::filesystem::path(dir_).parent_path(), ec);  // only if empty
   }
 
   // Runs `tx_edn` on the reference and distributes its datoms. Returns the
@@ -177,16 +178,23 @@ class SplitCluster {
     std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
     for (const auto& s : shard_stores_) shards.push_back(s->View(kind, t));
     uint32_t n = shards_;
-    return std::make_shared<ClusterSource>(meta_->View(kind, t), std::move(shards), partitions_,
-                                           [n](uint32_t p) { return ContractShardOf(p, n); });
+    auto cluster = std::make_shared<ClusterSource>(meta_->View(kind, t), std::move(shards), partitions_,
+                                                   [n](uint32_t p) { return ContractShardOf(p, n); });
+    if (kind == internal::StoreSource::Kind::kSince) {
+      std::vector<std::shared_ptr<const datalog::IndexSource>> current;
+      for (const auto& s : shard_stores_) current.push_back(s->View(internal::StoreSource::Kind::kCurrent));
+      cluster->SetIdentViews(meta_->View(internal::StoreSource::Kind::kCurrent), std::move(current));
+    }
+    return cluster;
   }
   // Current view built from the replica's own source type.
   std::shared_ptr<ClusterSource> ReplicaClusterView() const {
     std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
     for (const auto& s : shard_stores_) shards.push_back(s->ReplicaView());
-    uint32_t n = shards_;
-    return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), partitions_,
-                                           [n](uint32_t p) { return ContractShardOf(p, n); });
+    NodeAddress node;
+    node.id = 1;
+    ShardMap map(shards_, 1, partitions_, {node});
+    return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), map);
   }
   // One shard's own current view (what its transactor reads).
   std::shared_ptr<const datalog::IndexSource> ShardView(uint32_t s) const {

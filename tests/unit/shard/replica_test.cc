@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "shard/raft_codec.h"
@@ -25,8 +26,7 @@ using raft::LogIndex;
 using raft::NodeId;
 
 std::string TempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("cairn_replica_" + std::to_string(::getpid())) / name;
+  auto dir = std::filesystem::temp_directory_path() / ("cairn_replica_" + std::to_string(::getpid())) / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -72,13 +72,18 @@ class Cluster {
     n.log_db.reset();
   }
 
-  bool up(uint64_t id) { return nodes_[id].replica != nullptr; }
+  bool up(uint64_t id) { return nodes_[id].replica != nullptr && !frozen.count(id); }
+  // Replicas that get no Ready handling, messages or ticks (a crashed
+  // process that is not destroyed yet).
+  std::set<uint64_t> frozen;
   // Messages for which this returns true are lost in transit.
   std::function<bool(const raft::Message&)> drop;
   // Rewrites a message in transit (after decoding).
   std::function<void(raft::Message&)> mutate;
   // Failed replicas are skipped instead of failing the test.
   bool tolerate_failures = false;
+  // Drives a replica's Readies instead of HandleReady when it returns true.
+  std::function<bool(uint64_t id, Replica&, RaftLogStore&, const Replica::SendFn&)> handle_ready;
   Replica& at(uint64_t id) { return *nodes_[id].replica; }
   const std::string& dir() const { return dir_; }
 
@@ -87,13 +92,15 @@ class Cluster {
   // (dropped if the destination is down), then every replica ticks.
   void Round() {
     for (auto& [id, n] : nodes_) {
-      if (!n.replica) continue;
+      if (!up(id)) continue;
       if (tolerate_failures && !n.replica->error().ok()) continue;
-      Status s = n.replica->HandleReady([&](std::vector<raft::Message> msgs) {
+      Replica::SendFn send = [&](std::vector<raft::Message> msgs) {
         std::map<uint64_t, std::vector<raft::Message>> by_peer;
         for (auto& m : msgs) by_peer[m.to.value()].push_back(std::move(m));
         for (auto& [to, batch] : by_peer) wire_.emplace_back(to, EncodeBatch(batch));
-      });
+      };
+      if (handle_ready && handle_ready(id, *n.replica, *n.log_store, send)) continue;
+      Status s = n.replica->HandleReady(send);
       if (tolerate_failures && !s.ok()) continue;
       ASSERT_TRUE(s.ok()) << "replica " << id << ": " << s.ToString();
     }
@@ -112,7 +119,7 @@ class Cluster {
       }
     }
     for (auto& [id, n] : nodes_) {
-      if (n.replica) n.replica->Tick();
+      if (up(id)) n.replica->Tick();
     }
   }
 
@@ -262,10 +269,14 @@ TEST(Replica, DuplicateRequestIdAppliesOnce) {
     datalog::DatomPattern p;
     p.a = Keyword::Intern("person/age");
     std::vector<Value> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.push_back(d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.push_back(d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0], Value::Long(1));
   }
@@ -330,10 +341,14 @@ TEST(Replica, RetryAcrossLeaderChangeAppliesOnce) {
     p.e = *e;
     p.a = Keyword::Intern("person/age");
     std::vector<Value> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.push_back(d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.push_back(d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0], Value::Long(1));
   }
@@ -348,9 +363,7 @@ TEST(Replica, ReadIndexOnAFollowerWaitsForApply) {
   c.Propose(leader, "w", 2, "[{:person/name \"written\"}]");
   uint64_t follower = leader == 1 ? 2 : 1;
   // The follower gets heartbeats but no log: it cannot apply the write.
-  c.drop = [&](const raft::Message& m) {
-    return m.to.value() == follower && m.type == raft::MessageType::kAppend;
-  };
+  c.drop = [&](const raft::Message& m) { return m.to.value() == follower && m.type == raft::MessageType::kAppend; };
   for (int i = 0; i < 200 && !c.at(leader).Outcome("w"); ++i) c.Round();
   ASSERT_TRUE(c.at(leader).Outcome("w").has_value());
   ASSERT_TRUE(c.at(follower).ReadIndex(77).ok());
@@ -375,7 +388,7 @@ TEST(Replica, ReadIndexOnAFollowerWaitsForApply) {
 struct FileState {
   uint64_t applied = 0;
   uint64_t last_t = 0;
-  std::vector<uint64_t> tx_ts;                       // txs rows
+  std::vector<uint64_t> tx_ts;                                    // txs rows
   std::map<std::string, std::pair<uint64_t, uint64_t>> outcomes;  // request id -> (idx, t)
   std::string Dump() const {
     std::string s = "applied " + std::to_string(applied) + " last_t " + std::to_string(last_t) + "\n";
@@ -504,8 +517,9 @@ TEST(Replica, AFailedBatchCommitsNothingAndReappliesOnce) {
   {
     auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWrite);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->Exec("CREATE TRIGGER inject BEFORE UPDATE ON replica_state BEGIN "
-                            "SELECT RAISE(ABORT, 'injected failure'); END;")
+    ASSERT_TRUE((*db)
+                    ->Exec("CREATE TRIGGER inject BEFORE UPDATE ON replica_state BEGIN "
+                           "SELECT RAISE(ABORT, 'injected failure'); END;")
                     .ok());
   }
   c.tolerate_failures = true;
@@ -699,6 +713,53 @@ TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
   ExpectSameDatoms(c);
 }
 
+// A crash after the host persisted a received snapshot (the Raft log now
+// starts after it) but before the replica installed it: the next open
+// installs the snapshot the log store kept, and the replica goes on.
+TEST(Replica, CrashBetweenSavingAndInstallingASnapshotInstallsItAtOpen) {
+  Cluster c(TempDir("install_at_open"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 30; ++i) {
+    c.Propose(leader, "i" + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  c.Start(down);
+  LogIndex before = c.at(down).applied_index();
+  bool crashed = false;
+  c.handle_ready = [&](uint64_t id, Replica& r, RaftLogStore& store, const Replica::SendFn& send) {
+    if (id != down || crashed) return crashed && id == down;
+    std::optional<raft::Ready> rd = r.TakeReady();
+    if (!rd) return true;
+    EXPECT_TRUE(store.Save({{r.group(), &*rd}}).ok());
+    if (rd->snapshot && rd->snapshot->meta.index > r.applied_index()) {
+      crashed = true;  // durable in the log store, never installed
+      c.frozen.insert(down);
+      return true;
+    }
+    EXPECT_TRUE(r.FinishReady(*rd, send).ok());
+    return true;
+  };
+  for (int i = 0; i < 500 && !crashed; ++i) c.Round();
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ(c.at(down).applied_index(), before);
+  c.Stop(down);
+  c.handle_ready = nullptr;
+  c.frozen.clear();
+  c.Start(down);
+  EXPECT_GT(c.at(down).applied_index(), before);
+  EXPECT_EQ(c.at(down).applied_index(), c.at(down).raft().snapshot().meta.index);
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(c.dir() + "/datoms_" + std::to_string(down) + ".db.install"));
+  c.Settle();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(down), "p29"), 1u);
+}
+
 // Outcomes older than the window are pruned at the same log positions on
 // every replica, even when one replica applies the log in other batches (it
 // was down and catches up in big batches): the outcome tables and the
@@ -742,9 +803,7 @@ TEST(Replica, OutcomePruningIsIdenticalOnEveryReplica) {
 // fails with WrongShard on every replica and writes nothing; one in an owned
 // partition (and schema, in partition 0) applies.
 TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
-  Cluster c(TempDir("guard"), [](ReplicaOptions& o) {
-    o.owns_partition = [](uint32_t p) { return p % 2 == 1; };
-  });
+  Cluster c(TempDir("guard"), [](ReplicaOptions& o) { o.owns_partition = [](uint32_t p) { return p % 2 == 1; }; });
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   // :person/age is not unique, so :db/partition places the new entity.
@@ -768,10 +827,14 @@ TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
     datalog::DatomPattern p;
     p.a = Keyword::Intern("person/age");
     std::vector<std::pair<uint32_t, Value>> ages;
-    ASSERT_TRUE(c.at(id).db()->Scan(p, [&](const Datom& d) {
-      ages.emplace_back(d.e.partition(), d.v);
-      return true;
-    }).ok());
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             ages.emplace_back(d.e.partition(), d.v);
+                             return true;
+                           })
+                    .ok());
     ASSERT_EQ(ages.size(), 1u);
     EXPECT_EQ(ages[0].first, 3u);
     EXPECT_EQ(ages[0].second, Value::Long(3));
@@ -794,8 +857,8 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
   std::map<uint64_t, NodeState> nodes;
   for (uint64_t id = 1; id <= 3; ++id) {
     NodeState& n = nodes[id];
-    auto db = storage::Sqlite::Open(dir + "/raft_" + std::to_string(id) + ".db",
-                                    storage::Sqlite::OpenMode::kReadWriteCreate);
+    auto db =
+        storage::Sqlite::Open(dir + "/raft_" + std::to_string(id) + ".db", storage::Sqlite::OpenMode::kReadWriteCreate);
     ASSERT_TRUE(db.ok());
     n.db = std::move(*db);
     auto store = RaftLogStore::Open(n.db.get());
@@ -868,8 +931,7 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
     ASSERT_TRUE(l->Propose({"schema", TxTime::FromParts(kBaseMs, 0), kSchema}).ok());
     for (int i = 0; i < 5; ++i) {
       std::string name = "g" + std::to_string(g) + "-" + std::to_string(i);
-      ASSERT_TRUE(l->Propose({name, TxTime::FromParts(kBaseMs + 1 + i, 0), "[{:person/name \"" + name + "\"}]"})
-                      .ok());
+      ASSERT_TRUE(l->Propose({name, TxTime::FromParts(kBaseMs + 1 + i, 0), "[{:person/name \"" + name + "\"}]"}).ok());
     }
   }
   auto settled = [&] {
