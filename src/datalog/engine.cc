@@ -973,9 +973,12 @@ class Engine {
       return out;
     }
     // Merge join: ctx sorted by the entity the pattern's AEVT/AVET scan is
-    // ordered by; one pass over both instead of a probe per row. A probe
-    // costs a search of the index (~kProbeCost entries' worth of work).
-    constexpr double kProbeCost = 8;
+    // ordered by; one pass over both instead of a probe per row. Measured on
+    // the store (bench/datascript q3/q4): a probe costs only about two
+    // scanned datoms there (each scanned datom is built and passed through
+    // the IndexSource callback), so merging only pays for scans of at most
+    // twice the rows; at 4x (q3/q4's [?e :sex "male"]) it was slower.
+    constexpr double kProbeCost = 2;
     if (!options_.reference && pi.bound.size() == 1 && pi.bound[0] == 0 && ctx.sorted_col == pi.arg[0] &&
         pi.base.a && !pi.base.e && pi.range == nullptr && static_cast<double>(pi.scan_estimate) <= kProbeCost * static_cast<double>(ctx.rows())) {
       bool merged = false;

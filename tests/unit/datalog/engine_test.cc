@@ -93,6 +93,23 @@ TEST(DatalogPlanner, ComparisonsNarrowTheScanToAValueRange) {
   EXPECT_NE(order.steps[0].clause.find(":age"), std::string::npos) << order.ToString();
 }
 
+TEST(DatalogPlanner, EntitySortedRowsMergeJoinAnAttributeScan) {
+  testing::TestDb db;
+  auto src = People(db, 1000);
+  Explain ex;
+  // [?e :age ?a] scans AEVT (rows sorted by ?e); :name has as many datoms as
+  // there are rows, so one merged pass beats a probe per row.
+  auto r = Q(src.get(), R"([:find ?e ?a ?n :where [?e :age ?a] [?e :name ?n]])", {}, &ex);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->rows.size(), 1000u);
+  ASSERT_EQ(ex.steps.size(), 2u) << ex.ToString();
+  EXPECT_EQ(ex.steps[1].strategy, "merge join") << ex.ToString();
+  EXPECT_EQ(ex.steps[1].actual_rows, 1000u) << ex.ToString();
+  size_t ivans = 0;
+  for (const auto& row : r->rows) ivans += row[2].as_string() == "Ivan" ? 1 : 0;
+  EXPECT_EQ(ivans, 125u);
+}
+
 TEST(DatalogPlanner, ValueRangesAreExactAcrossValueTypes) {
   // Comparisons across types follow the engine's order (numbers across
   // long/double, then by type): the range scan must return exactly what the
