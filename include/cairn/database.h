@@ -42,6 +42,9 @@ struct TxReport {
   TxTime t;
   std::map<std::string, EntityId> tempids;
   std::vector<Datom> datoms;
+  // True when a server answered a retried request id with the outcome of its
+  // first application (cairn::Client; datoms may then be empty).
+  bool duplicate = false;
   // {:t 123 :tempids {"a" 456} :tx-data [[e :a v t true] ...]}
   std::string ToEdn() const;
 };

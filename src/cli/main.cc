@@ -130,13 +130,20 @@ int main(int argc, char** argv) {
 
   DemoArgs demo;
   auto* demo_cmd = app.add_subcommand("demo", "Load ISO 3166 countries and subdivisions into an embedded database "
-                                               "and run example queries");
-  demo_cmd->add_option("--db", demo.db_path, "Database file to create or reuse")->required();
+                                               "(--db) or a cluster (--connect) and run example queries");
+  auto* demo_db = demo_cmd->add_option("--db", demo.db_path, "Database file to create or reuse");
+  auto* demo_connect =
+      demo_cmd->add_option("--connect", demo.connect, "Load into a running cluster instead: HOST:PORT[,HOST:PORT...]");
+  demo_db->excludes(demo_connect);
+  demo_cmd->require_option(1);
   demo_cmd->add_option("--iso-dir", demo.iso_dir, "Directory of Debian's iso-codes JSON")->capture_default_str();
 
   std::string db_path, edn;
   auto* tx_cmd = app.add_subcommand("tx", "Transact EDN tx-data and print the report (t, tempids, datoms) as EDN");
-  tx_cmd->add_option("--db", db_path, "Database file")->required();
+  std::string connect;
+  auto* tx_db = tx_cmd->add_option("--db", db_path, "Database file");
+  tx_cmd->add_option("--connect", connect, "Transact through a server or cluster: HOST:PORT[,HOST:PORT...]")
+      ->excludes(tx_db);
   tx_cmd->add_option("tx-data", edn, "EDN vector of forms; '-' reads stdin, '@FILE' reads a file")->required();
 
   std::string index_name;
@@ -150,7 +157,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> qargs;
   int64_t as_of = 0;
   auto* q_cmd = app.add_subcommand("q", "Run a Datalog query");
-  q_cmd->add_option("--db", db_path, "Database file")->required();
+  auto* q_db = q_cmd->add_option("--db", db_path, "Database file");
+  q_cmd->add_option("--connect", connect, "Query a server or cluster: HOST:PORT[,HOST:PORT...]")->excludes(q_db);
   q_cmd->add_option("query", query, "EDN query; '-' reads stdin, '@FILE' reads a file")->required();
   q_cmd->add_option("args", qargs, "Inputs bound to :in after $, as EDN");
   q_cmd->add_option("--format", format, "edn, table or json")
@@ -159,6 +167,34 @@ int main(int argc, char** argv) {
   q_cmd->add_option("--as-of", as_of, "Query the database as of this t");
   bool explain = false;
   q_cmd->add_flag("--explain", explain, "Run the query and print its plan: steps, estimated and actual rows");
+
+  std::string status_connect;
+  bool status_json = false;
+  auto* status_cmd = app.add_subcommand("status", "Show a node's view of the cluster: nodes, meta group, shards "
+                                                   "(leader, term, commit, applied, replica lag)");
+  status_cmd->add_option("--connect", status_connect, "HOST:PORT[,HOST:PORT...] of a node")->required();
+  status_cmd->add_flag("--json", status_json, "Print /v1/status as the node sent it");
+
+  ClusterUpArgs up;
+  std::string down_dir;
+  int down_wait_s = 10;
+  auto* cluster_cmd = app.add_subcommand("cluster", "Run a local multi-process cluster (cluster up / cluster down)");
+  cluster_cmd->require_subcommand(1);
+  auto* up_cmd = cluster_cmd->add_subcommand(
+      "up", "Start N `cairn serve --config` processes, wait until all are healthy, write DIR/cluster.json");
+  up_cmd->add_option("--nodes", up.nodes, "Number of nodes")->capture_default_str();
+  up_cmd->add_option("--shards", up.shards, "Number of shards (Raft groups 1..S)")->capture_default_str();
+  up_cmd->add_option("--dir", up.dir, "Directory for the secret, node configs, data and logs")->required();
+  up_cmd->add_option("--replication", up.replication, "Replicas per shard")->capture_default_str();
+  up_cmd->add_option("--partitions", up.partitions, "Partitions entity ids are spread over")->capture_default_str();
+  up_cmd->add_option("--base-port", up.base_port,
+                     "First port to probe: HTTP ports from here, peer ports after them (default: free ports)");
+  up_cmd->add_option("--wait", up.wait_s, "Seconds to wait for every node's /health")->capture_default_str();
+  up_cmd->add_option("--cairn-bin", up.cairn_bin, "The cairn binary the nodes run (default: this one)");
+  auto* down_cmd = cluster_cmd->add_subcommand("down", "Stop the nodes listed in DIR/cluster.json (SIGTERM, then "
+                                                       "SIGKILL after --wait seconds); data is kept");
+  down_cmd->add_option("--dir", down_dir, "The directory given to cluster up")->required();
+  down_cmd->add_option("--wait", down_wait_s, "Seconds to wait before SIGKILL")->capture_default_str();
 
   auto* repl_cmd = app.add_subcommand("repl", "Interactive queries and transactions with history");
   repl_cmd->add_option("--db", db_path, "Database file")->required();
@@ -237,7 +273,30 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
-  if (*demo_cmd) return RunDemo(demo);
+  if (*demo_cmd) return demo.connect.empty() ? RunDemo(demo) : RunDemoConnect(demo);
+  if (*tx_cmd || *q_cmd) {
+    if (db_path.empty() == connect.empty()) {
+      std::fprintf(stderr, "cairn: give exactly one of --db FILE or --connect HOST:PORT\n");
+      return 2;
+    }
+  }
+  if (*tx_cmd && !connect.empty()) {
+    auto text = ReadArg(edn);
+    if (!text.ok()) return Fail(text.status());
+    return RunTxConnect(connect, *text);
+  }
+  if (*q_cmd && !connect.empty()) {
+    if (explain) {
+      std::fprintf(stderr, "cairn: --explain needs --db (the plan is not served over HTTP yet)\n");
+      return 2;
+    }
+    auto text = ReadArg(query);
+    if (!text.ok()) return Fail(text.status());
+    return RunQueryConnect(connect, *text, qargs, format, as_of);
+  }
+  if (*status_cmd) return RunStatus(status_connect, status_json);
+  if (*up_cmd) return RunClusterUp(up);
+  if (*down_cmd) return RunClusterDown(down_dir, down_wait_s);
   if (*tx_cmd) return RunTx(db_path, edn);
   if (*datoms_cmd) return RunDatoms(db_path, index_name, components);
   if (*q_cmd) return RunQuery(db_path, query, qargs, format, as_of, explain);

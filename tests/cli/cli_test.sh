@@ -64,6 +64,51 @@ out=$("$CAIRN" q --db "$WORK/not-a-db.db" '[:find ?e :where [?e :a]]' 2>&1); rc=
 expect_rc "a non-database file exits 1" 1 $rc
 expect "a non-database file is named" 'not-a-db.db' "$out"
 
+# --connect: the same commands through cairn::Client against a real server.
+"$CAIRN" serve --db "$DB" --http 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SERVE_PID=$!
+trap 'kill $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null' EXIT
+for _ in $(seq 100); do grep -q '^listening on' "$WORK/serve.out" && break; sleep 0.1; done
+EP=$(sed -n 's|^listening on http://||p' "$WORK/serve.out")
+expect "serve printed its address" '^127\.0\.0\.1:[0-9]+$' "$EP"
+out=$("$CAIRN" tx --connect "$EP" '[{:person/name "Dee" :person/age 52}]' 2>&1); rc=$?
+expect_rc "tx --connect exits 0" 0 $rc
+expect "tx --connect prints the report" ':person/age 52' "$out"
+out=$("$CAIRN" q --connect "$EP" --format table '[:find ?n :where [?e :person/age ?a] [(> ?a 50)] [?e :person/name ?n]]' 2>&1)
+expect "q --connect sees the write" '\| Dee' "$out"
+out=$("$CAIRN" q --connect "127.0.0.1:1,$EP" '[:find ?a . :in $ ?n :where [?e :person/name ?n] [?e :person/age ?a]]' '"Ann"' 2>&1)
+expect "q --connect skips a dead endpoint" '^31$' "$out"
+out=$("$CAIRN" tx --connect "$EP" '[{:person/name "Cy"
+  :person/age }]' 2>&1); rc=$?
+expect_rc "malformed EDN over --connect exits 1" 1 $rc
+expect "malformed EDN over --connect names line:column" 'InvalidArgument: .*2:[0-9]+' "$out"
+out=$("$CAIRN" status --connect "$EP" 2>&1); rc=$?
+expect_rc "status --connect exits 0" 0 $rc
+expect "status shows the mode" 'mode embedded' "$out"
+out=$("$CAIRN" q --db "$DB" --connect "$EP" '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
+expect "--db and --connect together are refused" 'excludes' "$out"
+out=$("$CAIRN" q '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
+expect_rc "q without --db or --connect exits 2" 2 $rc
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null
+out=$("$CAIRN" q --connect "$EP" '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
+expect_rc "q --connect to a stopped server exits 1" 1 $rc
+expect "a stopped server is reported as unavailable" 'Unavailable' "$out"
+
+# cluster up/down: bad usage and a failing start are reported and leave nothing running.
+out=$("$CAIRN" cluster up --nodes 3 --replication 5 --dir "$WORK/c0" 2>&1); rc=$?
+expect_rc "cluster up --replication > --nodes exits 2" 2 $rc
+expect "the bad option is named" 'replication' "$out"
+out=$("$CAIRN" cluster up --nodes 2 --shards 1 --replication 1 --dir "$WORK/c1" --cairn-bin /bin/false --wait 10 2>&1); rc=$?
+expect_rc "cluster up with nodes that exit fails" 1 $rc
+expect "the failure points at the node's log" 'node[12]/node.log' "$out"
+expect "the started nodes are stopped" 'node [12] \(pid [0-9]+\)' "$out"
+[[ -e $WORK/c1/cluster.json ]] && { echo "FAIL a failed cluster up wrote cluster.json"; fails=$((fails+1)); }
+expect "cluster up wrote node configs" '"cluster_secret_file"' "$(cat "$WORK/c1/node1/node.json")"
+expect "the secret is private" '^600$' "$(stat -c %a "$WORK/c1/secret")"
+out=$("$CAIRN" cluster down --dir "$WORK/c1" 2>&1); rc=$?
+expect_rc "cluster down without a cluster exits 0" 0 $rc
+expect "cluster down says there is nothing to stop" 'nothing to stop' "$out"
+
 out=$("$CAIRN" --help 2>&1)
 expect "--help lists subcommands" 'demo' "$out"
 
