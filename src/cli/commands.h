@@ -43,9 +43,9 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir);
 // Splits "HOST:PORT,HOST:PORT" into endpoints.
 std::vector<std::string> SplitEndpoints(const std::string& list);
 // `cairn tx --connect` and `cairn q --connect`: through cairn::Client.
-int RunTxConnect(const std::string& endpoints, const std::string& tx_edn);
+int RunTxConnect(const std::string& endpoints, const std::string& tx_edn, int timeout_ms);
 int RunQueryConnect(const std::string& endpoints, const std::string& query, const std::vector<std::string>& args,
-                    const std::string& format, int64_t as_of);
+                    const std::string& format, int64_t as_of, int timeout_ms);
 // `cairn status --connect HOST:PORT`: /v1/status as tables.
 int RunStatus(const std::string& endpoints, bool json);
 

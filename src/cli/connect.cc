@@ -56,8 +56,8 @@ std::vector<std::string> SplitEndpoints(const std::string& list) {
   return out;
 }
 
-int RunTxConnect(const std::string& endpoints, const std::string& tx_edn) {
-  auto client = Connect(endpoints);
+int RunTxConnect(const std::string& endpoints, const std::string& tx_edn, int timeout_ms) {
+  auto client = Connect(endpoints, timeout_ms);
   if (!client.ok()) return Fail(client.status());
   auto report = (*client)->transact(tx_edn);
   if (!report.ok()) return Fail(report.status());
@@ -66,8 +66,8 @@ int RunTxConnect(const std::string& endpoints, const std::string& tx_edn) {
 }
 
 int RunQueryConnect(const std::string& endpoints, const std::string& query, const std::vector<std::string>& args,
-                    const std::string& format, int64_t as_of) {
-  auto client = Connect(endpoints);
+                    const std::string& format, int64_t as_of, int timeout_ms) {
+  auto client = Connect(endpoints, timeout_ms);
   if (!client.ok()) return Fail(client.status());
   ClientDb view = (*client)->db();
   if (as_of > 0) view = view.as_of(TxTime{static_cast<uint64_t>(as_of)});

@@ -141,9 +141,12 @@ int main(int argc, char** argv) {
   std::string db_path, edn;
   auto* tx_cmd = app.add_subcommand("tx", "Transact EDN tx-data and print the report (t, tempids, datoms) as EDN");
   std::string connect;
+  int connect_timeout_ms = 30'000;
   auto* tx_db = tx_cmd->add_option("--db", db_path, "Database file");
   tx_cmd->add_option("--connect", connect, "Transact through a server or cluster: HOST:PORT[,HOST:PORT...]")
       ->excludes(tx_db);
+  tx_cmd->add_option("--timeout-ms", connect_timeout_ms, "With --connect: give up after this long, retries included")
+      ->capture_default_str();
   tx_cmd->add_option("tx-data", edn, "EDN vector of forms; '-' reads stdin, '@FILE' reads a file")->required();
 
   std::string index_name;
@@ -159,6 +162,8 @@ int main(int argc, char** argv) {
   auto* q_cmd = app.add_subcommand("q", "Run a Datalog query");
   auto* q_db = q_cmd->add_option("--db", db_path, "Database file");
   q_cmd->add_option("--connect", connect, "Query a server or cluster: HOST:PORT[,HOST:PORT...]")->excludes(q_db);
+  q_cmd->add_option("--timeout-ms", connect_timeout_ms, "With --connect: give up after this long, retries included")
+      ->capture_default_str();
   q_cmd->add_option("query", query, "EDN query; '-' reads stdin, '@FILE' reads a file")->required();
   q_cmd->add_option("args", qargs, "Inputs bound to :in after $, as EDN");
   q_cmd->add_option("--format", format, "edn, table or json")
@@ -283,7 +288,7 @@ int main(int argc, char** argv) {
   if (*tx_cmd && !connect.empty()) {
     auto text = ReadArg(edn);
     if (!text.ok()) return Fail(text.status());
-    return RunTxConnect(connect, *text);
+    return RunTxConnect(connect, *text, connect_timeout_ms);
   }
   if (*q_cmd && !connect.empty()) {
     if (explain) {
@@ -292,7 +297,7 @@ int main(int argc, char** argv) {
     }
     auto text = ReadArg(query);
     if (!text.ok()) return Fail(text.status());
-    return RunQueryConnect(connect, *text, qargs, format, as_of);
+    return RunQueryConnect(connect, *text, qargs, format, as_of, connect_timeout_ms);
   }
   if (*status_cmd) return RunStatus(status_connect, status_json);
   if (*up_cmd) return RunClusterUp(up);

@@ -421,6 +421,13 @@ Coordinator::~Coordinator() {
 
 uint32_t Coordinator::node_id() const { return host_->node_id(); }
 
+bool Coordinator::PeerLive(uint32_t node) const {
+  if (node == host_->node_id()) return true;
+  std::map<uint32_t, bool> live = host_->peers_live();
+  auto it = live.find(node);
+  return it == live.end() || it->second;  // unknown: assume alive
+}
+
 std::string Coordinator::FreshRequestId() {
   return "c" + std::to_string(host_->node_id()) + "-" + std::to_string(boot_id_) + "-" +
          std::to_string(next_id_.fetch_add(1) + 1);
@@ -481,7 +488,28 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       int hop = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left, options_.hop_timeout_ms)));
       std::future<Result<std::string>> f = host_->SendRequest(target, std::move(req), hop);
-      Result<std::string> reply = f.get();  // completes by the hop timeout
+      // Completes by the hop timeout; give up earlier when the target is
+      // seen dead or this node's replica learns of another leader (the
+      // request id keeps a late apply there from applying twice).
+      Result<std::string> reply = Status::Unavailable("unset");
+      while (true) {
+        if (f.wait_for(std::chrono::milliseconds(20)) == std::future_status::ready) {
+          reply = f.get();
+          break;
+        }
+        if (!PeerLive(target)) {
+          reply = Status::Unavailable("node " + std::to_string(target) + " stopped answering");
+          break;
+        }
+        if (hosted) {
+          Result<GroupStatus> st = host_->status(group);
+          if (st.ok() && st->leader != 0 && st->leader != target) {
+            reply = Status::NotLeader("group " + std::to_string(group) + ": the leader moved to node " +
+                                      std::to_string(st->leader));
+            break;
+          }
+        }
+      }
       if (reply.ok()) {
         r = DecodeProposeResult(*reply);
       } else {
@@ -503,10 +531,21 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
       return Status::Unavailable("node " + std::to_string(self) + " is stopping; last error: " + last.ToString());
     }
     uint32_t previous = target;
-    if (hint != 0 && std::find(replicas.begin(), replicas.end(), hint) != replicas.end()) {
+    uint32_t local_leader = 0;
+    if (hosted) {
+      Result<GroupStatus> st = host_->status(group);
+      if (st.ok()) local_leader = st->leader;
+    }
+    if (local_leader != 0 && local_leader != previous) {
+      target = local_leader;  // this node's replica knows better than a guess
+    } else if (hint != 0 && std::find(replicas.begin(), replicas.end(), hint) != replicas.end()) {
       target = hint;
     } else {
-      target = replicas[++rotate % replicas.size()];
+      // The next replica that looks alive (this node counts as alive).
+      for (size_t i = 0; i < replicas.size(); ++i) {
+        target = replicas[++rotate % replicas.size()];
+        if (target == self || PeerLive(target)) break;
+      }
     }
     if (target == previous || hint == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));

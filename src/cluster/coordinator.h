@@ -121,6 +121,7 @@ class Coordinator {
  private:
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
   std::string FreshRequestId();
+  bool PeerLive(uint32_t node) const;
   std::shared_ptr<const Schema> RoutingSchema() const;
   Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline);
 

@@ -153,6 +153,7 @@ ProposeResult Applied(const shard::ApplyOutcome& o) {
   r.status = o.status;
   r.index = o.index.value();
   r.t = o.t;
+  r.tempids = o.tempids;
   return r;
 }
 
@@ -219,8 +220,10 @@ void NodeHost::Impl::CompletePending() {
       ProposeResult res = Applied(*o);
       // Applied by an earlier entry with the same id: this one was a retry.
       res.duplicate = o->index != p.index;
-      res.tempids = std::move(p.tempids);
-      res.datoms = std::move(p.datoms);
+      if (!res.duplicate) {
+        res.tempids = std::move(p.tempids);
+        res.datoms = std::move(p.datoms);
+      }
       p.done(std::move(res));
       continue;
     }
@@ -575,7 +578,14 @@ void NodeHost::Stop() {
   for (std::thread& w : impl_->workers) w.join();
   impl_->workers.clear();
   // The transport first: its I/O thread may still queue into the inbox.
-  impl_->transport.reset();
+  // Taken out under req_mu (readers of it hold that lock), destroyed
+  // outside it (its I/O thread may be waiting for req_mu).
+  std::unique_ptr<net::PeerTransport> transport;
+  {
+    std::lock_guard<std::mutex> lock(impl_->req_mu);
+    transport = std::move(impl_->transport);
+  }
+  transport.reset();
   impl_->replicas.clear();
   impl_->log_store.reset();
   impl_->log_db.reset();
@@ -663,6 +673,11 @@ std::future<NodeHost::DbResult> NodeHost::Read(uint64_t group) {
   std::future<DbResult> f = promise->get_future();
   Read(group, [promise](DbResult r) { promise->set_value(std::move(r)); });
   return f;
+}
+
+net::TransportStats NodeHost::transport_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->req_mu);
+  return impl_->transport ? impl_->transport->stats() : net::TransportStats{};
 }
 
 NodeHostStats NodeHost::stats() const {

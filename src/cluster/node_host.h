@@ -69,6 +69,7 @@
 #include "cairn/datom.h"
 #include "cairn/status.h"
 #include "datalog/index_source.h"
+#include "net/peer_transport.h"
 #include "raft/config.h"
 #include "raft/raft_node.h"
 #include "storage/datom_store.h"
@@ -135,8 +136,8 @@ struct ProposeResult {
   uint32_t leader = 0;  // with NotLeader: the leader's node id if known
   uint64_t index = 0;   // the entry that applied it
   TxTime t;             // the transaction's t (zero if it failed)
-  // True when the request id had applied before (a retry): t and index are
-  // the first outcome's; tempids and datoms are empty.
+  // True when the request id had applied before (a retry): t, index and
+  // tempids are the first outcome's; datoms are empty.
   bool duplicate = false;
   std::map<std::string, EntityId> tempids;  // when this proposal applied it
   std::vector<Datom> datoms;                // what it wrote (same)
@@ -198,6 +199,8 @@ class NodeHost {
   // liveness check).
   std::map<uint32_t, bool> peers_live() const;
   NodeHostStats stats() const;
+  // The peer transport's counters (auth failures, protocol errors, ...).
+  net::TransportStats transport_stats() const;
 
   // Every datom in the group's store, in commit order (runs on the driver).
   Result<std::vector<Datom>> LogDatoms(uint64_t group);

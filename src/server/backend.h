@@ -114,6 +114,9 @@ struct BackendStatus {
   std::vector<NodeStatus> nodes;
   std::optional<GroupStatusInfo> meta;     // unset if this node holds no meta replica
   std::vector<GroupStatusInfo> groups;     // the shards this node holds
+  uint64_t peer_auth_failures = 0;    // peer handshakes refused (wrong secret)
+  uint64_t peer_protocol_errors = 0;  // peer connections closed for a bad frame
+  uint64_t peer_connects = 0;         // outbound peer connections established
 };
 
 class Backend {

@@ -144,6 +144,10 @@ BackendStatus ClusterBackend::GetStatus() {
     ns.live = n.id == node_->id() || (live.count(n.id) && live[n.id]);
     s.nodes.push_back(std::move(ns));
   }
+  net::TransportStats ts = host.transport_stats();
+  s.peer_auth_failures = ts.auth_failures;
+  s.peer_protocol_errors = ts.protocol_errors;
+  s.peer_connects = ts.connects;
   for (uint64_t g : host.groups()) {
     Result<cluster::GroupStatus> st = host.status(g);
     if (!st.ok()) continue;

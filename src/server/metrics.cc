@@ -83,6 +83,14 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     std::vector<const GroupStatusInfo*> groups;
     if (backend.meta) groups.push_back(&*backend.meta);
     for (const GroupStatusInfo& g : backend.groups) groups.push_back(&g);
+    Family(out, "cairn_peer_auth_failures_total", "counter",
+           "Peer connections refused because the handshake failed (wrong cluster secret).");
+    out += "cairn_peer_auth_failures_total " + std::to_string(backend.peer_auth_failures) + "\n";
+    Family(out, "cairn_peer_protocol_errors_total", "counter",
+           "Peer connections closed for a malformed frame (magic, version, checksum, size).");
+    out += "cairn_peer_protocol_errors_total " + std::to_string(backend.peer_protocol_errors) + "\n";
+    Family(out, "cairn_peer_connects_total", "counter", "Outbound peer connections established.");
+    out += "cairn_peer_connects_total " + std::to_string(backend.peer_connects) + "\n";
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
       out += "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") +

@@ -90,7 +90,7 @@ expect "--db and --connect together are refused" 'excludes' "$out"
 out=$("$CAIRN" q '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
 expect_rc "q without --db or --connect exits 2" 2 $rc
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null
-out=$("$CAIRN" q --connect "$EP" '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
+out=$("$CAIRN" q --connect "$EP" --timeout-ms 1000 '[:find ?e :where [?e :person/name]]' 2>&1); rc=$?
 expect_rc "q --connect to a stopped server exits 1" 1 $rc
 expect "a stopped server is reported as unavailable" 'Unavailable' "$out"
 
