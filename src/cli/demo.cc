@@ -24,24 +24,17 @@ namespace {
 
 constexpr const char* kSchema = R"([
  {:db/ident :country/alpha2 :db/valueType :db.type/string :db/cardinality :db.cardinality/one
-  :db/unique :db.unique/identity}
+  :db/unique :db.unique/identity :db/doc "ISO 3166-1 alpha-2 code"}
  {:db/ident :country/alpha3 :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/unique :db.unique/value}
  {:db/ident :country/numeric :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :country/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :country/official-name :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/code :db/valueType :db.type/string :db/cardinality :db.cardinality/one
-  :db/unique :db.unique/value}
+  :db/unique :db.unique/value :db/doc "ISO 3166-2 code, e.g. FR-75"}
  {:db/ident :subdivision/name :db/valueType :db.type/string :db/cardinality :db.cardinality/one :db/index true}
  {:db/ident :subdivision/type :db/valueType :db.type/string :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/country :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}
  {:db/ident :subdivision/parent :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}
-])";
-
-// Docs go in their own transaction: a cluster's router (src/cluster/coordinator.cc)
-// counts :db/doc in a map that installs an attribute as ordinary data.
-constexpr const char* kSchemaDocs = R"([
- [:db/add :country/alpha2 :db/doc "ISO 3166-1 alpha-2 code"]
- [:db/add :subdivision/code :db/doc "ISO 3166-2 code, e.g. FR-75"]
 ])";
 
 std::string Str(const std::string& s) { return Value::String(s).ToString(); }
@@ -112,7 +105,7 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
     return true;
   };
 
-  if (!run(kSchema, "schema") || !run(kSchemaDocs, "schema docs")) return 1;
+  if (!run(kSchema, "schema")) return 1;
 
   uint64_t total = countries.size() + subs.size() * 2;
   ProgressBar bar("loading iso-codes", total);
