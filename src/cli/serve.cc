@@ -114,7 +114,7 @@ int RunServe(const ServeArgs& args) {
   options.body_timeout_ms = args.body_timeout_ms;
   options.request_timeout_ms = args.request_timeout_ms;
   options.connections_max = args.connections_max;
-  options.worker_threads = args.worker_threads;
+  options.worker_threads = args.worker_threads > 0 ? args.worker_threads : (args.config_path.empty() ? 4 : 64);
   if (args.db_path.empty() == args.config_path.empty()) {
     std::fprintf(stderr, "cairn: serve needs exactly one of --db FILE (embedded) or --config node.json (cluster)\n");
     return 2;

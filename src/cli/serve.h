@@ -17,7 +17,9 @@ struct ServeArgs {
   int body_timeout_ms = 30'000;
   int request_timeout_ms = 60'000;
   size_t connections_max = 1024;
-  int worker_threads = 4;
+  // 0 = by mode: 4 embedded (CPU-bound work on one file), 64 in a cluster
+  // (a worker mostly waits for a replicated commit on another node).
+  int worker_threads = 0;
   bool sync = true;
 };
 

@@ -23,7 +23,12 @@ Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   ho.propose_timeout_ms = options.propose_timeout_ms;
   ho.raft = options.raft;
   ho.sync_log = c.sync;
-  ho.store.sync = c.sync;
+  // Only the Raft log is fsynced on every write. A replica's datom file runs
+  // synchronous=NORMAL (a kill -9 loses nothing; a power loss may lose its
+  // last commits): its applied index commits with its datoms, so at open it
+  // re-applies the committed entries after it from the durable log, or
+  // installs the snapshot the log store kept if the log was compacted past it.
+  ho.store.sync = false;
   ho.store.partitions = c.partitions;
   ho.snapshot_entries = c.snapshot_entries;
   // The shard ownership guard (shard/replica.h): a shard refuses user

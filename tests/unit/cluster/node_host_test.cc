@@ -182,28 +182,38 @@ TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
   // Group commit and batching: one Save per round carrying every group's
   // Ready, one frame per peer per round. Proposing to both groups at once
   // makes rounds where both have work.
+  // Whether a round finds both groups with work depends on scheduling (a
+  // loaded machine may run the driver between two Propose calls), so bursts
+  // repeat until one shows it, a bounded number of times: with group commit
+  // broken no burst ever would.
+  size_t bursts_run = 0;
   {
-    std::vector<std::future<ProposeResult>> fs;
-    for (int i = 0; i < 20; ++i) {
-      for (uint64_t g : kGroups) {
-        uint32_t l = c.Leader(g);
-        ASSERT_NE(l, 0u);
-        std::string name = "burst-g" + std::to_string(g) + "-" + std::to_string(i);
-        fs.push_back(c.at(l)->Propose(g, name, PersonTx(name, i)));
-      }
-    }
-    for (auto& f : fs) {
-      ProposeResult r = f.get();
-      EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-    }
     NodeHostStats total;
-    for (uint32_t id = 1; id <= 3; ++id) {
-      NodeHostStats s = c.at(id)->stats();
-      EXPECT_EQ(s.saves, s.rounds);
-      total.saves += s.saves;
-      total.readies_saved += s.readies_saved;
-      total.frames_sent += s.frames_sent;
-      total.messages_sent += s.messages_sent;
+    for (int burst = 0; burst < 10; ++burst) {
+      ++bursts_run;
+      std::vector<std::future<ProposeResult>> fs;
+      for (int i = 0; i < 20; ++i) {
+        for (uint64_t g : kGroups) {
+          uint32_t l = c.Leader(g);
+          ASSERT_NE(l, 0u);
+          std::string name = "burst" + std::to_string(burst) + "-g" + std::to_string(g) + "-" + std::to_string(i);
+          fs.push_back(c.at(l)->Propose(g, name, PersonTx(name, i)));
+        }
+      }
+      for (auto& f : fs) {
+        ProposeResult r = f.get();
+        EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+      }
+      total = NodeHostStats{};
+      for (uint32_t id = 1; id <= 3; ++id) {
+        NodeHostStats s = c.at(id)->stats();
+        EXPECT_EQ(s.saves, s.rounds);
+        total.saves += s.saves;
+        total.readies_saved += s.readies_saved;
+        total.frames_sent += s.frames_sent;
+        total.messages_sent += s.messages_sent;
+      }
+      if (total.readies_saved > total.saves && total.messages_sent > total.frames_sent) break;
     }
     std::printf("group commit: %llu saves carried %llu group readies; %llu frames carried %llu messages\n",
                 static_cast<unsigned long long>(total.saves), static_cast<unsigned long long>(total.readies_saved),
@@ -226,7 +236,7 @@ TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
       by_name.a = Keyword::Intern("person/name");
       size_t names = 0;
       ASSERT_TRUE((*db)->Scan(by_name, [&](const Datom&) { return ++names, true; }).ok());
-      EXPECT_EQ(names, 30u) << "node " << id << " group " << g;  // 10 + 20 burst
+      EXPECT_EQ(names, 10u + 20u * bursts_run) << "node " << id << " group " << g;  // 10 + 20 per burst
     }
   }
   EXPECT_EQ(c.at(1)->Read(99).get().status().code(), StatusCode::kNotFound);
