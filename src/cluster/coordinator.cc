@@ -5,6 +5,9 @@
 #include <set>
 #include <thread>
 
+#include "cluster/cluster_source.h"
+#include "cluster/scan_codec.h"
+#include "cluster/tx_router.h"
 #include "cluster/wire.h"
 #include "shard/tx_placement.h"
 
@@ -18,7 +21,7 @@ using Clock = std::chrono::steady_clock;
 
 const std::set<std::string_view>& SchemaKeys() {
   static const std::set<std::string_view> keys = {
-      "db/ident",      "db/valueType",    "db/cardinality", "db/unique",     "db/index",
+      "db/ident",      "db/valueType",    "db/cardinality", "db/unique",     "db/index",      "db/doc",
       "db/isComponent", "db/noHistory",   "db/tupleAttrs",  "db/tupleTypes", "db/tupleType",
   };
   return keys;
@@ -238,6 +241,8 @@ Result<TxRoute> RouteTx(const Edn& tx, const Schema& schema, const ShardMap& map
 namespace {
 
 enum class RequestKind : uint8_t { kTransact = 1 };
+// A payload starting with this byte is a scan codec request (its magic).
+constexpr uint8_t kScanRequestKind = 0xC5;
 
 // Reply of kTransact: code u8, varint leader, bytes message, then if OK
 // varint t, varint index, u8 duplicate, varint n (bytes name, varint id)*,
@@ -311,103 +316,6 @@ TxOutcome ToOutcome(ProposeResult r, uint64_t group) {
   return o;
 }
 
-// ---------------------------------------------------------------- merged view
-
-// The interim cluster view: every group's current value, merged. The system
-// partition (attributes, idents) comes from the meta group only; every other
-// entity (and every shard's transaction entities) from the shards. Results
-// are collected and sorted in the order the IndexSource contract promises.
-class MergedSource final : public datalog::IndexSource {
- public:
-  MergedSource(std::shared_ptr<const datalog::IndexSource> meta,
-               std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards, const ShardMap* map)
-      : meta_(std::move(meta)), shards_(std::move(shards)), map_(map) {}
-
-  const Schema& schema() const override { return meta_->schema(); }
-  bool is_history() const override { return false; }
-
-  Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override {
-    std::vector<Datom> out;
-    auto collect = [&](const datalog::IndexSource& src, bool from_meta) {
-      return src.Scan(p, [&](const Datom& d) {
-        bool system = !d.e.is_tx() && d.e.partition() == EntityId::kSystemPartition;
-        if (system == from_meta) out.push_back(d);
-        return true;
-      });
-    };
-    bool e_system = p.e && !p.e->is_tx() && p.e->partition() == EntityId::kSystemPartition;
-    if (!p.e || e_system) CAIRN_RETURN_IF_ERROR(collect(*meta_, true));
-    if (!e_system) {
-      for (const auto& [g, src] : shards_) {
-        if (p.e && !p.e->is_tx() && map_->GroupOfEntity(*p.e) != g) continue;
-        CAIRN_RETURN_IF_ERROR(collect(*src, false));
-      }
-    }
-    Sort(p, &out);
-    for (const Datom& d : out) {
-      if (!fn(d)) break;
-    }
-    return Status::OK();
-  }
-
-  uint64_t EstimateCount(const datalog::DatomPattern& p) const override {
-    uint64_t n = meta_->EstimateCount(p);
-    for (const auto& [g, src] : shards_) n += src->EstimateCount(p);
-    return n;
-  }
-
-  uint64_t EstimateDistinct(Keyword a, int position) const override {
-    uint64_t n = 0;
-    for (const auto& [g, src] : shards_) n += src->EstimateDistinct(a, position);
-    return n;
-  }
-
- private:
-  void Sort(const datalog::DatomPattern& p, std::vector<Datom>* out) const {
-    auto attr_less = [](Keyword x, Keyword y) { return x.str() < y.str(); };
-    auto eavt = [&](const Datom& x, const Datom& y) {
-      if (x.e != y.e) return x.e.raw < y.e.raw;
-      if (x.a != y.a) return attr_less(x.a, y.a);
-      return x.v < y.v;
-    };
-    auto aevt = [&](const Datom& x, const Datom& y) {
-      if (x.a != y.a) return attr_less(x.a, y.a);
-      if (x.e != y.e) return x.e.raw < y.e.raw;
-      return x.v < y.v;
-    };
-    auto avet = [&](const Datom& x, const Datom& y) {
-      if (x.a != y.a) return attr_less(x.a, y.a);
-      if (x.v != y.v) return x.v < y.v;
-      return x.e.raw < y.e.raw;
-    };
-    auto vaet = [&](const Datom& x, const Datom& y) {
-      if (x.v != y.v) return x.v < y.v;
-      if (x.a != y.a) return attr_less(x.a, y.a);
-      return x.e.raw < y.e.raw;
-    };
-    if (p.e) {
-      std::stable_sort(out->begin(), out->end(), eavt);
-    } else if (p.a && p.v) {
-      const Attribute* def = schema().Find(*p.a);
-      if (def && def->in_avet()) {
-        std::stable_sort(out->begin(), out->end(), avet);
-      } else if (p.v->type() == ValueType::kRef) {
-        std::stable_sort(out->begin(), out->end(), vaet);
-      } else {
-        std::stable_sort(out->begin(), out->end(), aevt);
-      }
-    } else if (p.v && p.v->type() == ValueType::kRef) {
-      std::stable_sort(out->begin(), out->end(), vaet);
-    } else {
-      std::stable_sort(out->begin(), out->end(), aevt);
-    }
-  }
-
-  std::shared_ptr<const datalog::IndexSource> meta_;
-  std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards_;
-  const ShardMap* map_;
-};
-
 // EDN text of one stored value for a schema re-send.
 std::string ValueEdn(const Value& v) { return v.ToString(); }
 
@@ -443,6 +351,24 @@ std::string Coordinator::FreshRequestId() {
 }
 
 void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply) {
+  if (!payload.empty() && static_cast<uint8_t>(payload[0]) == kScanRequestKind) {
+    // A remote read (the scan codec's request, docs/cluster.md): served from
+    // this node's replica after a ReadIndex, so it is linearizable.
+    Clock::time_point deadline = Deadline();
+    reply(ServeScanRequest(payload, [this, deadline](uint32_t group, const ViewSpec& spec)
+                                        -> Result<std::shared_ptr<const datalog::IndexSource>> {
+      if (spec.kind != ViewSpec::Kind::kCurrent) {
+        return Status::InvalidArgument("node " + std::to_string(host_->node_id()) +
+                                       ": as-of, since and history views are not served on a cluster yet");
+      }
+      if (!Hosts(group)) {
+        return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
+                                   std::to_string(group));
+      }
+      return LocalView(group, deadline);
+    }));
+    return;
+  }
   wire::Reader in(payload, "request from node " + std::to_string(from));
   Result<uint8_t> kind = in.U8("kind");
   if (!kind.ok()) return reply(kind.status());
@@ -568,19 +494,33 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
                     " before the deadline; last error: " + last.ToString());
 }
 
-Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint64_t group,
-                                                                            Clock::time_point deadline) {
+bool Coordinator::Hosts(uint64_t group) const {
   std::vector<uint32_t> replicas = map_.ReplicasOf(group);
-  if (std::find(replicas.begin(), replicas.end(), host_->node_id()) == replicas.end()) {
-    return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
-                               std::to_string(group) + " (remote reads are not wired yet)");
-  }
+  return std::find(replicas.begin(), replicas.end(), host_->node_id()) != replicas.end();
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint64_t group,
+                                                                            Clock::time_point deadline) {
   int backoff_ms = options_.backoff_ms_min;
   while (true) {
+    Result<GroupStatus> before = host_->status(group);
+    uint32_t leader = before.ok() ? before->leader : 0;
     std::future<NodeHost::DbResult> f = host_->Read(group);
-    if (f.wait_until(deadline) != std::future_status::ready) {
-      return Status::Timeout("group " + std::to_string(group) + ": read not confirmed in time");
+    // A read index lost to a leader change never confirms: give it up (and
+    // ask again) as soon as this replica sees another leader, rather than
+    // after the host's timeout.
+    bool moved = false;
+    while (f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+      if (Clock::now() >= deadline) {
+        return Status::Timeout("group " + std::to_string(group) + ": read not confirmed in time");
+      }
+      Result<GroupStatus> st = host_->status(group);
+      if (st.ok() && st->leader != 0 && st->leader != leader) {
+        moved = true;
+        break;
+      }
     }
+    if (moved) continue;
     NodeHost::DbResult r = f.get();
     if (r.ok()) return *r;
     if (!Retryable(r.status().code()) || host_->stopped() ||
@@ -592,13 +532,51 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
   }
 }
 
-Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> meta, GroupView(kMetaGroup, deadline));
-  std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> shards;
-  for (uint32_t s = 1; s <= map_.shards(); ++s) {
-    CAIRN_ASSIGN_OR_RETURN(shards[s], GroupView(s, deadline));
+std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
+                                                                    Clock::time_point deadline) {
+  // The first replica that looks alive serves every request of this view.
+  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
+  uint32_t target = replicas.empty() ? 0 : replicas.front();
+  for (uint32_t r : replicas) {
+    if (PeerLive(r)) {
+      target = r;
+      break;
+    }
   }
-  return std::shared_ptr<const datalog::IndexSource>(std::make_shared<MergedSource>(meta, std::move(shards), &map_));
+  RequestFn send = [this, deadline](uint32_t node, std::string request) -> Result<std::string> {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return Status::Timeout("read of node " + std::to_string(node) + ": the request deadline passed");
+    int hop = static_cast<int>(std::min<int64_t>(left, options_.hop_timeout_ms));
+    return host_->SendRequest(node, std::move(request), hop).get();
+  };
+  return std::make_shared<RemoteSource>(target, static_cast<uint32_t>(group), ViewSpec{}, std::move(schema),
+                                        std::move(send));
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint64_t group,
+                                                                            Clock::time_point deadline) {
+  if (Hosts(group)) return LocalView(group, deadline);
+  return RemoteView(group, RoutingSchema(), deadline);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
+  // Local replicas first (linearizable reads); their schema (the meta
+  // group's if hosted, else a shard's copy: schema reaches every shard before
+  // it is acknowledged) is the one remote views read with.
+  std::vector<std::shared_ptr<const datalog::IndexSource>> views(map_.shards() + 1);
+  std::shared_ptr<const Schema> schema;
+  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+    if (!Hosts(g)) continue;
+    CAIRN_ASSIGN_OR_RETURN(views[g], LocalView(g, deadline));
+    if (!schema) schema = std::shared_ptr<const Schema>(views[g], &views[g]->schema());
+  }
+  if (!schema) schema = RoutingSchema();
+  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+    if (!views[g]) views[g] = RemoteView(g, schema, deadline);
+  }
+  std::shared_ptr<const datalog::IndexSource> meta = views[0];
+  views.erase(views.begin());
+  return std::shared_ptr<const datalog::IndexSource>(std::make_shared<ClusterSource>(meta, std::move(views), map_));
 }
 
 std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
@@ -618,10 +596,25 @@ std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
 Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
   Clock::time_point deadline = Deadline();
   CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
-  std::shared_ptr<const Schema> schema = RoutingSchema();
-  CAIRN_ASSIGN_OR_RETURN(TxRoute route, RouteTx(tx, *schema, map_));
+  // The router's dry run over a linearizable cluster view places the
+  // transaction exactly as the shard's transactor will (tx_router.h).
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, ClusterView(deadline));
+  CAIRN_ASSIGN_OR_RETURN(RoutedTransaction routed, RouteTransaction(tx_edn, *view, map_));
+  TxRoute route;
+  std::string text = std::move(routed.tx_edn);
+  if (routed.redundant) {
+    // Nothing to write by now (typically a retry of a request that applied):
+    // the dry run's placement then depends on state, so place it by the
+    // request's own text (RouteTx), which sends a retry where the first
+    // attempt went; the shard answers the duplicate (or applies nothing).
+    std::shared_ptr<const Schema> schema(view, &view->schema());
+    CAIRN_ASSIGN_OR_RETURN(route, RouteTx(tx, *schema, map_));
+    text = std::string(tx_edn);
+  } else {
+    route.schema = routed.kind == RoutedTransaction::Kind::kSchema;
+    route.group = routed.shard;
+  }
   if (request_id.empty()) request_id = FreshRequestId();
-  std::string text(tx_edn);
   if (!route.schema) return ProposeAt(route.group, request_id, text, deadline);
   CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, request_id, text, deadline));
   return PushSchema(text, meta, deadline);

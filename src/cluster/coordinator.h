@@ -6,7 +6,8 @@
 //   1. parses the EDN and classifies it: a *schema* transaction (it installs
 //      or changes attributes or idents: the system partition) or a data
 //      transaction; both at once is InvalidArgument;
-//   2. data: finds the ONE shard its entities live on (RouteTx below);
+//   2. data: finds the ONE shard its entities live on (RouteTransaction,
+//      RouteTx as the fallback; see Reads and Routing below);
 //      entities on two shards is InvalidArgument "cross_shard: ..." naming
 //      the shards (the HTTP layer answers 400 cross_shard);
 //   3. proposes it at that shard's leader: locally through NodeHost::Propose
@@ -19,12 +20,20 @@
 //      when every shard applied it.
 // An empty request id gets a fresh one (unique across restarts).
 //
-// Reads: ClusterView() is a database value over every group: the system
-// partition (attributes, idents) from the meta group only, every other
-// entity from its shard. Each group is read with NodeHost::Read (ReadIndex:
-// linearizable) on the local replica; groups without a local replica are
-// not readable yet (Unavailable; the query helper's RemoteSource replaces
-// this).
+// Reads: ClusterView() is a ClusterSource (cluster_source.h) over every
+// group: the system partition (attributes, idents) from the meta group only,
+// every other entity from its shard. A group this node hosts is read with
+// NodeHost::Read (ReadIndex: linearizable) on the local replica; any other
+// group through a RemoteSource (scan_codec.h) on a live replica, which
+// serves each request after a ReadIndex of its own. This node serves those
+// requests (payloads starting with the scan codec's magic 0xC5) from its
+// local replicas. Only current views for now (as-of/since/history: the
+// replicas keep no history yet).
+//
+// Routing: RouteTransaction (tx_router.h), a dry run of the transactor over
+// ClusterView(); when the dry run writes nothing (a retry of an applied
+// request), the static RouteTx below decides, so a retry goes where the
+// first attempt went.
 //
 // Requests between coordinators (payload of NodeHost requests): see
 // docs/cluster.md "Peer requests". A node never forwards a forwarded
@@ -101,9 +110,11 @@ class Coordinator {
   Result<TxOutcome> ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
                               Clock::time_point deadline);
 
-  // A linearizable database value of one group (local replica only for now).
+  // A linearizable database value of one group: the local replica's
+  // (ReadIndex) if this node hosts it, else a RemoteSource reading a live
+  // replica on another node (each of its requests is a ReadIndex read there).
   Result<std::shared_ptr<const datalog::IndexSource>> GroupView(uint64_t group, Clock::time_point deadline);
-  // The merged value of every group (see the header comment).
+  // The ClusterSource over every group (see the header comment).
   Result<std::shared_ptr<const datalog::IndexSource>> ClusterView(Clock::time_point deadline);
 
   // Writes the membership and shard map into the meta group as datoms
@@ -122,6 +133,10 @@ class Coordinator {
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
   std::string FreshRequestId();
   bool PeerLive(uint32_t node) const;
+  bool Hosts(uint64_t group) const;
+  Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline);
+  std::shared_ptr<const datalog::IndexSource> RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
+                                                         Clock::time_point deadline);
   std::shared_ptr<const Schema> RoutingSchema() const;
   Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline);
 

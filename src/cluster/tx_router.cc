@@ -127,6 +127,7 @@ Result<RoutedTransaction> RouteTransaction(std::string_view tx_edn, const datalo
   } else {
     // Nothing but the transaction entity: follow the first entity named.
     out.shard = 1;
+    out.redundant = true;
     for (const shard::TxOp& op : ops) {
       std::optional<EntityId> e = ResolveExisting(op.e, cluster_view);
       if (e && !e->is_tx() && !IsSystem(*e) && e->partition() < partitions) {

@@ -58,6 +58,11 @@ struct RoutedTransaction {
   uint32_t shard = 0;   // kData: the shard (1..S); kSchema: 0 (the meta group)
   std::string tx_edn;   // what to send: the input, or its rewrite (rewritten)
   bool rewritten = false;
+  // The dry run wrote nothing but the transaction entity (every assertion
+  // already true, e.g. a retry of an applied request): `shard` was then
+  // picked from current state; a caller that must send a retry where the
+  // first attempt went should place it by the request's text instead.
+  bool redundant = false;
 };
 
 // Maps a user partition to its shard (1..shards).

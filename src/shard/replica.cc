@@ -389,6 +389,7 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   TransactorOptions topts;
   topts.partitions = store_->partitions();
   topts.tx_instant_ms = 0;  // t's physical part: from the entry, not the local clock
+  topts.owns_partition = options_.owns_partition;  // cross-shard refs: checked by the coordinator
   Transactor transactor(topts);
   Result<TxResult> prepared = [&] {
     ReplicaSource view(index_, store_->attrs(), schema_);

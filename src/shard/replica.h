@@ -37,7 +37,10 @@
 // Ownership guard: with ReplicaOptions::owns_partition set, a transaction
 // that writes an entity (other than the tx entity and the system partition 0)
 // in a partition the shard does not own fails with WrongShard, recorded as
-// its outcome, and writes nothing — on every replica alike.
+// its outcome, and writes nothing — on every replica alike. The same
+// function goes to the Transactor (TransactorOptions::owns_partition): a ref
+// VALUE naming an entity in a partition another shard owns (a cross-shard
+// ref the coordinator resolved) is accepted without a local existence check.
 //
 // Snapshots: every `snapshot_entries` applied entries the replica copies its
 // datom file (VACUUM INTO; a consistent copy that includes the applied index

@@ -298,11 +298,19 @@ class PrepareRun {
       // hand out later.
       if (op.kind == TxOp::Kind::kAdd || op.kind == TxOp::Kind::kCas) {
         if (op.e.kind == TxEntityRef::Kind::kId) CAIRN_RETURN_IF_ERROR(CheckExists(e_[i].id, op.e));
-        if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kId)
+        if (op.v_is_ref && op.v_ref.kind == TxEntityRef::Kind::kId && !IsForeignRef(v_[i].id))
           CAIRN_RETURN_IF_ERROR(CheckExists(v_[i].id, op.v_ref));
       }
     }
     return Status::OK();
+  }
+
+  // A ref value in a user partition another shard owns (see
+  // TransactorOptions::owns_partition): its existence was checked where it lives.
+  bool IsForeignRef(EntityId e) const {
+    if (!options_.owns_partition || e.is_tx()) return false;
+    uint32_t p = e.partition();
+    return p != EntityId::kSystemPartition && !options_.owns_partition(p);
   }
 
   Status CheckExists(EntityId e, const TxEntityRef& r) {

@@ -44,8 +44,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cairn/datom.h"
@@ -82,11 +84,17 @@ struct TxResult {
 struct TransactorOptions {
   uint32_t partitions = 256;  // 1 .. EntityId::kMaxPartitions - 1
   int64_t tx_instant_ms = 0;  // :db/txInstant; 0 = t.physical_ms()
+  // Which user partitions this transactor's store holds (null = all). An
+  // integer entity id in a VALUE position (a ref) whose partition is not owned
+  // is accepted without an existence check: the cluster coordinator resolved
+  // it on the shard that owns it (a cross-shard ref). Ids in entity position,
+  // and value ids in owned partitions or the system partition, must exist.
+  std::function<bool(uint32_t partition)> owns_partition;
 };
 
 class Transactor {
  public:
-  explicit Transactor(TransactorOptions options) : options_(options) {}
+  explicit Transactor(TransactorOptions options) : options_(std::move(options)) {}
 
   // `tx_data` must be an EDN vector (or list) of forms; `db` is the current
   // database value (a non-history view) and its schema; `t` (valid) is the new

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster/node.h"
+#include "datalog/engine.h"
 #include "shard/tx_placement.h"
 
 namespace cairn::cluster {
@@ -21,12 +22,13 @@ using namespace std::chrono_literals;
 constexpr uint32_t kShards = 4;
 constexpr uint32_t kPartitions = 32;
 
-class ThreeNodes : public ::testing::Test {
+// N nodes (sorted by id), 4 shards, replication 3.
+class ClusterNodes : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void Start(uint32_t count) {
     root_ = ::testing::TempDir() + "/cairn_coord_" + std::to_string(::getpid());
     std::filesystem::remove_all(root_);
-    for (uint32_t id = 1; id <= 3; ++id) {
+    for (uint32_t id = 1; id <= count; ++id) {
       NodeOptions o;
       ClusterConfig& c = o.config;
       c.node_id = id;
@@ -38,7 +40,7 @@ class ThreeNodes : public ::testing::Test {
       c.replication = 3;
       c.partitions = kPartitions;
       c.sync = false;
-      for (uint32_t n = 1; n <= 3; ++n) {
+      for (uint32_t n = 1; n <= count; ++n) {
         NodeAddress a;
         a.id = n;
         a.peer = a.http = "127.0.0.1:1";  // re-addressed below once ports are known
@@ -94,6 +96,19 @@ class ThreeNodes : public ::testing::Test {
 
   std::string root_;
   std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+class ThreeNodes : public ClusterNodes {
+ protected:
+  void SetUp() override { Start(3); }
+};
+
+// 4 nodes, replication 3: the meta group lives on nodes 1-3, shard s on
+// nodes s, s+1, s+2 (mod 4), so every node lacks at least one group and
+// reads it from another node (RemoteSource over the peer wire).
+class FourNodes : public ClusterNodes {
+ protected:
+  void SetUp() override { Start(4); }
 };
 
 constexpr const char* kSchema =
@@ -190,6 +205,102 @@ TEST_F(ThreeNodes, StatusAndHealthReportEveryGroup) {
   }
   nodes_[2]->Stop();
   EXPECT_FALSE(nodes_[2]->Health().ok());
+}
+
+TEST_F(ThreeNodes, SchemaWithDocIsASchemaTransaction) {
+  Result<TxOutcome> r = nodes_[2]->coordinator().Transact(
+      "[{:db/ident :user/nick :db/valueType :db.type/string :db/cardinality :db.cardinality/one "
+      "  :db/doc \"a user's nickname\"}]",
+      "");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->group, kMetaGroup);
+  // Installed everywhere, and usable in a data transaction.
+  for (auto& n : nodes_) {
+    for (uint64_t g = 0; g <= kShards; ++g) {
+      Result<std::shared_ptr<const datalog::IndexSource>> db = n->coordinator().GroupView(g, n->coordinator().Deadline());
+      ASSERT_TRUE(db.ok()) << db.status().ToString();
+      EXPECT_NE((*db)->schema().Find(Keyword::Intern("user/nick")), nullptr) << "node " << n->id() << " group " << g;
+    }
+  }
+  Result<TxOutcome> data = nodes_[0]->coordinator().Transact("[{:db/id \"n\" :user/nick \"zed\"}]", "");
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  EXPECT_NE(data->group, kMetaGroup);
+  // The doc string reads back from the meta group on every node.
+  for (auto& n : nodes_) {
+    Coordinator& c = n->coordinator();
+    Result<std::shared_ptr<const datalog::IndexSource>> view = c.ClusterView(c.Deadline());
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    Result<QueryResult> q = datalog::RunQuery(
+        "[:find ?d . :where [?a :db/ident :user/nick] [?a :db/doc ?d]]", {datalog::Input::Db(view->get())});
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    ASSERT_EQ(q->rows.size(), 1u);
+    EXPECT_EQ(q->rows[0][0].as_string(), "a user's nickname");
+  }
+  // Applying the same schema again (a retry with a fresh id: nothing to write)
+  // still goes to the meta group, not to a shard.
+  Result<TxOutcome> again = nodes_[1]->coordinator().Transact(
+      "[{:db/ident :user/nick :db/valueType :db.type/string :db/cardinality :db.cardinality/one "
+      "  :db/doc \"a user's nickname\"}]",
+      "");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->group, kMetaGroup);
+}
+
+TEST_F(FourNodes, EveryNodeAnswersTheSameQueryAcrossShards) {
+  // Every node lacks a group: node 4 the meta group and shard 1, node 1 shard 2...
+  for (auto& n : nodes_) EXPECT_EQ(n->host().groups().size(), n->id() == 4 ? 3u : 4u) << "node " << n->id();
+  // Schema through node 4, which holds no meta replica (forwarded; its
+  // router reads the meta group remotely).
+  Result<TxOutcome> schema = nodes_[3]->coordinator().Transact(kSchema, "");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ(schema->group, kMetaGroup);
+  // Two users per shard, each written through a different node.
+  std::vector<std::string> want;
+  for (uint32_t s = 1; s <= kShards; ++s) {
+    for (int k = 0; k < 2; ++k) {
+      Node& via = *nodes_[(s + k) % 4];
+      std::string email = EmailOnShard(s, 10 + k);
+      Result<TxOutcome> r = via.coordinator().Transact(
+          "[{:db/id \"u\" :user/email \"" + email + "\" :user/name \"n" + std::to_string(s) + "\"}]", "");
+      ASSERT_TRUE(r.ok()) << "via node " << via.id() << ": " << r.status().ToString();
+      EXPECT_EQ(r->group, s);
+      want.push_back(email);
+    }
+  }
+  std::sort(want.begin(), want.end());
+  const std::string query =
+      "[:find ?name (count ?e) :where [?e :user/email ?m] [?e :user/name ?name]]";
+  std::string first;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    EXPECT_EQ(Strings(i, "user/email"), want) << "node " << i + 1;
+    Coordinator& c = nodes_[i]->coordinator();
+    Result<std::shared_ptr<const datalog::IndexSource>> view = c.ClusterView(c.Deadline());
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    Result<QueryResult> q = datalog::RunQuery(query, {datalog::Input::Db(view->get())});
+    ASSERT_TRUE(q.ok()) << "node " << i + 1 << ": " << q.status().ToString();
+    ASSERT_EQ(q->rows.size(), kShards) << q->ToEdn();
+    for (const auto& row : q->rows) EXPECT_EQ(row[1].as_long(), 2) << q->ToEdn();
+    if (i == 0) first = q->ToEdn();
+    EXPECT_EQ(q->ToEdn(), first) << "node " << i + 1;
+    // A lookup by identity value finds the same entity from every node.
+    std::optional<EntityId> e = (*view)->Lookup(Keyword::Intern("user/email"), Value::String(want[0]));
+    ASSERT_TRUE(e.has_value()) << "node " << i + 1;
+    std::optional<EntityId> e0 =
+        nodes_[0]->coordinator().ClusterView(c.Deadline()).value()->Lookup(Keyword::Intern("user/email"),
+                                                                          Value::String(want[0]));
+    EXPECT_EQ(e, e0);
+  }
+  // A retry of an applied request through the node that lacks the shard
+  // answers the duplicate.
+  std::string email = EmailOnShard(1, 20);
+  std::string tx = "[{:db/id \"x\" :user/email \"" + email + "\" :user/name \"once\"}]";
+  Result<TxOutcome> once = nodes_[0]->coordinator().Transact(tx, "four-once");
+  ASSERT_TRUE(once.ok()) << once.status().ToString();
+  Result<TxOutcome> again = nodes_[3]->coordinator().Transact(tx, "four-once");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->t, once->t);
+  EXPECT_EQ(again->group, 1u);
 }
 
 }  // namespace

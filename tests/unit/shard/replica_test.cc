@@ -844,6 +844,48 @@ TEST(Replica, OwnershipGuardRefusesForeignPartitions) {
   EXPECT_EQ(f.tx_ts.size(), 2u);
 }
 
+// A cross-shard ref as the cluster router writes it (a lookup ref to another
+// shard's entity rewritten to that entity's id): the target shard accepts the
+// foreign id in VALUE position on every replica, still refuses a missing id in
+// an owned partition, and refuses the foreign id in entity position.
+TEST(Replica, CrossShardRefValueApplies) {
+  Cluster c(TempDir("xref"), [](ReplicaOptions& o) { o.owns_partition = [](uint32_t p) { return p % 2 == 1; }; });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  EntityId foreign = EntityId::Make(4, 17);  // lives on the shard owning partition 4
+  EntityId missing = EntityId::Make(3, 17);  // owned here, never created
+  c.Propose(leader, "xref", 2, "[{:db/partition 3 :person/age 30 :person/friend " + std::to_string(foreign.raw) + "}]");
+  c.Propose(leader, "missing", 3, "[{:db/partition 3 :person/age 31 :person/friend " + std::to_string(missing.raw) + "}]");
+  c.Propose(leader, "entity", 4, "[[:db/add " + std::to_string(foreign.raw) + " :person/age 32]]");
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    std::optional<ApplyOutcome> x = c.at(id).Outcome("xref");
+    ASSERT_TRUE(x.has_value());
+    ASSERT_TRUE(x->status.ok()) << x->status.ToString();
+    datalog::DatomPattern p;
+    p.a = Keyword::Intern("person/friend");
+    std::vector<Datom> refs;
+    ASSERT_TRUE(c.at(id)
+                    .db()
+                    ->Scan(p,
+                           [&](const Datom& d) {
+                             refs.push_back(d);
+                             return true;
+                           })
+                    .ok());
+    ASSERT_EQ(refs.size(), 1u);
+    EXPECT_EQ(refs[0].e.partition(), 3u);
+    EXPECT_EQ(refs[0].v, Value::Ref(foreign));
+    std::optional<ApplyOutcome> m = c.at(id).Outcome("missing");
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->status.code(), StatusCode::kNotFound) << m->status.ToString();
+    std::optional<ApplyOutcome> e = c.at(id).Outcome("entity");
+    ASSERT_TRUE(e.has_value());
+    EXPECT_FALSE(e->status.ok());
+  }
+}
+
 // Two groups on each of three nodes: a node's groups share one Raft log
 // database and are persisted with ONE Save per node per round (group
 // commit); a node's messages to a peer travel as one batch of both groups.

@@ -399,5 +399,40 @@ TEST(TransactorSchema, SchemaChangesCarryIdsOfExistingAttributes) {
   EXPECT_EQ(r->schema_changes[0].value_type, ValueType::kLong);
 }
 
+// ---- cross-shard refs (TransactorOptions::owns_partition) -------------------
+
+TEST(CrossShardRefs, ForeignValueIdAcceptedOwnedMissingAndEntityPositionRefused) {
+  TransactorOptions opts;
+  opts.partitions = 16;
+  opts.owns_partition = [](uint32_t p) { return p != 7; };  // partition 7 lives on another shard
+  MemoryDb db(opts);
+  ASSERT_TRUE(db.Transact(R"([{:db/ident :sub/name :db/valueType :db.type/string}
+                               {:db/ident :sub/country :db/valueType :db.type/ref}])")
+                  .ok());
+  EntityId foreign = EntityId::Make(7, 5);  // exists only on the shard owning partition 7
+  EntityId owned_missing = EntityId::Make(3, 99);
+
+  // A ref VALUE in a foreign partition: resolved by the coordinator, accepted.
+  auto ok = db.Transact(R"([{:db/id "s" :db/partition 3 :sub/name "Bavaria" :sub/country )" + N(foreign) + "}]");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EntityId s = ok->tempids.at("s");
+  EXPECT_EQ(s.partition(), 3u);
+  EXPECT_EQ(db.Values(s, "sub/country"), std::vector<Value>{Value::Ref(foreign)});
+
+  // A ref value in an owned partition must still exist here.
+  EXPECT_TRUE(FailsWith(db.Transact("[[:db/add " + N(s) + " :sub/country " + N(owned_missing) + "]]"),
+                        StatusCode::kNotFound, {"entity " + N(owned_missing) + " does not exist"}));
+  // A foreign id in ENTITY position is never accepted by the transactor
+  // (`foreign` itself now counts as existing here: a datom refers to it).
+  EntityId foreign2 = EntityId::Make(7, 6);
+  EXPECT_TRUE(FailsWith(db.Transact("[[:db/add " + N(foreign2) + R"( :sub/name "x"]])"), StatusCode::kNotFound,
+                        {"entity " + N(foreign2) + " does not exist"}));
+  // Without owns_partition (embedded store) the foreign id is refused too.
+  MemoryDb all;
+  ASSERT_TRUE(all.Transact(R"([{:db/ident :sub/country :db/valueType :db.type/ref}])").ok());
+  EXPECT_TRUE(FailsWith(all.Transact(R"([{:db/id "s" :sub/country )" + N(foreign) + "}]"), StatusCode::kNotFound,
+                        {"entity " + N(foreign) + " does not exist"}));
+}
+
 }  // namespace
 }  // namespace cairn::shard
