@@ -246,6 +246,49 @@ TEST_F(ThreeNodes, SchemaWithDocIsASchemaTransaction) {
   EXPECT_EQ(again->group, kMetaGroup);
 }
 
+TEST_F(ThreeNodes, ARefToAnEntityOnAnotherShardCommits) {
+  ASSERT_TRUE(nodes_[0]->coordinator()
+                  .Transact("[{:db/ident :country/code :db/valueType :db.type/string :db/unique :db.unique/identity}"
+                            " {:db/ident :sub/code :db/valueType :db.type/string :db/unique :db.unique/identity}"
+                            " {:db/ident :sub/country :db/valueType :db.type/ref :db/cardinality :db.cardinality/one}]",
+                            "")
+                  .ok());
+  auto on_shard = [](const char* attr, uint32_t shard) {
+    for (int i = 0;; ++i) {
+      std::string v = "c" + std::to_string(i);
+      uint32_t p = shard::UniqueIdentityPartition(Keyword::Intern(attr), Value::String(v), kPartitions);
+      if (ShardOfPartition(p, kShards) == shard) return v;
+    }
+  };
+  std::string country = on_shard("country/code", 1), sub = on_shard("sub/code", 2);
+  Result<TxOutcome> c = nodes_[1]->coordinator().Transact("[{:country/code \"" + country + "\"}]", "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->group, 1u);
+  // The subdivision lives on shard 2, its country on shard 1: the router
+  // rewrites the lookup ref to the country's id and shard 2 accepts it.
+  Result<TxOutcome> s = nodes_[2]->coordinator().Transact(
+      "[{:sub/code \"" + sub + "\" :sub/country [:country/code \"" + country + "\"]}]", "xref-1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->group, 2u);
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Coordinator& co = nodes_[i]->coordinator();
+    Result<std::shared_ptr<const datalog::IndexSource>> view = co.ClusterView(co.Deadline());
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    Result<QueryResult> q = datalog::RunQuery(
+        "[:find ?cc . :in $ ?sc :where [?s :sub/code ?sc] [?s :sub/country ?c] [?c :country/code ?cc]]",
+        {datalog::Input::Db(view->get()), datalog::Input::Data(Edn::String(sub))});
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    ASSERT_EQ(q->rows.size(), 1u) << "node " << i + 1;
+    EXPECT_EQ(q->rows[0][0].as_string(), country);
+  }
+  // Retried: the duplicate answer from shard 2.
+  Result<TxOutcome> again = nodes_[0]->coordinator().Transact(
+      "[{:sub/code \"" + sub + "\" :sub/country [:country/code \"" + country + "\"]}]", "xref-1");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->t, s->t);
+}
+
 TEST_F(FourNodes, EveryNodeAnswersTheSameQueryAcrossShards) {
   // Every node lacks a group: node 4 the meta group and shard 1, node 1 shard 2...
   for (auto& n : nodes_) EXPECT_EQ(n->host().groups().size(), n->id() == 4 ? 3u : 4u) << "node " << n->id();
