@@ -197,6 +197,15 @@ Result<TxRoute> RouteTx(const Edn& tx, const Schema& schema, const ShardMap& map
       }
     }
   }
+  // Step 5: the rest go with the first unplaced one, placed by its tempid
+  // (a map without :db/id has a name only the transactor knows: no anchor).
+  if (!anchor) {
+    for (const std::string& name : slot_order) {
+      if (slots[name].partition) continue;
+      if (name.rfind("\x01map@", 0) != 0) anchor = shard::TempidPartition(name, map.partitions());
+      break;
+    }
+  }
   std::set<uint32_t> partitions = placed;
   for (const std::string& name : slot_order) {
     const Slot& s = slots[name];

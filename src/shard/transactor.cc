@@ -537,7 +537,14 @@ class PrepareRun {
         default_partition = x.partition;
       }
     }
-    // 5: everything else.
+    // 5: everything else goes with the first such entity, placed by its
+    // tempid, so a transaction of new entities stays on one shard.
+    for (size_t s = 0; s < n && !default_partition; ++s) {
+      const Slot& x = slots_[s];
+      if (Root(static_cast<int>(s)) == static_cast<int>(s) && !x.upsert && !x.partition) {
+        default_partition = TempidPartition(x.name, options_.partitions);
+      }
+    }
     for (size_t s = 0; s < n; ++s) {
       Slot& x = slots_[s];
       if (Root(static_cast<int>(s)) != static_cast<int>(s)) continue;
@@ -545,8 +552,7 @@ class PrepareRun {
         x.id = *x.upsert;
         continue;
       }
-      if (!x.partition)
-        x.partition = default_partition ? *default_partition : TempidPartition(x.name, options_.partitions);
+      if (!x.partition) x.partition = *default_partition;
       x.id = ProvisionalId(s);
     }
     return Status::OK();

@@ -25,7 +25,8 @@
 //  4. else to the partition of the transaction's first existing entity (in
 //     form order), or failing that of its first new entity placed by 2-3, so
 //     a transaction stays on one shard when it can;
-//  5. else to TempidPartition(tempid).
+//  5. else to TempidPartition(first such tempid): every entity left unplaced
+//     goes with the first of them, so a transaction stays on one shard.
 // Ordinary entities never land in the system partition when there is more
 // than one partition. Ids are allocated only once the transaction is known to
 // be valid (a failed Prepare consumes no ids), in order of first appearance.

@@ -266,6 +266,25 @@ TEST(TransactorPlacement, OtherwiseTempidHash) {
   EXPECT_NE(r->tempids.at("lonely").partition(), EntityId::kSystemPartition);
 }
 
+TEST(TransactorPlacement, NewEntitiesWithoutPlacementShareTheFirstOnesPartition) {
+  MemoryDb db;
+  // Many new entities known only by tempids: one partition (so one shard in a
+  // cluster), the first tempid's, whatever the others' hashes say.
+  std::string tx = "[";
+  for (int i = 0; i < 50; ++i) tx += "{:db/id \"t" + std::to_string(i) + "\" :x/y " + std::to_string(i) + "}";
+  tx += "]";
+  auto r = db.Transact(tx);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  uint32_t first = TempidPartition("t0", 256);
+  bool some_hash_elsewhere = false;
+  for (int i = 0; i < 50; ++i) {
+    std::string name = "t" + std::to_string(i);
+    EXPECT_EQ(r->tempids.at(name).partition(), first) << name;
+    some_hash_elsewhere = some_hash_elsewhere || TempidPartition(name, 256) != first;
+  }
+  EXPECT_TRUE(some_hash_elsewhere);  // the test would prove nothing otherwise
+}
+
 TEST(TransactorPlacement, SinglePartitionUsesPartitionZero) {
   TransactorOptions opts;
   opts.partitions = 1;
