@@ -32,6 +32,17 @@ std::string MultiRowLogInsert(size_t rows) {
   return sql;
 }
 
+// Partition counters per multi-row upsert: a bulk transaction advances one
+// counter per partition it creates entities in (up to all of them), so they go
+// like the log rows, a block per statement execution.
+constexpr size_t kSeqRowsPerUpsert = 50;
+
+std::string MultiRowSeqUpsert(size_t rows) {
+  std::string sql = "INSERT OR REPLACE INTO seqs (part, next) VALUES ";
+  for (size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?)" : ", (?, ?)";
+  return sql;
+}
+
 int64_t ToSql(uint64_t x) { return static_cast<int64_t>(x); }
 uint64_t FromSql(int64_t x) { return static_cast<uint64_t>(x); }
 
@@ -42,6 +53,7 @@ struct DatomStore::Statements {
   SqliteStatement insert_log_multi;  // kLogRowsPerInsert rows
   SqliteStatement insert_attr;
   SqliteStatement upsert_seq;
+  SqliteStatement upsert_seq_multi;  // kSeqRowsPerUpsert rows
   SqliteStatement insert_tx;
   SqliteStatement update_last_t;
   SqliteStatement read_txs;
@@ -188,6 +200,7 @@ Status DatomStore::Load() {
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_log_multi, MultiRowLogInsert(kLogRowsPerInsert)));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_attr, "INSERT INTO attrs (id, ident) VALUES (?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->upsert_seq, "INSERT OR REPLACE INTO seqs (part, next) VALUES (?, ?)"));
+  CAIRN_RETURN_IF_ERROR(prep(&stmts_->upsert_seq_multi, MultiRowSeqUpsert(kSeqRowsPerUpsert)));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->insert_tx, "INSERT INTO txs (t, first_row, datoms) VALUES (?, ?, ?)"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->update_last_t, "UPDATE meta SET value = ?1 WHERE key = 'last_t' AND value = ?2"));
   CAIRN_RETURN_IF_ERROR(prep(&stmts_->read_txs,
@@ -243,9 +256,22 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
   }
   for (const auto& [part, next] : batch.next_seqs) {
     if (part >= partitions_) return Status::InvalidArgument("partition " + std::to_string(part) + " out of range");
-    stmts_->upsert_seq.BindInt(1, part);
-    stmts_->upsert_seq.BindInt(2, ToSql(next));
-    CAIRN_RETURN_IF_ERROR(stmts_->upsert_seq.Run());
+  }
+  {
+    // Full blocks of kSeqRowsPerUpsert through the multi-row statement, the
+    // tail one row at a time (as the log rows above).
+    const size_t m = batch.next_seqs.size();
+    size_t i = 0;
+    for (const auto& [part, next] : batch.next_seqs) {
+      const size_t block_start = i - i % kSeqRowsPerUpsert;
+      const bool multi = block_start + kSeqRowsPerUpsert <= m;
+      SqliteStatement& up = multi ? stmts_->upsert_seq_multi : stmts_->upsert_seq;
+      const int base = multi ? static_cast<int>(2 * (i - block_start)) : 0;
+      up.BindInt(base + 1, part);
+      up.BindInt(base + 2, ToSql(next));
+      if (!multi || i + 1 == block_start + kSeqRowsPerUpsert) CAIRN_RETURN_IF_ERROR(up.Run());
+      ++i;
+    }
   }
   stmts_->insert_tx.BindInt(1, ToSql(batch.t.raw));
   stmts_->insert_tx.BindInt(2, next_row_);
