@@ -560,14 +560,26 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
-  // Local replicas first (linearizable reads); their schema (the meta
+  return BuildClusterView(deadline, false);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterView(Clock::time_point deadline,
+                                                                                   bool stale_local) {
+  // Local replicas first (linearizable reads, or their latest applied state
+  // if stale_local); their schema (the meta
   // group's if hosted, else a shard's copy: schema reaches every shard before
   // it is acknowledged) is the one remote views read with.
   std::vector<std::shared_ptr<const datalog::IndexSource>> views(map_.shards() + 1);
   std::shared_ptr<const Schema> schema;
   for (uint64_t g = 0; g <= map_.shards(); ++g) {
     if (!Hosts(g)) continue;
-    CAIRN_ASSIGN_OR_RETURN(views[g], LocalView(g, deadline));
+    if (stale_local) {
+      NodeHost::DbResult db = host_->StaleRead(g);
+      if (db.ok()) views[g] = *db;
+    }
+    if (!views[g]) {
+      CAIRN_ASSIGN_OR_RETURN(views[g], LocalView(g, deadline));
+    }
     if (!schema) schema = std::shared_ptr<const Schema>(views[g], &views[g]->schema());
   }
   if (!schema) schema = RoutingSchema();
@@ -596,10 +608,19 @@ std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
 Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
   Clock::time_point deadline = Deadline();
   CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
-  // The router's dry run over a linearizable cluster view places the
-  // transaction exactly as the shard's transactor will (tx_router.h).
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, ClusterView(deadline));
-  CAIRN_ASSIGN_OR_RETURN(RoutedTransaction routed, RouteTransaction(tx_edn, *view, map_));
+  // The router's dry run places the transaction as the shard's transactor
+  // will (tx_router.h). It runs first over the local replicas' latest
+  // applied state (no ReadIndex round trips: a write would otherwise pay one
+  // per hosted group); if that fails for any reason (a lookup ref to an
+  // entity this replica has not applied yet, cross_shard, ...) it runs again
+  // over a linearizable view, so every error a client sees is a current one.
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, BuildClusterView(deadline, true));
+  Result<RoutedTransaction> first = RouteTransaction(tx_edn, *view, map_);
+  if (!first.ok()) {
+    CAIRN_ASSIGN_OR_RETURN(view, ClusterView(deadline));
+    first = RouteTransaction(tx_edn, *view, map_);
+  }
+  CAIRN_ASSIGN_OR_RETURN(RoutedTransaction routed, std::move(first));
   TxRoute route;
   std::string text = std::move(routed.tx_edn);
   if (routed.redundant) {

@@ -31,7 +31,8 @@
 // replicas keep no history yet).
 //
 // Routing: RouteTransaction (tx_router.h), a dry run of the transactor over
-// ClusterView(); when the dry run writes nothing (a retry of an applied
+// the local replicas' latest applied state (remote groups as above), and
+// again over ClusterView() if that fails; when the dry run writes nothing (a retry of an applied
 // request), the static RouteTx below decides, so a retry goes where the
 // first attempt went.
 //
@@ -134,6 +135,7 @@ class Coordinator {
   std::string FreshRequestId();
   bool PeerLive(uint32_t node) const;
   bool Hosts(uint64_t group) const;
+  Result<std::shared_ptr<const datalog::IndexSource>> BuildClusterView(Clock::time_point deadline, bool stale_local);
   Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline);
   std::shared_ptr<const datalog::IndexSource> RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
                                                          Clock::time_point deadline);
