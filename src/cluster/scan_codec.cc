@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "core/check.h"
+#include "core/varint.h"
 #include "storage/value_codec.h"
 
 namespace cairn::cluster {
@@ -26,18 +27,9 @@ constexpr uint8_t kMore = 1;
 constexpr uint32_t kFirstBatch = 256;
 constexpr uint32_t kBatchGrowth = 8;
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+void PutVarint(uint64_t v, std::string* out) { AppendVarint(out, v); }
 
-void PutBytes(std::string_view b, std::string* out) {
-  PutVarint(b.size(), out);
-  out->append(b);
-}
+void PutBytes(std::string_view b, std::string* out) { AppendLengthPrefixed(out, b); }
 
 void PutValue(const Value& v, std::string* out) { PutBytes(storage::EncodeValue(v), out); }
 

@@ -1,21 +1,13 @@
 #include "cluster/wire.h"
 
+#include "core/varint.h"
 #include "storage/value_codec.h"
 
 namespace cairn::cluster::wire {
 
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+void PutVarint(std::string* out, uint64_t v) { AppendVarint(out, v); }
 
-void PutBytes(std::string* out, std::string_view bytes) {
-  PutVarint(out, bytes.size());
-  out->append(bytes);
-}
+void PutBytes(std::string* out, std::string_view bytes) { AppendLengthPrefixed(out, bytes); }
 
 void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
 

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "core/varint.h"
+
 namespace cairn::shard {
 namespace {
 
@@ -17,18 +19,9 @@ constexpr uint8_t kFlagsKnown = kFlagReject | kFlagQuiesce | kFlagSnapshot;
 constexpr uint8_t kLastMessageType = static_cast<uint8_t>(MessageType::kReadIndexResp);
 constexpr uint8_t kLastEntryType = static_cast<uint8_t>(EntryType::kConfChange);
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+void PutVarint(uint64_t v, std::string* out) { AppendVarint(out, v); }
 
-void PutBytes(std::string_view b, std::string* out) {
-  PutVarint(b.size(), out);
-  out->append(b);
-}
+void PutBytes(std::string_view b, std::string* out) { AppendLengthPrefixed(out, b); }
 
 void PutIds(const std::vector<raft::NodeId>& ids, std::string* out) {
   PutVarint(ids.size(), out);

@@ -1,17 +1,13 @@
 #include "shard/replica_command.h"
 
+#include "core/varint.h"
+
 namespace cairn::shard {
 namespace {
 
 constexpr uint8_t kCommandVersion = 1;
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+void PutVarint(uint64_t v, std::string* out) { AppendVarint(out, v); }
 
 bool GetVarint(std::string_view b, size_t* pos, uint64_t* v) {
   *v = 0;
