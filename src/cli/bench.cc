@@ -33,8 +33,12 @@
 #include <sstream>
 #include <thread>
 
+#include "client/wire.h"
+
 namespace cairn::cli {
 namespace {
+
+using client::JsonString;  // src/client/wire.h: the one JSON string writer
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -105,38 +109,6 @@ std::string Base64(std::string_view in) {
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
     out += '=';
-  }
-  return out;
-}
-
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
   }
   return out;
 }
@@ -577,9 +549,9 @@ void PrintTable(const std::string& target, const std::vector<RunResult>& results
 std::string ToJson(const BenchArgs& args, const std::vector<RunResult>& results, const std::string& started,
                    const std::string& load_before, const std::string& load_after) {
   std::ostringstream o;
-  o << "{\"tool\": \"cairn bench\", \"target\": \"" << JsonEscape(args.target) << "\", \"endpoints\": [";
+  o << "{\"tool\": \"cairn bench\", \"target\": " << JsonString(args.target) << ", \"endpoints\": [";
   for (size_t i = 0; i < args.endpoints.size(); ++i)
-    o << (i ? ", " : "") << '"' << JsonEscape(args.endpoints[i]) << '"';
+    o << (i ? ", " : "") << JsonString(args.endpoints[i]);
   o << "], \"started\": \"" << started << "\", \"value_bytes\": " << args.value_bytes
     << ", \"duration_s\": " << args.duration_s << ", \"warmup_s\": " << args.warmup_s
     << ", \"ops_per_run\": " << args.ops << ", \"threads\": " << args.threads
@@ -594,8 +566,8 @@ std::string ToJson(const BenchArgs& args, const std::vector<RunResult>& results,
       << ", \"p999\": " << Fixed(r.p999_ms, 3) << ", \"max\": " << Fixed(r.max_ms, 3)
       << ", \"mean\": " << Fixed(r.mean_ms, 3) << "}, \"error_kinds\": {";
     size_t k = 0;
-    for (const auto& [kind, n] : r.error_kinds) o << (k++ ? ", " : "") << '"' << JsonEscape(kind) << "\": " << n;
-    o << "}, \"first_error\": \"" << JsonEscape(r.first_error) << "\"}";
+    for (const auto& [kind, n] : r.error_kinds) o << (k++ ? ", " : "") << JsonString(kind) << ": " << n;
+    o << "}, \"first_error\": " << JsonString(r.first_error) << "}";
   }
   o << "\n]}\n";
   return o.str();
