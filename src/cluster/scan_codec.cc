@@ -45,6 +45,12 @@ class Reader {
   void Fail(const std::string& why) {
     if (status_.ok()) status_ = Status::InvalidArgument(std::string(what_) + ": " + why + " at byte " + std::to_string(pos_));
   }
+  // The magic byte naming the payload `kind`, then the format version.
+  void Header(uint8_t magic, const char* kind) {
+    if (Byte() != magic && ok()) Fail(std::string("not a ") + kind + " (bad magic)");
+    uint8_t version = Byte();
+    if (ok() && version != kVersion) Fail("unsupported version " + std::to_string(version));
+  }
   uint8_t Byte() {
     if (!ok()) return 0;
     if (pos_ >= b_.size()) {
@@ -204,9 +210,7 @@ std::string EncodeScanRequest(const ScanRequest& r) {
 Result<ScanRequest> DecodeScanRequest(std::string_view bytes) {
   Reader r(bytes, "scan request");
   ScanRequest q;
-  if (r.Byte() != kRequestMagic && r.ok()) r.Fail("not a scan request (bad magic)");
-  uint8_t version = r.Byte();
-  if (r.ok() && version != kVersion) r.Fail("unsupported version " + std::to_string(version));
+  r.Header(kRequestMagic, "scan request");
   uint8_t op = r.Byte();
   if (r.ok() && !ValidOp(op)) r.Fail("unknown operation " + std::to_string(op));
   q.op = static_cast<ScanRequest::Op>(op);
@@ -279,9 +283,7 @@ std::string EncodeScanReply(const ScanReply& r) {
 Result<ScanReply> DecodeScanReply(std::string_view bytes) {
   Reader r(bytes, "scan reply");
   ScanReply out;
-  if (r.Byte() != kReplyMagic && r.ok()) r.Fail("not a scan reply (bad magic)");
-  uint8_t version = r.Byte();
-  if (r.ok() && version != kVersion) r.Fail("unsupported version " + std::to_string(version));
+  r.Header(kReplyMagic, "scan reply");
   uint8_t code = r.Byte();
   if (r.ok() && code > static_cast<uint8_t>(StatusCode::kInternal)) r.Fail("unknown status code " + std::to_string(code));
   if (!r.ok()) return r.status();
