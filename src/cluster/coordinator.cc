@@ -548,9 +548,14 @@ std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t gro
     // Completes by the hop timeout; give up at once when the node is seen
     // dead, so the read moves to another replica.
     while (f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-      if (!PeerLive(node)) return Status::Unavailable("node " + std::to_string(node) + " stopped answering");
+      if (!PeerLive(node)) {
+        remote_read_failures_.fetch_add(1);
+        return Status::Unavailable("node " + std::to_string(node) + " stopped answering");
+      }
     }
-    return f.get();
+    Result<std::string> reply = f.get();
+    if (!reply.ok() && RetryOnAnotherReplica(reply.status().code())) remote_read_failures_.fetch_add(1);
+    return reply;
   };
   return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), ViewSpec{},
                                         std::move(schema), std::move(send));
