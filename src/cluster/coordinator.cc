@@ -541,23 +541,31 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
 
 std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
                                                                     Clock::time_point deadline) {
-  // The first replica that looks alive serves every request of this view.
+  // Every replica, the ones that look alive first (in map order): the first
+  // serves the view's requests until it fails, then RemoteSource moves on to
+  // the next (scan_codec.h, "Replica failover").
   std::vector<uint32_t> replicas = map_.ReplicasOf(group);
-  uint32_t target = replicas.empty() ? 0 : replicas.front();
-  for (uint32_t r : replicas) {
-    if (PeerLive(r)) {
-      target = r;
-      break;
-    }
-  }
+  std::stable_partition(replicas.begin(), replicas.end(), [this](uint32_t r) { return PeerLive(r); });
+  if (replicas.empty()) replicas.push_back(0);  // no such group: the request fails naming node 0
   RequestFn send = [this, deadline](uint32_t node, std::string request) -> Result<std::string> {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return Status::Timeout("read of node " + std::to_string(node) + ": the request deadline passed");
     int hop = static_cast<int>(std::min<int64_t>(left, options_.hop_timeout_ms));
-    return host_->SendRequest(node, std::move(request), hop).get();
+    std::future<Result<std::string>> f = host_->SendRequest(node, std::move(request), hop);
+    // Completes by the hop timeout; give up at once when the node is seen
+    // dead, so the read moves to another replica.
+    while (f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+      if (!PeerLive(node)) {
+        remote_read_failures_.fetch_add(1);
+        return Status::Unavailable("node " + std::to_string(node) + " stopped answering");
+      }
+    }
+    Result<std::string> reply = f.get();
+    if (!reply.ok() && RetryOnAnotherReplica(reply.status().code())) remote_read_failures_.fetch_add(1);
+    return reply;
   };
-  return std::make_shared<RemoteSource>(target, static_cast<uint32_t>(group), ViewSpec{}, std::move(schema),
-                                        std::move(send));
+  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), ViewSpec{},
+                                        std::move(schema), std::move(send));
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint64_t group,

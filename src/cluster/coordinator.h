@@ -128,6 +128,10 @@ class Coordinator {
   // schema transaction (its push failed half-way) catches up.
   Status ReconcileSchema(Clock::time_point deadline);
 
+  // Remote read requests that failed at one replica (the read then moved
+  // to the next one, if any).
+  uint64_t remote_read_failures() const { return remote_read_failures_.load(); }
+
   Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms); }
 
  private:
@@ -147,6 +151,7 @@ class Coordinator {
   CoordinatorOptions options_;
   uint64_t boot_id_ = 0;
   std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> remote_read_failures_{0};
 };
 
 }  // namespace cairn::cluster
