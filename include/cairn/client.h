@@ -27,6 +27,12 @@
 // Bad endpoints in connect() are InvalidArgument; connect() does not contact
 // the servers (the first call does).
 //
+// Causality (ARCHITECTURE §3): the client remembers the largest t it has
+// seen (every transact answer, and what observe_t() is given) and sends it
+// as `min-t` with every transaction; a cluster commits the transaction with
+// a t above it, whichever shard and leader it lands on. (An embedded
+// `cairn serve` accepts and ignores it: its t already grows.)
+//
 // Differences from the embedded Database: a query result's values come back
 // from EDN text, where refs print as numbers, so entity ids in query results
 // and datoms are Value::Long, not Value::Ref (compare with as_long() or use
@@ -101,6 +107,11 @@ class Client {
   Status health() const;
   // The latest t the answering node knows (from /v1/status).
   Result<TxTime> latest_t() const;
+  // The largest t this client has seen (zero before any transaction).
+  TxTime max_t() const;
+  // Records a t seen elsewhere (another client, another process): later
+  // transactions of this client commit above it.
+  void observe_t(TxTime t);
 
   const std::vector<std::string>& endpoints() const;
 

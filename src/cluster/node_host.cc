@@ -68,9 +68,15 @@ struct NodeHost::Impl {
   std::map<uint32_t, bool> published_live;
   // Each group's latest applied value, republished when applied moves.
   std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> published_dbs;
+  struct Published {
+    std::optional<std::chrono::steady_clock::time_point> at;  // when published_dbs[g] was taken
+    uint64_t applied = 0;                                      // the applied index it shows
+  };
+  std::map<uint64_t, Published> published;
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
   NodeHostStats stats;
+  std::unique_ptr<OffsetClock> offset_clock;  // with options.clock_offset_ms
   std::unique_ptr<HybridClock> hlc;  // thread-safe on its own
 
   // Driver thread only: node-level liveness (see the header).
@@ -518,6 +524,7 @@ bool NodeHost::Impl::CheckLiveness(Clock::time_point now) {
 
 void NodeHost::Impl::PublishStatus() {
   std::lock_guard<std::mutex> lock(mu);
+  const auto now = std::chrono::steady_clock::now();
   published_live = peer_alive;
   for (auto& [g, r] : replicas) {
     const raft::RaftNode& n = r->raft();
@@ -527,7 +534,13 @@ void NodeHost::Impl::PublishStatus() {
     s.term = n.term().value();
     s.commit = n.commit().value();
     s.quiesced = n.quiesced();
-    if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
+    Published& pub = published[g];
+    const uint64_t applied = r->applied_index().value();
+    if (!pub.at || (pub.applied != applied && now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms))) {
+      published_dbs[g] = r->db();
+      pub.at = now;
+      pub.applied = applied;
+    }
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
     s.closed_t = r->closed_t();
@@ -722,6 +735,10 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
   im.boot_id = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
   im.next_read_id = im.boot_id;
   if (im.options.clock == nullptr) im.options.clock = SystemClock::Default();
+  if (im.options.clock_offset_ms != 0) {
+    im.offset_clock = std::make_unique<OffsetClock>(im.options.clock, im.options.clock_offset_ms);
+    im.options.clock = im.offset_clock.get();
+  }
   im.hlc = std::make_unique<HybridClock>(im.options.clock);
 
   CAIRN_ASSIGN_OR_RETURN(im.log_db,
@@ -896,8 +913,16 @@ std::future<NodeHost::DbResult> NodeHost::ReadAt(uint64_t group, TxTime t) {
   return f;
 }
 
-void NodeHost::ObserveTime(TxTime t) {
-  if (t < TxTime::Max()) impl_->hlc->Observe(t);
+Status NodeHost::ObserveTime(TxTime t) {
+  const int64_t now_ms = impl_->options.clock->NowMs();
+  const int64_t ahead = static_cast<int64_t>(t.physical_ms()) - now_ms;
+  if (t >= TxTime::Max() || ahead > options_.max_observed_ahead_ms) {
+    return Status::InvalidArgument("time " + TimeText(t) + " is " + std::to_string(ahead) + " ms ahead of node " +
+                                   std::to_string(options_.node_id) + "'s clock (at most " +
+                                   std::to_string(options_.max_observed_ahead_ms) + " ms accepted)");
+  }
+  impl_->hlc->Observe(t);
+  return Status::OK();
 }
 
 TxTime NodeHost::LatestTime() const { return impl_->hlc->Last(); }

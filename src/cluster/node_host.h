@@ -124,13 +124,23 @@ struct NodeHostOptions {
   // waiting for a worker or for a reply (more are refused with Unavailable).
   int request_workers = 4;
   size_t requests_pending_max = 4096;
+  // StaleRead's value of a group is refreshed at most this often (and only
+  // when the replica applied something since). Publishing pins the replica's
+  // index snapshot, so its next apply copies the index (O(chunks)); doing it
+  // every driver round made every commit pay that copy. 0 = every round.
+  int stale_publish_ms = 5;
   // The wall clock under the node's hybrid clock; null = the system clock.
   // Not owned; must outlive the host. Tests inject a ManualClock.
   cairn::Clock* clock = nullptr;
+  // Added to `clock`'s reading (simulated clock skew for tests; 0 = none).
+  int64_t clock_offset_ms = 0;
   // ReadAt refuses a T more than this many ms ahead of the node's hybrid
   // clock (InvalidArgument): closing far in the future would push every
   // later transaction's t there.
   int64_t read_at_max_future_ms = 5000;
+  // ObserveTime refuses a t more than this many ms ahead of the node's wall
+  // clock: one bad client value must not drag every later t into the future.
+  int64_t max_observed_ahead_ms = 60'000;
 };
 
 struct ReplicaProgress {
@@ -222,12 +232,15 @@ class NodeHost {
   void ReadAt(uint64_t group, TxTime t, ReadCallback done);
   std::future<DbResult> ReadAt(uint64_t group, TxTime t);
   // The local replica's latest applied value without any round trip (a
-  // stale read: it may miss recent transactions). NotFound if not hosted.
+  // stale read: it may miss recent transactions, and lags the replica by up
+  // to stale_publish_ms plus one driver round). NotFound if not hosted.
   DbResult StaleRead(uint64_t group) const;
 
   // Records a t learned elsewhere (a client's min-t, a forwarded request's
   // t): every later proposal of this node has a proposed t above it.
-  void ObserveTime(TxTime t);
+  // InvalidArgument (nothing recorded) if t is more than
+  // options.max_observed_ahead_ms ahead of the node's wall clock.
+  Status ObserveTime(TxTime t);
   // The node's hybrid clock's latest value (the largest t proposed or
   // observed here).
   TxTime LatestTime() const;

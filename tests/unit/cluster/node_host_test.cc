@@ -45,7 +45,8 @@ class TestCluster {
     std::filesystem::remove_all(dir_);
   }
 
-  void StartNode(uint32_t id) {
+  // `untold`: a node not told where this one listens now (kept cut off).
+  void StartNode(uint32_t id, uint32_t untold = 0) {
     NodeHostOptions o;
     o.node_id = id;
     o.dir = dir_ + "/node" + std::to_string(id);
@@ -66,7 +67,7 @@ class TestCluster {
     hosts_[id] = std::move(*h);
     // Tell the others where this node listens now.
     for (uint32_t peer = 1; peer <= 3; ++peer) {
-      if (peer != id && hosts_[peer]) hosts_[peer]->SetPeer(id, "127.0.0.1", hosts_[id]->port());
+      if (peer != id && peer != untold && hosts_[peer]) hosts_[peer]->SetPeer(id, "127.0.0.1", hosts_[id]->port());
     }
   }
 
@@ -394,12 +395,14 @@ TEST(NodeHost, AProposalDroppedByALeaderChangeFailsFast) {
   Clock::time_point start = Clock::now();
   std::future<ProposeResult> f = c.at(l)->Propose(1, "orphan", PersonTx("orphan", 1));
   std::this_thread::sleep_for(100ms);
-  c.StartNode(a);
-  c.StartNode(b);
   // The old leader cannot reach them (port 1 refuses), they can reach it:
   // they elect one of themselves, whose appends overwrite the orphan entry.
+  // (Cut before they start and kept cut while they do: a reconnect in
+  // between could replicate and commit the orphan.)
   c.at(l)->SetPeer(a, "127.0.0.1", 1);
   c.at(l)->SetPeer(b, "127.0.0.1", 1);
+  c.StartNode(a, l);
+  c.StartNode(b, l);
   ASSERT_EQ(f.wait_for(4s), std::future_status::ready) << "the proposal waited for its timeout";
   c.at(l)->SetPeer(a, "127.0.0.1", c.at(a)->port());
   c.at(l)->SetPeer(b, "127.0.0.1", c.at(b)->port());
@@ -499,10 +502,14 @@ TEST(NodeHost, ProposalsExceedObservedAndAppliedTimes) {
   ASSERT_TRUE(first.status.ok()) << first.status.ToString();
   EXPECT_EQ(first.t.physical_ms(), static_cast<uint64_t>(kBaseMs));  // the clock, while nothing is ahead of it
 
-  const TxTime min_t = TxTime::FromParts(kBaseMs + 3'600'000, 5);  // a client saw this t elsewhere
+  const TxTime min_t = TxTime::FromParts(kBaseMs + 30'000, 5);  // a client saw this t elsewhere
   uint32_t l1 = c.Leader(1);
   ASSERT_NE(l1, 0u);
-  c.at(l1)->ObserveTime(min_t);
+  // Too far ahead of the wall clock (default bound 60 s): refused, not recorded.
+  Status far = c.at(l1)->ObserveTime(TxTime::FromParts(kBaseMs + 120'000, 0));
+  EXPECT_EQ(far.code(), StatusCode::kInvalidArgument) << far.ToString();
+  EXPECT_LT(c.at(l1)->LatestTime(), min_t);
+  ASSERT_TRUE(c.at(l1)->ObserveTime(min_t).ok());
   EXPECT_GE(c.at(l1)->LatestTime(), min_t);
   ProposeResult r = c.at(l1)->Propose(1, "causal", PersonTx("causal", 2)).get();
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
@@ -531,11 +538,15 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
   ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
   TxTime last;
+  uint64_t last_index = 0;
   for (int i = 0; i < 5; ++i) {
     ProposeResult r = c.Propose(1, "a" + std::to_string(i), PersonTx("a" + std::to_string(i), i));
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
     last = r.t;
+    last_index = r.index;
   }
+  // Statuses are published after the round that answered the proposal.
+  ASSERT_TRUE(c.WaitApplied(1, last_index, 3000ms));
   uint32_t leader = c.Leader(1);
   uint32_t follower = leader % 3 + 1;
 
@@ -545,6 +556,7 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   NodeHost::DbResult db = c.at(follower)->ReadAt(1, last).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "a4"));
+  std::this_thread::sleep_for(50ms);  // a close entry would have committed by now
   EXPECT_EQ(c.at(leader)->status(1)->commit, before->commit) << "a closed time must not need a close entry";
 
   // A time ahead of every clock (within the bound): the follower has the
@@ -568,6 +580,8 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   db = c.at(leader)->ReadAt(1, t_leader).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "late"));
+  Clock::time_point end = Clock::now() + 2s;  // the status is published after the answering round
+  while (Clock::now() < end && c.at(leader)->status(1)->closed_t < t_leader) std::this_thread::sleep_for(2ms);
   EXPECT_GE(c.at(leader)->status(1)->closed_t, t_leader);
   ProposeResult later = c.Propose(1, "later", PersonTx("later", 10));
   ASSERT_TRUE(later.status.ok()) << later.status.ToString();
