@@ -1190,8 +1190,9 @@ def test_schema_repair(work, register):
             ok, what = two_tags(n, p)
             check(ok, "node %d, partition %d: %r" % (n.id, p, what))
 
+
 # ---------------------------------------------------------------------------
-# 12. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
+# 14. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
 
 
 def test_time_causality(work, register):
