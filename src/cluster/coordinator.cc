@@ -9,6 +9,7 @@
 #include "cluster/scan_codec.h"
 #include "cluster/tx_router.h"
 #include "cluster/wire.h"
+#include "shard/store_source.h"
 #include "shard/tx_placement.h"
 
 namespace cairn::cluster {
@@ -301,6 +302,14 @@ Result<ProposeResult> DecodeProposeResult(std::string_view bytes) {
   return r;
 }
 
+// `db` (a replica's value, shard::StoreSource) in the view `spec`.
+Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
+                                                            const ViewSpec& spec) {
+  static const shard::StoreSource::Kind kKinds[] = {shard::StoreSource::Kind::kCurrent, shard::StoreSource::Kind::kAsOf,
+                                                    shard::StoreSource::Kind::kSince, shard::StoreSource::Kind::kHistory};
+  return shard::ViewOf(db, kKinds[static_cast<int>(spec.kind)], spec.t);
+}
+
 bool Retryable(StatusCode c) {
   return c == StatusCode::kNotLeader || c == StatusCode::kUnavailable || c == StatusCode::kTimeout ||
          c == StatusCode::kCancelled;
@@ -357,15 +366,11 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
     Clock::time_point deadline = Deadline();
     reply(ServeScanRequest(payload, [this, deadline](uint32_t group, const ViewSpec& spec)
                                         -> Result<std::shared_ptr<const datalog::IndexSource>> {
-      if (spec.kind != ViewSpec::Kind::kCurrent) {
-        return Status::InvalidArgument("node " + std::to_string(host_->node_id()) +
-                                       ": as-of, since and history views are not served on a cluster yet");
-      }
       if (!Hosts(group)) {
         return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
                                    std::to_string(group));
       }
-      return LocalView(group, deadline);
+      return LocalView(group, deadline, spec);
     }));
     return;
   }
@@ -500,11 +505,16 @@ bool Coordinator::Hosts(uint64_t group) const {
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint64_t group,
-                                                                            Clock::time_point deadline) {
+                                                                            Clock::time_point deadline,
+                                                                            const ViewSpec& spec) {
   int backoff_ms = options_.backoff_ms_min;
   while (true) {
     Result<GroupStatus> before = host_->status(group);
     uint32_t leader = before.ok() ? before->leader : 0;
+    // Every view starts from a linearizable read: it holds every transaction
+    // acknowledged before it, so as-of T (and diff's T2) sees every
+    // acknowledged t <= T. The one place an as-of read would wait for the
+    // shard to close T instead (NodeHost::ReadAt, ARCHITECTURE §3).
     std::future<NodeHost::DbResult> f = host_->Read(group);
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
@@ -522,7 +532,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
     }
     if (moved) continue;
     NodeHost::DbResult r = f.get();
-    if (r.ok()) return *r;
+    if (r.ok()) return ViewOf(*r, spec);
     if (!Retryable(r.status().code()) || host_->stopped() ||
         Clock::now() + std::chrono::milliseconds(backoff_ms) >= deadline) {
       return r.status();
@@ -533,7 +543,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
 }
 
 std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
-                                                                    Clock::time_point deadline) {
+                                                                    Clock::time_point deadline, const ViewSpec& spec) {
   // The first replica that looks alive serves every request of this view.
   std::vector<uint32_t> replicas = map_.ReplicasOf(group);
   uint32_t target = replicas.empty() ? 0 : replicas.front();
@@ -549,7 +559,7 @@ std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t gro
     int hop = static_cast<int>(std::min<int64_t>(left, options_.hop_timeout_ms));
     return host_->SendRequest(node, std::move(request), hop).get();
   };
-  return std::make_shared<RemoteSource>(target, static_cast<uint32_t>(group), ViewSpec{}, std::move(schema),
+  return std::make_shared<RemoteSource>(target, static_cast<uint32_t>(group), spec, std::move(schema),
                                         std::move(send));
 }
 
@@ -559,8 +569,53 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
   return RemoteView(group, RoutingSchema(), deadline);
 }
 
-Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
-  return BuildClusterView(deadline, false);
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
+                                                                              const ViewSpec& spec) {
+  if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
+  // Each group's current value (local: one linearizable read; remote: a
+  // RemoteSource) and its view of `spec` derived from the same read.
+  std::vector<std::shared_ptr<const datalog::IndexSource>> current(map_.shards() + 1), views(map_.shards() + 1);
+  std::shared_ptr<const Schema> schema;
+  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+    if (!Hosts(g)) continue;
+    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline));
+    CAIRN_ASSIGN_OR_RETURN(views[g], ViewOf(current[g], spec));
+    if (!schema) schema = std::shared_ptr<const Schema>(current[g], &current[g]->schema());
+  }
+  if (!schema) schema = RoutingSchema();
+  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+    if (views[g]) continue;
+    views[g] = RemoteView(g, schema, deadline, spec);
+    current[g] = RemoteView(g, schema, deadline);
+  }
+  std::shared_ptr<const datalog::IndexSource> meta = views[0];
+  views.erase(views.begin());
+  auto cluster = std::make_shared<ClusterSource>(meta, std::move(views), map_);
+  // since(T) hides the :db/ident datoms asserted before T, history holds
+  // retracted ones too, and as-of T of a shard may predate its copy of a
+  // schema transaction: translate ident ids by the current values.
+  std::shared_ptr<const datalog::IndexSource> current_meta = current[0];
+  current.erase(current.begin());
+  cluster->SetIdentViews(std::move(current_meta), std::move(current));
+  return std::shared_ptr<const datalog::IndexSource>(std::move(cluster));
+}
+
+Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_point deadline) {
+  std::vector<Datom> out;
+  if (!(t1 < t2)) return out;
+  // The history view of every group read after T2 is acknowledged (see
+  // LocalView), restricted to T1 < t <= T2. History has no access path by
+  // t, so every group's whole history is scanned (docs/cluster.md).
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> history,
+                         ClusterView(deadline, ViewSpec{ViewSpec::Kind::kHistory, TxTime{}}));
+  CAIRN_RETURN_IF_ERROR(history->Scan(datalog::DatomPattern{}, [&](const Datom& d) {
+    if (t1 < d.tx && d.tx <= t2) out.push_back(d);
+    return true;
+  }));
+  // t order; within one t the cluster's scan order (attribute name, e, v,
+  // retraction before assertion).
+  std::stable_sort(out.begin(), out.end(), [](const Datom& x, const Datom& y) { return x.tx < y.tx; });
+  return out;
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterView(Clock::time_point deadline,
