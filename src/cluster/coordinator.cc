@@ -506,16 +506,18 @@ bool Coordinator::Hosts(uint64_t group) const {
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint64_t group,
                                                                             Clock::time_point deadline,
-                                                                            const ViewSpec& spec) {
+                                                                            const ViewSpec& spec,
+                                                                            std::optional<TxTime> close_at) {
+  // An as-of(T) view must hold every transaction with t <= T that will ever
+  // commit on the group: read at T closed (ARCHITECTURE §3).
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
   int backoff_ms = options_.backoff_ms_min;
   while (true) {
     Result<GroupStatus> before = host_->status(group);
     uint32_t leader = before.ok() ? before->leader : 0;
-    // Every view starts from a linearizable read: it holds every transaction
-    // acknowledged before it, so as-of T (and diff's T2) sees every
-    // acknowledged t <= T. The one place an as-of read would wait for the
-    // shard to close T instead (NodeHost::ReadAt, ARCHITECTURE §3).
-    std::future<NodeHost::DbResult> f = host_->Read(group);
+    // A linearizable read (every transaction acknowledged before it is in);
+    // ReadAt also waits until the group has closed `close_at`.
+    std::future<NodeHost::DbResult> f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
     // after the host's timeout.
@@ -544,23 +546,31 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
 
 std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
                                                                     Clock::time_point deadline, const ViewSpec& spec) {
-  // The first replica that looks alive serves every request of this view.
+  // Every replica, the ones that look alive first (in map order): the first
+  // serves the view's requests until it fails, then RemoteSource moves on to
+  // the next (scan_codec.h, "Replica failover").
   std::vector<uint32_t> replicas = map_.ReplicasOf(group);
-  uint32_t target = replicas.empty() ? 0 : replicas.front();
-  for (uint32_t r : replicas) {
-    if (PeerLive(r)) {
-      target = r;
-      break;
-    }
-  }
+  std::stable_partition(replicas.begin(), replicas.end(), [this](uint32_t r) { return PeerLive(r); });
+  if (replicas.empty()) replicas.push_back(0);  // no such group: the request fails naming node 0
   RequestFn send = [this, deadline](uint32_t node, std::string request) -> Result<std::string> {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return Status::Timeout("read of node " + std::to_string(node) + ": the request deadline passed");
     int hop = static_cast<int>(std::min<int64_t>(left, options_.hop_timeout_ms));
-    return host_->SendRequest(node, std::move(request), hop).get();
+    std::future<Result<std::string>> f = host_->SendRequest(node, std::move(request), hop);
+    // Completes by the hop timeout; give up at once when the node is seen
+    // dead, so the read moves to another replica.
+    while (f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+      if (!PeerLive(node)) {
+        remote_read_failures_.fetch_add(1);
+        return Status::Unavailable("node " + std::to_string(node) + " stopped answering");
+      }
+    }
+    Result<std::string> reply = f.get();
+    if (!reply.ok() && RetryOnAnotherReplica(reply.status().code())) remote_read_failures_.fetch_add(1);
+    return reply;
   };
-  return std::make_shared<RemoteSource>(target, static_cast<uint32_t>(group), spec, std::move(schema),
-                                        std::move(send));
+  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), spec,
+                                        std::move(schema), std::move(send));
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint64_t group,
@@ -572,13 +582,21 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
                                                                               const ViewSpec& spec) {
   if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
-  // Each group's current value (local: one linearizable read; remote: a
-  // RemoteSource) and its view of `spec` derived from the same read.
+  return BuildTimeView(deadline, spec, std::nullopt);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildTimeView(Clock::time_point deadline,
+                                                                                const ViewSpec& spec,
+                                                                                std::optional<TxTime> close_at) {
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
+  // Each group's current value (local: one linearizable read, at close_at
+  // closed if set; remote: a RemoteSource) and its view of `spec` derived
+  // from the same read.
   std::vector<std::shared_ptr<const datalog::IndexSource>> current(map_.shards() + 1), views(map_.shards() + 1);
   std::shared_ptr<const Schema> schema;
   for (uint64_t g = 0; g <= map_.shards(); ++g) {
     if (!Hosts(g)) continue;
-    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline));
+    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline, ViewSpec{}, close_at));
     CAIRN_ASSIGN_OR_RETURN(views[g], ViewOf(current[g], spec));
     if (!schema) schema = std::shared_ptr<const Schema>(current[g], &current[g]->schema());
   }
@@ -587,6 +605,17 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clo
     if (views[g]) continue;
     views[g] = RemoteView(g, schema, deadline, spec);
     current[g] = RemoteView(g, schema, deadline);
+    if (close_at && spec.kind != ViewSpec::Kind::kAsOf) {
+      // The serving node reads an as-of view at its T closed (ReadAt), and a
+      // close is in the group's log for good: one small as-of(close_at) read
+      // closes it there, so this view's own (linearizable) reads, which come
+      // after, hold every t <= close_at.
+      std::shared_ptr<const datalog::IndexSource> closer =
+          RemoteView(g, schema, deadline, ViewSpec{ViewSpec::Kind::kAsOf, *close_at});
+      datalog::DatomPattern p;
+      p.e = EntityId::ForTx(*close_at);
+      CAIRN_RETURN_IF_ERROR(closer->Scan(p, [](const Datom&) { return false; }));
+    }
   }
   std::shared_ptr<const datalog::IndexSource> meta = views[0];
   views.erase(views.begin());
@@ -603,11 +632,12 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clo
 Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_point deadline) {
   std::vector<Datom> out;
   if (!(t1 < t2)) return out;
-  // The history view of every group read after T2 is acknowledged (see
-  // LocalView), restricted to T1 < t <= T2. History has no access path by
-  // t, so every group's whole history is scanned (docs/cluster.md).
+  // The history view of every group read at T2 closed (no transaction with
+  // t <= T2 can still commit: the same diff on every node, every time),
+  // restricted to T1 < t <= T2. History has no access path by t, so every
+  // group's whole history is scanned (docs/cluster.md).
   CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> history,
-                         ClusterView(deadline, ViewSpec{ViewSpec::Kind::kHistory, TxTime{}}));
+                         BuildTimeView(deadline, ViewSpec{ViewSpec::Kind::kHistory, TxTime{}}, t2));
   CAIRN_RETURN_IF_ERROR(history->Scan(datalog::DatomPattern{}, [&](const Datom& d) {
     if (t1 < d.tx && d.tx <= t2) out.push_back(d);
     return true;

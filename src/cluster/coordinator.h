@@ -30,9 +30,10 @@
 // local replicas. Every view kind is served: current, as-of T, since T and
 // history (ViewSpec, scan_codec.h) — each replica keeps the embedded store's
 // history index and views (shard/store_source.h); ClusterView(deadline,
-// spec) merges the groups' views of one kind. As-of T is read after a
-// linearizable read of each group (every transaction acknowledged before
-// the read is in; see docs/cluster.md "Time travel across shards").
+// spec) merges the groups' views of one kind. As-of T reads each group with
+// NodeHost::ReadAt(T) (the group closes T first: every transaction with
+// t <= T that will ever commit there is in); Diff reads every group's
+// history at T2 closed (docs/cluster.md "Time travel across shards").
 //
 // Routing: RouteTransaction (tx_router.h), a dry run of the transactor over
 // the local replicas' latest applied state (remote groups as above), and
@@ -53,6 +54,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,8 +129,8 @@ class Coordinator {
 
   // The datoms asserted and retracted with t1 < t <= t2 across the cluster,
   // in t order (within one t: attribute name, e, v, retraction first); empty
-  // unless t1 < t2. Read from every group's history view after a
-  // linearizable read.
+  // unless t1 < t2. Read from every group's history view at t2 closed, so
+  // every node answers the same.
   Result<std::vector<Datom>> Diff(TxTime t1, TxTime t2, Clock::time_point deadline);
 
   // Writes the membership and shard map into the meta group as datoms
@@ -141,6 +143,10 @@ class Coordinator {
   // schema transaction (its push failed half-way) catches up.
   Status ReconcileSchema(Clock::time_point deadline);
 
+  // Remote read requests that failed at one replica (the read then moved
+  // to the next one, if any).
+  uint64_t remote_read_failures() const { return remote_read_failures_.load(); }
+
   Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms); }
 
  private:
@@ -149,9 +155,17 @@ class Coordinator {
   bool PeerLive(uint32_t node) const;
   bool Hosts(uint64_t group) const;
   Result<std::shared_ptr<const datalog::IndexSource>> BuildClusterView(Clock::time_point deadline, bool stale_local);
-  // The local replica's value after a linearizable read, in view `spec`.
+  // The local replica's value after a linearizable read, in view `spec`;
+  // with `close_at` (implied by an as-of spec: its T) the read is a
+  // NodeHost::ReadAt, so the value holds every t <= close_at that will ever
+  // commit on the group.
   Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline,
-                                                                const ViewSpec& spec = {});
+                                                                const ViewSpec& spec = {},
+                                                                std::optional<TxTime> close_at = std::nullopt);
+  // ClusterView of a time view (as-of, since, history), every group read at
+  // `close_at` closed if set (as-of: its T).
+  Result<std::shared_ptr<const datalog::IndexSource>> BuildTimeView(Clock::time_point deadline, const ViewSpec& spec,
+                                                                    std::optional<TxTime> close_at);
   std::shared_ptr<const datalog::IndexSource> RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
                                                          Clock::time_point deadline, const ViewSpec& spec = {});
   std::shared_ptr<const Schema> RoutingSchema() const;
@@ -162,6 +176,7 @@ class Coordinator {
   CoordinatorOptions options_;
   uint64_t boot_id_ = 0;
   std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> remote_read_failures_{0};
 };
 
 }  // namespace cairn::cluster

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cluster/wire.h"
+#include "core/hlc.h"
 #include "net/peer_transport.h"
 #include "shard/raft_codec.h"
 #include "shard/raft_log_store.h"
@@ -57,7 +58,12 @@ struct NodeHost::Impl {
   std::vector<raft::Message> inbox_msgs;
   std::vector<Proposal> inbox_proposals;
   std::vector<std::function<void()>> inbox_tasks;
-  std::vector<std::pair<uint64_t, ReadCallback>> inbox_reads;
+  struct ReadRequest {
+    uint64_t group;
+    TxTime at;  // ReadAt's T; zero for a plain Read
+    ReadCallback done;
+  };
+  std::vector<ReadRequest> inbox_reads;
   std::map<uint64_t, GroupStatus> statuses;
   std::map<uint32_t, bool> published_live;
   // Each group's latest applied value, republished when applied moves.
@@ -65,6 +71,7 @@ struct NodeHost::Impl {
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
   NodeHostStats stats;
+  std::unique_ptr<HybridClock> hlc;  // thread-safe on its own
 
   // Driver thread only: node-level liveness (see the header).
   std::map<uint32_t, bool> peer_alive;
@@ -75,8 +82,26 @@ struct NodeHost::Impl {
     uint64_t group;
     ReadCallback done;
     Clock::time_point deadline;
+    TxTime at;            // ReadAt's T; zero for a plain Read
+    int closes = 0;       // close(T) attempts made for it
+    bool closing = false;  // waiting for a close, not for a read index
   };
-  std::map<uint64_t, PendingRead> pending_reads;  // by read request id
+  // By read request id (a ReadIndex id, or while closing a fresh id of the
+  // same sequence that no ReadIndex uses).
+  std::map<uint64_t, PendingRead> pending_reads;
+  // close(T) entries proposed here as the leader (ReadAt, close requests),
+  // each completed once the replica's closed time reaches `want`.
+  struct PendingClose {
+    uint64_t group;
+    TxTime want;      // what the waiter needs closed
+    TxTime proposed;  // the close entry's T (>= want)
+    raft::LogIndex index;
+    raft::Term term;
+    Clock::time_point deadline;
+    std::function<void(Status)> done;
+  };
+  std::vector<PendingClose> pending_closes;
+  bool shutting_down = false;
   uint64_t next_read_id = 0;  // starts at the boot id: fresh across restarts
   std::vector<Pending> pending;
   uint64_t next_request = 0;
@@ -109,6 +134,10 @@ struct NodeHost::Impl {
   void Worker();
   void SweepRequests(Clock::time_point now);
   void FailAllRequests(const Status& why);
+  void SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done);
+  // Queues `task` for the driver; false if the driver is gone.
+  bool Post(std::function<void()> task);
+  void HandleCloseRequest(uint32_t from, std::string_view payload, RequestReply reply);
 
   // Runs on the transport's I/O thread: decode (cheap) and queue.
   void OnFrame(uint32_t from_node, net::Frame frame) {
@@ -141,6 +170,14 @@ struct NodeHost::Impl {
   bool Round();
   void HandleProposal(Proposal p);
   void CompletePending();
+  // ReadAt/Read machinery (driver thread).
+  void StartRead(PendingRead pr);
+  void ServeRead(PendingRead pr, shard::Replica& r);
+  void CloseFor(PendingRead pr, shard::Replica& r);
+  void OnCloseDone(uint64_t id, Status s);
+  // Leader side of close(T): done(OK) once the replica's closed time >= want.
+  void ProposeClose(uint64_t group, TxTime want, Clock::time_point deadline, std::function<void(Status)> done);
+  Status CheckFuture(TxTime t) const;
   void PublishStatus();
   void Shutdown();
   bool CheckLiveness(Clock::time_point now);
@@ -164,11 +201,15 @@ ProposeResult Failed(Status s, uint32_t leader = 0) {
   return r;
 }
 
-uint64_t NowMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+// A payload starting with this byte is a close request, served by the host
+// itself: u8(0xC7) u8(version=1) varint(group) varint(T). Reply: empty once
+// the leader's replica closed T; else the error (NotLeader, Timeout, ...).
+constexpr uint8_t kCloseRequestKind = 0xC7;
+constexpr uint8_t kCloseRequestVersion = 1;
+constexpr int kMaxClosesPerRead = 3;
+
+std::string GroupText(uint64_t g) { return "group " + std::to_string(g); }
+std::string TimeText(TxTime t) { return std::to_string(t.raw); }
 
 }  // namespace
 
@@ -199,7 +240,8 @@ void NodeHost::Impl::HandleProposal(Proposal p) {
     p.done(std::move(res));
     return;
   }
-  shard::ReplicaCommand cmd{p.request_id, TxTime::FromParts(NowMs(), 0), std::move(p.tx_edn)};
+  // Above every t this node learned (applied entries, clients' min-t).
+  shard::ReplicaCommand cmd{p.request_id, hlc->Now(), std::move(p.tx_edn)};
   Result<raft::LogIndex> index = r.Propose(cmd);
   if (!index.ok()) {
     p.done(Failed(index.status(), static_cast<uint32_t>(node.leader().value())));
@@ -251,15 +293,203 @@ void NodeHost::Impl::CompletePending() {
     keep.push_back(std::move(p));
   }
   pending.swap(keep);
+  std::vector<PendingClose> closes;
+  closes.swap(pending_closes);
+  for (PendingClose& c : closes) {
+    shard::Replica& r = *replicas.at(c.group);
+    if (r.closed_t() >= c.want) {
+      c.done(Status::OK());
+      continue;
+    }
+    const raft::RaftLog& log = r.raft().log();
+    bool lost = (log.HasTerm(c.index) && log.TermAt(c.index) != c.term) ||
+                (c.index > log.last_index() && r.raft().term() != c.term);
+    if (lost) {
+      uint32_t leader = static_cast<uint32_t>(r.raft().leader().value());
+      c.done(Status::NotLeader(GroupText(c.group) + ": close(" + TimeText(c.proposed) +
+                               ") was dropped by a leader change; leader: " +
+                               (leader ? "node " + std::to_string(leader) : std::string("unknown"))));
+      continue;
+    }
+    if (now >= c.deadline) {
+      c.done(Status::Timeout(GroupText(c.group) + ": close(" + TimeText(c.proposed) + ") did not apply within " +
+                             std::to_string(options.propose_timeout_ms) + " ms (retry)"));
+      continue;
+    }
+    pending_closes.push_back(std::move(c));
+  }
   for (auto it = pending_reads.begin(); it != pending_reads.end();) {
     if (now < it->second.deadline) {
       ++it;
       continue;
     }
-    it->second.done(Status::Timeout("group " + std::to_string(it->second.group) + ": read index not confirmed within " +
-                                    std::to_string(options.propose_timeout_ms) + " ms (retry)"));
+    PendingRead pr = std::move(it->second);
     it = pending_reads.erase(it);
+    pr.done(Status::Timeout(GroupText(pr.group) +
+                            (pr.closing ? ": closing time " + TimeText(pr.at) + " for a read" : ": read index") +
+                            " not confirmed within " + std::to_string(options.propose_timeout_ms) + " ms (retry)"));
   }
+}
+
+Status NodeHost::Impl::CheckFuture(TxTime t) const {
+  int64_t now_ms = std::max<int64_t>(options.clock->NowMs(), static_cast<int64_t>(hlc->Last().physical_ms()));
+  if (static_cast<int64_t>(t.physical_ms()) > now_ms + options.read_at_max_future_ms) {
+    return Status::InvalidArgument("time " + TimeText(t) + " (" + std::to_string(t.physical_ms()) +
+                                   " ms) is more than " + std::to_string(options.read_at_max_future_ms) +
+                                   " ms ahead of node " + std::to_string(options.node_id) + "'s clock (" +
+                                   std::to_string(now_ms) + " ms): a read at a future time is refused");
+  }
+  if (t >= TxTime::Max()) return Status::InvalidArgument("time " + TimeText(t) + " is out of range");
+  return Status::OK();
+}
+
+void NodeHost::Impl::StartRead(PendingRead pr) {
+  auto it = replicas.find(pr.group);
+  if (it == replicas.end()) {
+    pr.done(Status::NotFound("node " + std::to_string(options.node_id) + " hosts no group " +
+                             std::to_string(pr.group)));
+    return;
+  }
+  uint64_t id = ++next_read_id;
+  Status s = it->second->ReadIndex(id);
+  if (!s.ok()) {
+    pr.done(Status(s.code(), GroupText(pr.group) + ": " + s.message()));
+    return;
+  }
+  pr.closing = false;
+  pending_reads.emplace(id, std::move(pr));
+}
+
+// The read index is applied here: answer, or close T first.
+void NodeHost::Impl::ServeRead(PendingRead pr, shard::Replica& r) {
+  if (!pr.at.valid() || r.closed_t() >= pr.at) {
+    pr.done(r.db());
+    return;
+  }
+  CloseFor(std::move(pr), r);
+}
+
+void NodeHost::Impl::CloseFor(PendingRead pr, shard::Replica& r) {
+  if (pr.closes >= kMaxClosesPerRead) {
+    pr.done(Status::Unavailable(GroupText(pr.group) + ": time " + TimeText(pr.at) + " is still not closed after " +
+                                std::to_string(pr.closes) + " close attempts (retry)"));
+    return;
+  }
+  ++pr.closes;
+  pr.closing = true;
+  const uint64_t group = pr.group;
+  const TxTime at = pr.at;
+  const Clock::time_point deadline = pr.deadline;
+  uint64_t id = ++next_read_id;
+  pending_reads.emplace(id, std::move(pr));
+  if (r.raft().role() == raft::Role::kLeader) {
+    ProposeClose(group, at, deadline, [this, id](Status s) { OnCloseDone(id, std::move(s)); });
+    return;
+  }
+  uint32_t leader = static_cast<uint32_t>(r.raft().leader().value());
+  if (leader == 0) {
+    OnCloseDone(id, Status::Unavailable(GroupText(group) + ": no leader known to close time " + TimeText(at)));
+    return;
+  }
+  std::string req;
+  wire::PutU8(&req, kCloseRequestKind);
+  wire::PutU8(&req, kCloseRequestVersion);
+  wire::PutVarint(&req, group);
+  wire::PutVarint(&req, at.raw);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  int timeout = static_cast<int>(std::max<int64_t>(1, left));
+  // The reply comes on the I/O thread (or this one): back to the driver.
+  SendRequest(leader, std::move(req), timeout, [this, id, leader](Result<std::string> reply) {
+    Status s = reply.ok() ? Status::OK() : reply.status().WithContext("close request to node " + std::to_string(leader));
+    (void)Post([this, id, s] { OnCloseDone(id, s); });
+  });
+}
+
+void NodeHost::Impl::OnCloseDone(uint64_t id, Status s) {
+  if (shutting_down) return;  // Shutdown fails the read
+  auto it = pending_reads.find(id);
+  if (it == pending_reads.end()) return;  // timed out already
+  PendingRead pr = std::move(it->second);
+  pending_reads.erase(it);
+  if (!s.ok()) {
+    pr.done(Status(s.code(), GroupText(pr.group) + ": closing time " + TimeText(pr.at) + " for a read: " + s.message()));
+    return;
+  }
+  shard::Replica& r = *replicas.at(pr.group);
+  // The close committed after the read began (and this replica had applied
+  // the read index then): if it is applied here, the value answers the read.
+  if (r.closed_t() >= pr.at) {
+    pr.done(r.db());
+    return;
+  }
+  StartRead(std::move(pr));  // a new read index covers the close entry
+}
+
+void NodeHost::Impl::ProposeClose(uint64_t group, TxTime want, Clock::time_point deadline,
+                                  std::function<void(Status)> done) {
+  if (shutting_down) return done(Status::Cancelled("node " + std::to_string(options.node_id) + " stopped"));
+  auto it = replicas.find(group);
+  if (it == replicas.end()) {
+    return done(Status::NotFound("node " + std::to_string(options.node_id) + " hosts no group " +
+                                 std::to_string(group)));
+  }
+  if (Status f = CheckFuture(want); !f.ok()) return done(f);
+  shard::Replica& r = *it->second;
+  if (r.closed_t() >= want) return done(Status::OK());
+  const raft::RaftNode& node = r.raft();
+  if (node.role() != raft::Role::kLeader) {
+    uint32_t leader = static_cast<uint32_t>(node.leader().value());
+    return done(Status::NotLeader(GroupText(group) + ": node " + std::to_string(options.node_id) +
+                                  " is not the leader; leader: " +
+                                  (leader ? "node " + std::to_string(leader) : std::string("unknown"))));
+  }
+  // One close entry serves every waiter for a time it covers.
+  for (const PendingClose& c : pending_closes) {
+    if (c.group == group && c.term == node.term() && c.proposed >= want) {
+      PendingClose w = c;
+      w.want = want;
+      w.deadline = deadline;
+      w.done = std::move(done);
+      pending_closes.push_back(std::move(w));
+      return;
+    }
+  }
+  // Closing up to the leader's clock now costs nothing (its later proposals
+  // are above it anyway) and spares later reads at earlier times a close.
+  TxTime at = std::max(want, hlc->Now());
+  Result<raft::LogIndex> index = r.Propose(shard::ReplicaCommand::Close(at));
+  if (!index.ok()) return done(index.status());
+  pending_closes.push_back(PendingClose{group, want, at, *index, node.term(), deadline, std::move(done)});
+}
+
+bool NodeHost::Impl::Post(std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (driver_done || stopping) return false;
+  inbox_tasks.push_back(std::move(task));
+  cv.notify_one();
+  return true;
+}
+
+void NodeHost::Impl::HandleCloseRequest(uint32_t from, std::string_view payload, RequestReply reply) {
+  wire::Reader in(payload, "close request from node " + std::to_string(from));
+  Result<uint8_t> kind = in.U8("kind");
+  Result<uint8_t> version = kind.ok() ? in.U8("version") : kind;
+  if (!version.ok()) return reply(version.status());
+  if (*version != kCloseRequestVersion) {
+    return reply(Status::InvalidArgument("close request: unsupported version " + std::to_string(*version)));
+  }
+  Result<uint64_t> group = in.Varint("group");
+  Result<uint64_t> t = group.ok() ? in.Varint("t") : group;
+  if (!t.ok()) return reply(t.status());
+  if (Status s = in.Done(); !s.ok()) return reply(s);
+  Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms);
+  auto shared_reply = std::make_shared<RequestReply>(std::move(reply));
+  bool posted = Post([this, g = *group, at = TxTime{*t}, deadline, shared_reply] {
+    ProposeClose(g, at, deadline, [shared_reply](Status s) {
+      (*shared_reply)(s.ok() ? Result<std::string>(std::string()) : Result<std::string>(std::move(s)));
+    });
+  });
+  if (!posted) (*shared_reply)(Status::Cancelled("node " + std::to_string(options.node_id) + " is stopped"));
 }
 
 // Sends a liveness beat to every peer and returns true if a peer was lost or
@@ -300,6 +530,7 @@ void NodeHost::Impl::PublishStatus() {
     if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
+    s.closed_t = r->closed_t();
     s.snapshot_index = n.snapshot().meta.index.value();
     s.snapshots_taken = r->snapshots_taken();
     s.snapshots_installed = r->snapshots_installed();
@@ -361,14 +592,15 @@ bool NodeHost::Impl::Round() {
       statuses[r->group().value()].error = s;
       continue;
     }
+    // Every t applied here (and every close) bounds this node's proposals.
+    hlc->Observe(r->closed_t());
     std::vector<uint64_t> servable = r->TakeServableReads();
-    if (servable.empty()) continue;
-    std::shared_ptr<const datalog::IndexSource> db = r->db();
     for (uint64_t id : servable) {
       auto it = pending_reads.find(id);
       if (it == pending_reads.end()) continue;  // timed out already
-      it->second.done(db);
+      PendingRead pr = std::move(it->second);
       pending_reads.erase(it);
+      ServeRead(std::move(pr), *r);
     }
   }
   CompletePending();
@@ -382,7 +614,7 @@ void NodeHost::Impl::Run() {
     std::vector<raft::Message> msgs;
     std::vector<Proposal> proposals;
     std::vector<std::function<void()>> tasks;
-    std::vector<std::pair<uint64_t, ReadCallback>> reads;
+    std::vector<ReadRequest> reads;
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_until(lock, next_tick, [&] {
@@ -412,21 +644,10 @@ void NodeHost::Impl::Run() {
       }
     }
     for (Proposal& p : proposals) HandleProposal(std::move(p));
-    for (auto& [group, done] : reads) {
-      auto it = replicas.find(group);
-      if (it == replicas.end()) {
-        done(Status::NotFound("node " + std::to_string(options.node_id) + " hosts no group " +
-                              std::to_string(group)));
-        continue;
-      }
-      uint64_t id = ++next_read_id;
-      Status s = it->second->ReadIndex(id);
-      if (!s.ok()) {
-        done(Status(s.code(), "group " + std::to_string(group) + ": " + s.message()));
-        continue;
-      }
-      pending_reads.emplace(
-          id, PendingRead{group, std::move(done), Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms)});
+    for (ReadRequest& rq : reads) {
+      PendingRead pr{rq.group, std::move(rq.done),
+                     Clock::now() + std::chrono::milliseconds(options.propose_timeout_ms), rq.at};
+      StartRead(std::move(pr));
     }
 
     Clock::time_point now = Clock::now();
@@ -461,8 +682,9 @@ void NodeHost::Impl::Run() {
 void NodeHost::Impl::Shutdown() {
   std::vector<Proposal> proposals;
   std::vector<std::function<void()>> tasks;
-  std::vector<std::pair<uint64_t, ReadCallback>> reads;
+  std::vector<ReadRequest> reads;
   Status why;
+  shutting_down = true;
   {
     std::lock_guard<std::mutex> lock(mu);
     driver_done = true;
@@ -475,9 +697,11 @@ void NodeHost::Impl::Shutdown() {
   for (Proposal& p : proposals) p.done(Failed(why));
   for (Pending& p : pending) p.done(Failed(why));
   pending.clear();
-  for (auto& [group, done] : reads) done(why);
+  for (ReadRequest& rq : reads) rq.done(why);
   for (auto& [id, r] : pending_reads) r.done(why);
   pending_reads.clear();
+  for (PendingClose& c : pending_closes) c.done(why);
+  pending_closes.clear();
 }
 
 NodeHost::NodeHost(const NodeHostOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
@@ -497,6 +721,8 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
   Impl& im = *host->impl_;
   im.boot_id = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
   im.next_read_id = im.boot_id;
+  if (im.options.clock == nullptr) im.options.clock = SystemClock::Default();
+  im.hlc = std::make_unique<HybridClock>(im.options.clock);
 
   CAIRN_ASSIGN_OR_RETURN(im.log_db,
                          storage::Sqlite::Open(options.dir + "/raft.db", storage::Sqlite::OpenMode::kReadWriteCreate));
@@ -535,6 +761,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
       return Status(r.status().code(), "node " + std::to_string(options.node_id) + " group " + std::to_string(g) +
                                            ": " + r.status().message());
     }
+    im.hlc->Observe((*r)->closed_t());  // never propose below what is on disk
     im.replicas[g] = std::move(*r);
     im.statuses[g] = GroupStatus{};
   }
@@ -647,17 +874,33 @@ std::vector<uint64_t> NodeHost::groups() const {
   return out;
 }
 
-void NodeHost::Read(uint64_t group, ReadCallback done) {
+void NodeHost::Read(uint64_t group, ReadCallback done) { ReadAt(group, TxTime{}, std::move(done)); }
+
+void NodeHost::ReadAt(uint64_t group, TxTime t, ReadCallback done) {
+  if (Status f = impl_->CheckFuture(t); !f.ok()) return done(Status(f.code(), GroupText(group) + ": " + f.message()));
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->driver_done && !impl_->stopping) {
-      impl_->inbox_reads.emplace_back(group, std::move(done));
+      impl_->inbox_reads.push_back(Impl::ReadRequest{group, t, std::move(done)});
       impl_->cv.notify_one();
       return;
     }
   }
   done(Status::Cancelled("node " + std::to_string(options_.node_id) + " is stopped"));
 }
+
+std::future<NodeHost::DbResult> NodeHost::ReadAt(uint64_t group, TxTime t) {
+  auto promise = std::make_shared<std::promise<DbResult>>();
+  std::future<DbResult> f = promise->get_future();
+  ReadAt(group, t, [promise](DbResult r) { promise->set_value(std::move(r)); });
+  return f;
+}
+
+void NodeHost::ObserveTime(TxTime t) {
+  if (t < TxTime::Max()) impl_->hlc->Observe(t);
+}
+
+TxTime NodeHost::LatestTime() const { return impl_->hlc->Last(); }
 
 NodeHost::DbResult NodeHost::StaleRead(uint64_t group) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -789,6 +1032,10 @@ void NodeHost::Impl::Worker() {
       --self->in_running;
       if (self->requests_open) self->Reply(from, id, r);
     };
+    if (!req.payload.empty() && static_cast<uint8_t>(req.payload[0]) == kCloseRequestKind) {
+      HandleCloseRequest(from, req.payload, std::move(reply));
+      continue;
+    }
     if (!h) {
       reply(Status::Unavailable("node " + std::to_string(options.node_id) + " is not serving requests yet"));
       continue;
@@ -834,25 +1081,28 @@ void NodeHost::SetRequestHandler(RequestHandler handler) {
 }
 
 void NodeHost::SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done) {
+  impl_->SendRequest(node, std::move(payload), timeout_ms, std::move(done));
+}
+
+void NodeHost::Impl::SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done) {
   Status refused;
   {
-    std::lock_guard<std::mutex> lock(impl_->req_mu);
-    if (!impl_->requests_open || !impl_->transport) {
-      refused = Status::Unavailable("node " + std::to_string(options_.node_id) + " is stopped");
-    } else if (impl_->out_requests.size() >= options_.requests_pending_max) {
-      refused = Status::Unavailable("node " + std::to_string(options_.node_id) + ": too many requests pending");
+    std::lock_guard<std::mutex> lock(req_mu);
+    if (!requests_open || !transport) {
+      refused = Status::Unavailable("node " + std::to_string(options.node_id) + " is stopped");
+    } else if (out_requests.size() >= options.requests_pending_max) {
+      refused = Status::Unavailable("node " + std::to_string(options.node_id) + ": too many requests pending");
     } else {
-      uint64_t id = ++impl_->next_out_id;
+      uint64_t id = ++next_out_id;
       std::string out;
       wire::PutU8(&out, kEnvelopeVersion);
       wire::PutVarint(&out, id);
       out += payload;
-      Status sent = impl_->transport->Send(node, net::Frame{net::FrameType::kRequest, std::move(out)});
+      Status sent = transport->Send(node, net::Frame{net::FrameType::kRequest, std::move(out)});
       if (!sent.ok()) {
         refused = Status::Unavailable("request to node " + std::to_string(node) + ": " + sent.message());
       } else {
-        impl_->out_requests.emplace(
-            id, Impl::OutRequest{std::move(done), Clock::now() + std::chrono::milliseconds(timeout_ms), node});
+        out_requests.emplace(id, OutRequest{std::move(done), Clock::now() + std::chrono::milliseconds(timeout_ms), node});
         return;
       }
     }

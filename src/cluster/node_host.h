@@ -42,6 +42,21 @@
 // A failed Save (I/O) stops the driver: the host cannot promise anything it
 // has not persisted. status() reports it; pending proposals fail with it.
 //
+// Time (ARCHITECTURE §3, docs/cluster.md "Time"): one HybridClock per node.
+// Every transaction this node proposes as a leader takes its proposed t from
+// it; it observes every t the node learns: each hosted replica's closed time
+// (its last applied t or close) after every applied batch and at start, and
+// what callers pass to ObserveTime() (a client's min-t, the t carried by a
+// forwarded request). So a proposal made after ObserveTime(x) applies with a
+// t > x, whatever the leader's wall clock says.
+// ReadAt(group, T) is a Read that also guarantees every transaction with
+// t <= T that will ever commit on the group is in the value: if the replica
+// has not closed T at the read point, it has the leader propose close(T)
+// (shard/replica_command.h) — directly when this node leads, else as a
+// close request to the leader (a kRequest payload starting with 0xC7, served
+// by NodeHost itself, not by the request handler) — and serves once that
+// close is applied here.
+//
 // Requests: besides Raft, peers exchange node-to-node requests (forwarded
 // transactions, remote scans, schema pushes) as kRequest/kResponse frames on
 // the same authenticated connections. SendRequest() tags each request with a
@@ -68,6 +83,7 @@
 
 #include "cairn/datom.h"
 #include "cairn/status.h"
+#include "core/clock.h"
 #include "datalog/index_source.h"
 #include "net/peer_transport.h"
 #include "raft/config.h"
@@ -108,6 +124,13 @@ struct NodeHostOptions {
   // waiting for a worker or for a reply (more are refused with Unavailable).
   int request_workers = 4;
   size_t requests_pending_max = 4096;
+  // The wall clock under the node's hybrid clock; null = the system clock.
+  // Not owned; must outlive the host. Tests inject a ManualClock.
+  cairn::Clock* clock = nullptr;
+  // ReadAt refuses a T more than this many ms ahead of the node's hybrid
+  // clock (InvalidArgument): closing far in the future would push every
+  // later transaction's t there.
+  int64_t read_at_max_future_ms = 5000;
 };
 
 struct ReplicaProgress {
@@ -124,6 +147,9 @@ struct GroupStatus {
   bool quiesced = false;
   Status error;  // the replica failed (I/O, snapshot to install)
   TxTime last_t;  // the last applied transaction's t
+  // The shard's closed time as of the applied index (Replica::closed_t):
+  // every transaction with t <= closed_t that will ever commit is applied.
+  TxTime closed_t;
   uint64_t snapshot_index = 0;       // the Raft snapshot the log starts after
   uint64_t snapshots_taken = 0;      // by this replica since the node started
   uint64_t snapshots_installed = 0;  // received from a leader since the node started
@@ -183,9 +209,28 @@ class NodeHost {
   using ReadCallback = std::function<void(DbResult)>;
   void Read(uint64_t group, ReadCallback done);
   std::future<DbResult> Read(uint64_t group);
+  // A linearizable read (as Read) whose value also holds every transaction
+  // with t <= T that will ever commit on `group` (an as-of(T) read filters
+  // it by t): if at the read point neither the replica's last t nor its
+  // closed time reaches T, close(T) is proposed through the leader (forwarded
+  // as a close request from a follower) and the read is served once it is
+  // applied here. A T more than options.read_at_max_future_ms ahead of the
+  // node's hybrid clock is refused (InvalidArgument); a T at or below it is
+  // closed at max(T, the leader's hybrid clock now). Errors as Read, plus
+  // NotLeader/Unavailable/Timeout when the close could not be made (retry).
+  // The callback runs on the driver thread.
+  void ReadAt(uint64_t group, TxTime t, ReadCallback done);
+  std::future<DbResult> ReadAt(uint64_t group, TxTime t);
   // The local replica's latest applied value without any round trip (a
   // stale read: it may miss recent transactions). NotFound if not hosted.
   DbResult StaleRead(uint64_t group) const;
+
+  // Records a t learned elsewhere (a client's min-t, a forwarded request's
+  // t): every later proposal of this node has a proposed t above it.
+  void ObserveTime(TxTime t);
+  // The node's hybrid clock's latest value (the largest t proposed or
+  // observed here).
+  TxTime LatestTime() const;
 
   // Status of one group (NotFound if not hosted), as of the last driver round.
   Result<GroupStatus> status(uint64_t group) const;

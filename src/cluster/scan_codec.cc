@@ -1,6 +1,7 @@
 #include "cluster/scan_codec.h"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "core/check.h"
@@ -402,22 +403,54 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
   return EncodeScanReply(reply);
 }
 
+bool RetryOnAnotherReplica(StatusCode code) {
+  return code == StatusCode::kUnavailable || code == StatusCode::kTimeout || code == StatusCode::kCancelled ||
+         code == StatusCode::kNotLeader;
+}
+
 RemoteSource::RemoteSource(uint32_t node, uint32_t shard, ViewSpec view, std::shared_ptr<const Schema> schema,
                            RequestFn send)
-    : node_(node), shard_(shard), view_(view), schema_(std::move(schema)), send_(std::move(send)) {
+    : RemoteSource(std::vector<uint32_t>{node}, shard, view, std::move(schema), std::move(send)) {}
+
+RemoteSource::RemoteSource(std::vector<uint32_t> nodes, uint32_t shard, ViewSpec view,
+                           std::shared_ptr<const Schema> schema, RequestFn send)
+    : nodes_(std::move(nodes)), shard_(shard), view_(view), schema_(std::move(schema)), send_(std::move(send)) {
+  CAIRN_CHECK(!nodes_.empty());
   CAIRN_CHECK(schema_ != nullptr);
   CAIRN_CHECK(send_ != nullptr);
 }
 
-Result<ScanReply> RemoteSource::Call(const ScanRequest& r) const {
-  std::string where = "node " + std::to_string(node_) + " (shard " + std::to_string(shard_) + ")";
-  Result<std::string> bytes = send_(node_, EncodeScanRequest(r));
+Result<ScanReply> RemoteSource::CallOne(uint32_t node, const ScanRequest& r) const {
+  std::string where = "node " + std::to_string(node) + " (shard " + std::to_string(shard_) + ")";
+  Result<std::string> bytes = send_(node, EncodeScanRequest(r));
   if (!bytes.ok()) return bytes.status().WithContext(where);
   Result<ScanReply> reply = DecodeScanReply(*bytes);
   if (!reply.ok()) return reply.status().WithContext(where);
   if (!reply->status.ok()) return reply->status.WithContext(where);
   if (reply->op != r.op) return Status::InvalidArgument(where + ": reply to another operation");
   return reply;
+}
+
+Result<ScanReply> RemoteSource::Call(const ScanRequest& r, uint32_t* served) const {
+  const size_t first = current_.load();
+  Status failed;
+  std::string errors;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    size_t at = (first + i) % nodes_.size();
+    uint32_t node = nodes_[at];
+    if (i > 0) failovers_.fetch_add(1);
+    Result<ScanReply> reply = CallOne(node, r);
+    if (reply.ok()) {
+      if (i > 0) current_.store(at);
+      if (served != nullptr) *served = node;
+      return reply;
+    }
+    if (!RetryOnAnotherReplica(reply.status().code())) return reply.status();
+    if (nodes_.size() == 1) return reply.status();
+    errors += (errors.empty() ? "" : "; ") + reply.status().ToString();
+    failed = reply.status();
+  }
+  return Status(failed.code(), "shard " + std::to_string(shard_) + ": every replica failed: " + errors);
 }
 
 Status RemoteSource::Scan(const DatomPattern& p, const std::function<bool(const Datom&)>& fn) const {
@@ -437,16 +470,52 @@ Status RemoteSource::ScanFrom(const DatomPattern& p, const datalog::ValueRange* 
   r.view = view_;
   r.pattern = p;
   if (range != nullptr) r.range = *range;
-  r.skip = skip;
+  r.skip = skip;  // datoms of the scan delivered (by this call or the caller's earlier ones)
   uint64_t batch = limit_hint > 0 ? limit_hint : kFirstBatch;
+  // Continuations overlap by one datom: the last one delivered must come
+  // first, else the positions moved (the shard changed, or another replica
+  // answers with another state) and the scan seeks it from the start.
+  std::optional<Datom> last;
+  bool seeking = false;
+  bool no_overlap = false;  // the overlap datom alone filled the last reply (a value near the byte bound)
   for (;;) {
-    r.limit = static_cast<uint32_t>(std::min<uint64_t>(batch, kScanBatchMax));
-    CAIRN_ASSIGN_OR_RETURN(ScanReply reply, Call(r));
-    for (const Datom& d : reply.datoms)
-      if (!fn(d)) return Status::OK();
+    ScanRequest q = r;
+    bool overlap = last.has_value() && !seeking && !no_overlap;
+    no_overlap = false;
+    if (overlap) q.skip = r.skip - 1;
+    q.limit = static_cast<uint32_t>(std::min<uint64_t>(batch + (overlap ? 1 : 0), kScanBatchMax));
+    uint32_t served = 0;
+    CAIRN_ASSIGN_OR_RETURN(ScanReply reply, Call(q, &served));
+    size_t from = 0;
+    if (overlap && (reply.datoms.empty() || !(reply.datoms.front() == *last))) {
+      // Positions moved: seek the last delivered datom from the start.
+      seeking = true;
+      r.skip = 0;
+      continue;
+    }
+    if (overlap) from = 1;
+    if (seeking) {
+      for (; from < reply.datoms.size(); ++from) {
+        if (reply.datoms[from] == *last) break;
+      }
+      if (from < reply.datoms.size()) {
+        seeking = false;
+        ++from;  // resume after it
+      } else if (!reply.more) {
+        return Status::Unavailable("node " + std::to_string(served) + " (shard " + std::to_string(shard_) +
+                                   "): the shard changed between two batches of a scan (the last datom "
+                                   "delivered is gone); retry the query");
+      }
+    }
+    uint64_t received = reply.datoms.size();
+    for (size_t i = from; i < reply.datoms.size() && !seeking; ++i) {
+      if (!fn(reply.datoms[i])) return Status::OK();
+      last = reply.datoms[i];
+    }
     if (!reply.more) return Status::OK();
-    if (reply.datoms.empty()) return Status::Internal("node " + std::to_string(node_) + ": empty scan reply with more");
-    r.skip += reply.datoms.size();
+    if (reply.datoms.empty()) return Status::Internal("node " + std::to_string(served) + ": empty scan reply with more");
+    if (overlap && received == 1) no_overlap = true;
+    r.skip = q.skip + received;
     batch = std::min<uint64_t>(batch * kBatchGrowth, kScanBatchMax);
   }
 }

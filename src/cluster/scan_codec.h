@@ -19,10 +19,12 @@
 // against what remains, enums and flags are range-checked, and any bad input
 // is InvalidArgument naming what and the byte offset — never a crash.
 //
-// Thread-safety: functions are pure; a RemoteSource is immutable and safe to
-// use concurrently if its RequestFn is.
+// Thread-safety: functions are pure; a RemoteSource is safe to use
+// concurrently if its RequestFn is (its only state, the replica to try
+// first, is atomic).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -95,13 +97,47 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
 // transport's error (Unavailable, Timeout, ...).
 using RequestFn = std::function<Result<std::string>(uint32_t node, std::string request)>;
 
+// Whether a request that failed with `code` at one replica may succeed at
+// another: the transport's failures (Unavailable, Timeout, Cancelled) and the
+// serving node's "not here / not now" answers (Unavailable: no replica of
+// the group or no leader known; Timeout: its ReadIndex did not confirm;
+// NotLeader). Anything else (InvalidArgument, a storage error, ...) is the
+// answer itself.
+bool RetryOnAnotherReplica(StatusCode code);
+
 // A shard's view read over the peer wire. Scans fetch in batches: the
 // first asks for 256 datoms (or the caller's limit hint), each next for 8x
 // more up to kScanBatchMax, so a caller that stops early transfers little.
 // `schema` is the schema the coordinator reads with (the meta group's).
+//
+// Replica failover: the source knows every replica of the shard (`nodes`,
+// the preferred one first). A request that fails at one replica with
+// RetryOnAnotherReplica(code) goes to the next (each serving node answers
+// after a ReadIndex of its own, so the next replica's answer is as fresh as
+// the failed one's would have been), and later requests start at the
+// replica that answered; only when every replica failed does the call fail,
+// naming each node's error. A scan continues where it stopped after a
+// failover: every continuation batch asks for the datoms from the last one
+// delivered (skip - 1) and checks that this datom comes first. Replicas
+// apply the same log, so scan order and positions agree unless the shard
+// changed between the batches (on one replica or across two); if the check
+// fails, the scan runs again from the start, drops everything up to and
+// including the last delivered datom, and goes on after it (so nothing is
+// delivered twice or out of order; a datom inserted earlier in the order
+// meanwhile is not shown, as if it had committed after the scan passed).
+// If that datom is gone (retracted meanwhile) the scan fails Unavailable
+// ("retry the query"). Estimates and lookups simply move to the next replica.
 class RemoteSource final : public datalog::IndexSource, public ResumableSource {
  public:
   RemoteSource(uint32_t node, uint32_t shard, ViewSpec view, std::shared_ptr<const Schema> schema, RequestFn send);
+  // REQUIRES: `nodes` non-empty.
+  RemoteSource(std::vector<uint32_t> nodes, uint32_t shard, ViewSpec view, std::shared_ptr<const Schema> schema,
+               RequestFn send);
+
+  // The replica the next request goes to first (the last one that answered).
+  uint32_t current_node() const { return nodes_[current_.load() % nodes_.size()]; }
+  // Requests that were sent to another replica after one failed (tests).
+  uint64_t failovers() const { return failovers_.load(); }
 
   const Schema& schema() const override { return *schema_; }
   bool is_history() const override { return view_.kind == ViewSpec::Kind::kHistory; }
@@ -122,9 +158,14 @@ class RemoteSource final : public datalog::IndexSource, public ResumableSource {
   std::optional<EntityId> Lookup(Keyword attr, const Value& v) const override;
 
  private:
-  Result<ScanReply> Call(const ScanRequest& r) const;
+  // Sends `r` to the current replica, then to each other one in turn (see
+  // the class comment); `*served` = the node that answered.
+  Result<ScanReply> Call(const ScanRequest& r, uint32_t* served = nullptr) const;
+  Result<ScanReply> CallOne(uint32_t node, const ScanRequest& r) const;
 
-  uint32_t node_;
+  std::vector<uint32_t> nodes_;
+  mutable std::atomic<size_t> current_{0};
+  mutable std::atomic<uint64_t> failovers_{0};
   uint32_t shard_;
   ViewSpec view_;
   std::shared_ptr<const Schema> schema_;

@@ -161,6 +161,7 @@ BackendStatus ClusterBackend::GetStatus() {
   s.peer_auth_failures = ts.auth_failures;
   s.peer_protocol_errors = ts.protocol_errors;
   s.peer_connects = ts.connects;
+  s.remote_read_failures = node_->coordinator().remote_read_failures();
   for (uint64_t g : host.groups()) {
     Result<cluster::GroupStatus> st = host.status(g);
     if (!st.ok()) continue;

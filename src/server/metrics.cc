@@ -91,6 +91,9 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     out += "cairn_peer_protocol_errors_total " + std::to_string(backend.peer_protocol_errors) + "\n";
     Family(out, "cairn_peer_connects_total", "counter", "Outbound peer connections established.");
     out += "cairn_peer_connects_total " + std::to_string(backend.peer_connects) + "\n";
+    Family(out, "cairn_remote_read_failures_total", "counter",
+           "Remote read requests that failed at one replica of a group (the read then moves to the next).");
+    out += "cairn_remote_read_failures_total " + std::to_string(backend.remote_read_failures) + "\n";
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
       out += "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") +

@@ -85,6 +85,7 @@ void RemoveDatabaseFiles(const std::string& path) {
 struct ReplicaState {
   raft::LogIndex applied;
   uint64_t group = 0;
+  TxTime closed_t;  // zero in a file written before close(T) existed
 };
 
 // Reads replica_state from a datom file opened as `store`. NotFound if the
@@ -112,13 +113,20 @@ Result<ReplicaState> ReadReplicaState(storage::DatomStore& store) {
   if (group < 0 || applied < 0) return Status::Corruption(store.path() + ": replica_state holds a bad value");
   st.group = U64(group);
   st.applied = raft::LogIndex(U64(applied));
+  Result<int64_t> closed = sql.QueryInt("SELECT value FROM replica_state WHERE key = 'closed_t'");
+  if (closed.ok()) {
+    if (*closed < 0) return Status::Corruption(store.path() + ": replica_state holds a bad closed_t");
+    st.closed_t = TxTime{U64(*closed)};
+  } else if (closed.status().code() != StatusCode::kNotFound) {
+    return closed.status();
+  }
   return st;
 }
 
 }  // namespace
 
 struct Replica::Statements {
-  storage::SqliteStatement set_applied, insert_outcome, prune_outcomes;
+  storage::SqliteStatement set_applied, set_closed, insert_outcome, prune_outcomes;
 };
 
 Replica::Replica() = default;
@@ -208,6 +216,8 @@ Status Replica::LoadState() {
                               std::to_string(grp));
   }
   applied_ = state->applied;
+  closed_t_ = state->closed_t;
+  closed_dirty_ = false;
 
   outcomes_.clear();
   outcome_order_.clear();
@@ -251,6 +261,8 @@ Status Replica::LoadState() {
   stmts_ = std::make_unique<Statements>();
   CAIRN_ASSIGN_OR_RETURN(stmts_->set_applied,
                          sql.Prepare("UPDATE replica_state SET value = ?1 WHERE key = 'applied_index'"));
+  CAIRN_ASSIGN_OR_RETURN(stmts_->set_closed,
+                         sql.Prepare("INSERT OR REPLACE INTO replica_state(key, value) VALUES ('closed_t', ?1)"));
   CAIRN_ASSIGN_OR_RETURN(stmts_->insert_outcome,
                          sql.Prepare("INSERT INTO replica_outcomes(request_id, idx, t, code, message, tempids) "
                                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
@@ -261,6 +273,10 @@ Status Replica::LoadState() {
 Result<raft::LogIndex> Replica::Propose(const ReplicaCommand& command) {
   if (!failed_.ok()) return failed_;
   if (command.proposed_t > TxTime::Max()) return Status::InvalidArgument("proposed t is out of range");
+  if (command.kind == ReplicaCommand::Kind::kClose) {
+    if (command.proposed_t >= TxTime::Max()) return Status::InvalidArgument("close time is out of range");
+    return node_->Propose(command.Encode());
+  }
   Result<Edn> parsed = ReadEdn(command.tx_edn);
   if (!parsed.ok()) return parsed.status();
   return node_->Propose(command.Encode());
@@ -346,6 +362,11 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
     }
     stmts_->set_applied.BindInt(1, I64(last.value()));
     CAIRN_RETURN_IF_ERROR(stmts_->set_applied.Run());
+    if (closed_dirty_) {
+      stmts_->set_closed.BindInt(1, I64(closed_t_.raw));
+      CAIRN_RETURN_IF_ERROR(stmts_->set_closed.Run());
+      closed_dirty_ = false;
+    }
     if (!prune_through.IsZero()) {
       stmts_->prune_outcomes.BindInt(1, I64(prune_through.value()));
       CAIRN_RETURN_IF_ERROR(stmts_->prune_outcomes.Run());
@@ -374,6 +395,14 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
 Status Replica::ApplyCommand(const raft::Entry& e) {
   Result<ReplicaCommand> cmd = ReplicaCommand::Decode(e.data);
   if (!cmd.ok()) return Status::OK();  // the same bytes fail the same way everywhere; nothing to record
+  if (cmd->kind == ReplicaCommand::Kind::kClose) {
+    // Out of range (never proposed by a correct leader): ignored everywhere alike.
+    if (cmd->proposed_t < TxTime::Max() && cmd->proposed_t > closed_t_) {
+      closed_t_ = cmd->proposed_t;
+      closed_dirty_ = true;
+    }
+    return Status::OK();
+  }
   if (!cmd->request_id.empty()) {
     auto it = outcomes_.find(cmd->request_id);
     if (it != outcomes_.end() && e.index.value() - it->second.index.value() < options_.outcome_window_entries) {
@@ -389,7 +418,8 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   Result<Edn> tx_data = ReadEdn(cmd->tx_edn);
   if (!tx_data.ok()) return fail(tx_data.status());
 
-  TxTime t = std::max(cmd->proposed_t, TxTime{store_->last_t().raw + 1});
+  // Strictly after every applied transaction and every closed time.
+  TxTime t = std::max({cmd->proposed_t, TxTime{store_->last_t().raw + 1}, TxTime{closed_t_.raw + 1}});
   SeqAllocator ids(store_->next_seqs(), store_->partitions());
   TransactorOptions topts;
   topts.partitions = store_->partitions();

@@ -9,9 +9,15 @@
 //
 // Applying a command entry (ReplicaCommand) is deterministic, so every
 // replica writes the same datoms:
-//  - t = max(command.proposed_t, last applied t + 1): the leader's clock
-//    reading travels in the entry and the bump depends only on replicated
-//    state; :db/txInstant is t's physical part. No local clock is read.
+//  - t = max(command.proposed_t, last applied t + 1, closed_t + 1): the
+//    leader's clock reading travels in the entry and the bump depends only on
+//    replicated state; :db/txInstant is t's physical part. No local clock is
+//    read.
+//  - a close(T) command (ReplicaCommand::Close) sets the stored closed time
+//    to max(closed_t, T), durable with the applied index. Since t strictly
+//    increases, once this replica applied up to index i, every transaction
+//    with t <= closed_t() that will ever commit on the shard is applied
+//    here already (closed_t() below).
 //  - entity ids come from the DatomStore's per-partition counters (replicated
 //    state), advanced in the same SQLite transaction as the datoms.
 //  - a request id already applied is skipped (its first outcome is kept), so
@@ -73,6 +79,7 @@
 // and may be read from any thread.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -174,6 +181,10 @@ class Replica {
   raft::RaftNode& mutable_raft() { return *node_; }
   raft::LogIndex applied_index() const { return applied_; }
   TxTime last_t() const { return store_->last_t(); }
+  // The shard's closed time as of this replica's applied index:
+  // max(last close(T) applied, last_t()). No transaction with t <= closed_t()
+  // can still commit on the shard without being applied here already.
+  TxTime closed_t() const { return std::max(closed_t_, last_t()); }
   // OK, or why the replica stopped.
   const Status& error() const { return failed_; }
   // Snapshots taken by this replica (Compact calls) and installed from a
@@ -217,6 +228,8 @@ class Replica {
   std::shared_ptr<const Schema> schema_;
 
   raft::LogIndex applied_;  // durable in the datom file
+  TxTime closed_t_;         // the largest close(T) applied; durable with applied_
+  bool closed_dirty_ = false;  // closed_t_ moved in the batch being applied
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
   std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
   raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero

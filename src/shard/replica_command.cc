@@ -5,7 +5,6 @@
 namespace cairn::shard {
 namespace {
 
-constexpr uint8_t kCommandVersion = 1;
 
 void PutVarint(uint64_t v, std::string* out) { AppendVarint(out, v); }
 
@@ -33,8 +32,9 @@ bool GetBytes(std::string_view b, size_t* pos, std::string* out) {
 std::string ReplicaCommand::Encode() const {
   std::string out;
   out.reserve(tx_edn.size() + request_id.size() + 16);
-  out.push_back(static_cast<char>(kCommandVersion));
+  out.push_back(static_cast<char>(kind));
   PutVarint(proposed_t.raw, &out);
+  if (kind == Kind::kClose) return out;
   PutVarint(request_id.size(), &out);
   out.append(request_id);
   PutVarint(tx_edn.size(), &out);
@@ -44,12 +44,18 @@ std::string ReplicaCommand::Encode() const {
 
 Result<ReplicaCommand> ReplicaCommand::Decode(std::string_view b) {
   if (b.empty()) return Status::InvalidArgument("replica command: empty");
-  if (static_cast<uint8_t>(b[0]) != kCommandVersion) {
-    return Status::InvalidArgument("replica command: unsupported version " +
-                                   std::to_string(static_cast<uint8_t>(b[0])));
-  }
+  uint8_t kind = static_cast<uint8_t>(b[0]);
   size_t pos = 1;
   ReplicaCommand c;
+  if (kind == static_cast<uint8_t>(Kind::kClose)) {
+    c.kind = Kind::kClose;
+    if (!GetVarint(b, &pos, &c.proposed_t.raw)) return Status::InvalidArgument("replica command: bad close time");
+    if (pos != b.size()) return Status::InvalidArgument("replica command: trailing bytes after close");
+    return c;
+  }
+  if (kind != static_cast<uint8_t>(Kind::kTransact)) {
+    return Status::InvalidArgument("replica command: unknown kind/version " + std::to_string(kind));
+  }
   if (!GetVarint(b, &pos, &c.proposed_t.raw)) return Status::InvalidArgument("replica command: bad proposed t");
   if (!GetBytes(b, &pos, &c.request_id)) return Status::InvalidArgument("replica command: bad request id");
   if (!GetBytes(b, &pos, &c.tx_edn)) return Status::InvalidArgument("replica command: bad tx data");

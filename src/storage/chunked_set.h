@@ -263,11 +263,20 @@ class ChunkedSet {
     bool exclusive = chunks_[c].use_count() == 1;
     if (exclusive) std::atomic_thread_fence(std::memory_order_acquire);  // see database.cc ApplyTo
     size_t ii = i_begin;
-    // A chunk no other snapshot shares is changed where it is; with few
-    // changes that is a handful of element moves (new entities usually land
-    // at the end of their partition's run).
-    if (exclusive && (e_end - e_begin) + (i_end - i_begin) <= 16 && items.size() + (i_end - i_begin) <= 2 * kChunkTarget) {
-      std::vector<T>& own = const_cast<Chunk&>(*chunks_[c]).items;
+    // With few changes, a chunk no other snapshot shares is changed where it
+    // is: a handful of element moves (new entities usually land at the end
+    // of their partition's run). A shared one is copied first, then changed
+    // the same way: binary searches instead of a merge that compares every
+    // item (values compare slowly, and under concurrent readers most chunks
+    // a commit touches are shared with the snapshot they hold).
+    if ((e_end - e_begin) + (i_end - i_begin) <= 16 && items.size() + (i_end - i_begin) <= 2 * kChunkTarget) {
+      std::shared_ptr<Chunk> copy;
+      if (!exclusive) {
+        copy = std::make_shared<Chunk>();
+        copy->items.reserve(items.size() + (i_end - i_begin));
+        copy->items.assign(items.begin(), items.end());
+      }
+      std::vector<T>& own = exclusive ? const_cast<Chunk&>(*chunks_[c]).items : copy->items;
       // Equal items are replaced where they are; the new ones are merged in
       // from the back, so each item after them moves once (inserting them
       // one by one moved the tail once per insert, and the datoms of a new
@@ -303,7 +312,12 @@ class ChunkedSet {
         auto pos = std::lower_bound(own.begin(), own.end(), erase[e], less);
         if (pos != own.end() && !less(erase[e], *pos)) own.erase(pos);
       }
-      if (!own.empty()) out->push_back(std::move(chunks_[c]));
+      if (own.empty()) return;
+      if (exclusive) {
+        out->push_back(std::move(chunks_[c]));
+      } else {
+        out->push_back(std::move(copy));
+      }
       return;
     }
     // Otherwise the chunk is rebuilt: an exclusive one gives up its items

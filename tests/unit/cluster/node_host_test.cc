@@ -34,8 +34,8 @@ std::string PersonTx(const std::string& name, int age) {
 class TestCluster {
  public:
   explicit TestCluster(const std::string& name, uint32_t quiesce_after_idle_rounds = 0, bool sync = false,
-                       uint64_t snapshot_entries = 10000)
-      : quiesce_(quiesce_after_idle_rounds), sync_(sync), snapshot_entries_(snapshot_entries) {
+                       uint64_t snapshot_entries = 10000, cairn::Clock* clock = nullptr)
+      : quiesce_(quiesce_after_idle_rounds), sync_(sync), snapshot_entries_(snapshot_entries), clock_(clock) {
     dir_ = (std::filesystem::temp_directory_path() / ("cairn_cluster_" + std::to_string(::getpid())) / name).string();
     std::filesystem::remove_all(dir_);
     for (uint32_t id = 1; id <= 3; ++id) StartNode(id);
@@ -57,6 +57,7 @@ class TestCluster {
     o.sync_log = sync_;
     o.raft.quiesce_after_idle_rounds = quiesce_;
     o.snapshot_entries = snapshot_entries_;
+    o.clock = clock_;
     for (uint32_t peer = 1; peer <= 3; ++peer) {
       if (peer != id && hosts_[peer]) o.peers[peer] = {"127.0.0.1", hosts_[peer]->port()};
     }
@@ -145,6 +146,7 @@ class TestCluster {
   std::string dir_;
   std::unique_ptr<NodeHost> hosts_[4];
   uint64_t snapshot_entries_ = 10000;
+  cairn::Clock* clock_ = nullptr;
 };
 
 TEST(NodeHost, ThreeNodesTwoGroupsElectReplicateFailOverAndCatchUp) {
@@ -471,6 +473,119 @@ TEST(NodeHost, NodeKeptDownCatchesUpBySnapshot) {
   EXPECT_TRUE(s3->error.ok()) << s3->error.ToString();
   EXPECT_EQ(s3->snapshots_installed, 1u);
   EXPECT_GT(c.ExpectSameDatoms(1), 150u);
+}
+
+}  // namespace
+}  // namespace cairn::cluster
+
+namespace cairn::cluster {
+namespace {
+
+// ---------------------------------------------------------------- time
+
+constexpr int64_t kBaseMs = 1'700'000'000'000;
+
+// Every proposal draws its t from the node's hybrid clock: a time observed
+// (a client's min-t) bounds it even when every wall clock is far behind,
+// and a t applied in one group bounds the node's proposals in every group.
+TEST(NodeHost, ProposalsExceedObservedAndAppliedTimes) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("hlc", 0, false, 10000, &clock);
+  for (uint64_t g : kGroups) {
+    ASSERT_NE(c.WaitLeader(g, 2000ms), 0u);
+    ASSERT_TRUE(c.Propose(g, "schema", kSchema).status.ok());
+  }
+  ProposeResult first = c.Propose(1, "first", PersonTx("first", 1));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_EQ(first.t.physical_ms(), static_cast<uint64_t>(kBaseMs));  // the clock, while nothing is ahead of it
+
+  const TxTime min_t = TxTime::FromParts(kBaseMs + 3'600'000, 5);  // a client saw this t elsewhere
+  uint32_t l1 = c.Leader(1);
+  ASSERT_NE(l1, 0u);
+  c.at(l1)->ObserveTime(min_t);
+  EXPECT_GE(c.at(l1)->LatestTime(), min_t);
+  ProposeResult r = c.at(l1)->Propose(1, "causal", PersonTx("causal", 2)).get();
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_GT(r.t, min_t);
+  ASSERT_TRUE(c.WaitApplied(1, r.index, 3000ms));
+  // Every node applied group 1's entry: its clock is past it, so group 2's
+  // leader (wherever it is, clock still at the base) proposes above it.
+  for (uint32_t id = 1; id <= 3; ++id) EXPECT_GE(c.at(id)->LatestTime(), r.t) << "node " << id;
+  ProposeResult g2 = c.Propose(2, "other-group", PersonTx("other", 3));
+  ASSERT_TRUE(g2.status.ok()) << g2.status.ToString();
+  EXPECT_GT(g2.t, r.t);
+}
+
+bool Has(const NodeHost::DbResult& db, const std::string& name) {
+  return db.ok() && (*db)->Lookup(Keyword::Intern("person/name"), Value::String(name)).has_value();
+}
+
+// ReadAt(T) on a follower (close forwarded to the leader as a close request)
+// and on the leader (close proposed locally): the value holds every
+// transaction committed before, and every transaction after gets t > T even
+// though the leader's clock is behind T. A T the shard closed already needs
+// no log entry; a T too far ahead is refused.
+TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("read_at", 0, false, 10000, &clock);
+  ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
+  ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
+  TxTime last;
+  uint64_t last_index = 0;
+  for (int i = 0; i < 5; ++i) {
+    ProposeResult r = c.Propose(1, "a" + std::to_string(i), PersonTx("a" + std::to_string(i), i));
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    last = r.t;
+    last_index = r.index;
+  }
+  // status() is as of the last driver round, which may end after the
+  // proposal's callback: wait until every node's status shows the entry.
+  ASSERT_TRUE(c.WaitApplied(1, last_index, 3000ms));
+  uint32_t leader = c.Leader(1);
+  uint32_t follower = leader % 3 + 1;
+
+  // A time every replica closed already (the last t): no close entry.
+  Result<GroupStatus> before = c.at(leader)->status(1);
+  ASSERT_TRUE(before.ok());
+  NodeHost::DbResult db = c.at(follower)->ReadAt(1, last).get();
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  EXPECT_TRUE(Has(db, "a4"));
+  EXPECT_EQ(c.at(leader)->status(1)->commit, before->commit) << "a closed time must not need a close entry";
+
+  // A time ahead of every clock (within the bound): the follower has the
+  // leader close it.
+  const TxTime t_future = TxTime::FromParts(kBaseMs + 2000, 0);
+  ASSERT_LT(c.at(follower)->status(1)->closed_t, t_future);
+  db = c.at(follower)->ReadAt(1, t_future).get();
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Has(db, "a" + std::to_string(i))) << i;
+  EXPECT_GT(c.at(leader)->status(1)->commit, before->commit);
+  ProposeResult late = c.Propose(1, "late", PersonTx("late", 9));
+  ASSERT_TRUE(late.status.ok()) << late.status.ToString();
+  EXPECT_GT(late.t, t_future) << "a transaction committed after ReadAt(T) must have t > T";
+  EXPECT_FALSE(Has(db, "late"));
+  ASSERT_TRUE(c.WaitApplied(1, late.index, 3000ms));
+  for (uint32_t id = 1; id <= 3; ++id) EXPECT_GE(c.at(id)->status(1)->closed_t, t_future) << "node " << id;
+
+  // On the leader: the close is proposed locally.
+  const TxTime t_leader = TxTime::FromParts(kBaseMs + 4000, 0);
+  leader = c.Leader(1);
+  db = c.at(leader)->ReadAt(1, t_leader).get();
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  EXPECT_TRUE(Has(db, "late"));
+  for (int i = 0; i < 200 && c.at(leader)->status(1)->closed_t < t_leader; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_GE(c.at(leader)->status(1)->closed_t, t_leader);
+  ProposeResult later = c.Propose(1, "later", PersonTx("later", 10));
+  ASSERT_TRUE(later.status.ok()) << later.status.ToString();
+  EXPECT_GT(later.t, t_leader);
+
+  // Far ahead of the node's clock: refused, nothing proposed.
+  NodeHost::DbResult far = c.at(follower)->ReadAt(1, TxTime::FromParts(kBaseMs + 60'000, 0)).get();
+  ASSERT_FALSE(far.ok());
+  EXPECT_EQ(far.status().code(), StatusCode::kInvalidArgument) << far.status().ToString();
+  EXPECT_NE(far.status().message().find("ahead"), std::string::npos) << far.status().ToString();
+  // A group the node does not host.
+  EXPECT_EQ(c.at(follower)->ReadAt(9, last).get().status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

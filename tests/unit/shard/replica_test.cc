@@ -1217,9 +1217,118 @@ TEST(ReplicaCommand, RoundTripsAndRefusesMalformedBytes) {
     EXPECT_EQ(ReplicaCommand::Decode(bytes.substr(0, n)).status().code(), StatusCode::kInvalidArgument) << n;
   }
   EXPECT_FALSE(ReplicaCommand::Decode(bytes + "z").ok());
-  std::string v2 = bytes;
-  v2[0] = 2;
-  EXPECT_FALSE(ReplicaCommand::Decode(v2).ok());
+  std::string v3 = bytes;
+  v3[0] = 3;
+  Result<ReplicaCommand> unknown = ReplicaCommand::Decode(v3);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown kind"), std::string::npos) << unknown.status().ToString();
+  // A transaction's bytes are still the original version-1 format.
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 1);
+
+  ReplicaCommand close = ReplicaCommand::Close(TxTime::FromParts(kBaseMs, 9));
+  std::string cb = close.Encode();
+  EXPECT_EQ(static_cast<uint8_t>(cb[0]), 2);
+  Result<ReplicaCommand> cback = ReplicaCommand::Decode(cb);
+  ASSERT_TRUE(cback.ok()) << cback.status().ToString();
+  EXPECT_EQ(cback->kind, ReplicaCommand::Kind::kClose);
+  EXPECT_EQ(cback->proposed_t, TxTime::FromParts(kBaseMs, 9));
+  EXPECT_EQ(*cback, close);
+  for (size_t n = 0; n < cb.size(); ++n) EXPECT_FALSE(ReplicaCommand::Decode(cb.substr(0, n)).ok()) << n;
+  EXPECT_FALSE(ReplicaCommand::Decode(cb + "z").ok());
+}
+
+// ---------------------------------------------------------------- close(T)
+
+LogIndex ProposeClose(Cluster& c, uint64_t leader, uint64_t ms) {
+  Result<LogIndex> idx = c.at(leader).Propose(ReplicaCommand::Close(TxTime::FromParts(kBaseMs + ms, 0)));
+  EXPECT_TRUE(idx.ok()) << idx.status().ToString();
+  return idx.ok() ? *idx : LogIndex();
+}
+
+// close(T) then a transaction whose leader clock reading is below T: it
+// applies with t > T on every replica, and closed_t() reports T.
+TEST(Replica, CloseMakesLaterTransactionsApplyAboveTheClosedTime) {
+  Cluster c(TempDir("close"));
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "before", 2, PersonTx(1));
+  c.Settle();
+  for (uint64_t id = 1; id <= 3; ++id) EXPECT_EQ(c.at(id).closed_t(), c.at(id).last_t());
+  ProposeClose(c, leader, 500);
+  // A smaller close applied later changes nothing (closed_t only grows).
+  ProposeClose(c, leader, 100);
+  c.Propose(leader, "after", 3, PersonTx(2));  // leader clock far behind the close
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    std::optional<ApplyOutcome> before = c.at(id).Outcome("before");
+    std::optional<ApplyOutcome> after = c.at(id).Outcome("after");
+    ASSERT_TRUE(before && after);
+    ASSERT_TRUE(after->status.ok()) << after->status.ToString();
+    EXPECT_EQ(before->t, TxTime::FromParts(kBaseMs + 2, 0));
+    EXPECT_GT(after->t, TxTime::FromParts(kBaseMs + 500, 0)) << "replica " << id;
+    EXPECT_EQ(after->t, TxTime::FromParts(kBaseMs + 500, 1));
+    EXPECT_EQ(c.at(id).last_t(), after->t);
+    EXPECT_EQ(c.at(id).closed_t(), after->t);
+  }
+  // A close with no transaction after it: closed_t() is the close itself.
+  ProposeClose(c, leader, 900);
+  c.Settle();
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_EQ(c.at(id).closed_t(), TxTime::FromParts(kBaseMs + 900, 0));
+    EXPECT_LT(c.at(id).last_t(), c.at(id).closed_t());
+  }
+  // Out of range: refused at the leader.
+  Result<LogIndex> bad = c.at(leader).Propose(ReplicaCommand::Close(TxTime::Max()));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+// The closed time is durable with the applied index: a restart (from the
+// file) and a snapshot install (a follower behind the compacted log) both
+// keep it, and a transaction after either still applies above it.
+TEST(Replica, ClosedTimeSurvivesRestartAndSnapshotInstall) {
+  Cluster c(TempDir("close_durable"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  uint64_t up = 6 - leader - down;
+  c.Stop(down);
+  ProposeClose(c, leader, 1000);
+  // Enough entries after the close that the leader compacts past it.
+  for (int i = 0; i < 20; ++i) {
+    ProposeClose(c, leader, 10 + i);  // below the closed time: no effect
+    if (i % 4 == 0) c.Round();
+  }
+  c.Settle();
+  const TxTime closed = TxTime::FromParts(kBaseMs + 1000, 0);
+  EXPECT_EQ(c.at(leader).closed_t(), closed);
+  ASSERT_GT(c.at(leader).raft().log().first_index().value(), 5u) << "the leader did not compact";
+
+  // Restart from the file.
+  c.Stop(up);
+  c.Start(up);
+  EXPECT_EQ(c.at(up).closed_t(), closed);
+
+  // Snapshot install on the follower that missed the close entry.
+  c.Start(down);
+  EXPECT_LT(c.at(down).closed_t(), closed);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  EXPECT_EQ(c.at(down).closed_t(), closed);
+  c.Stop(down);
+  c.Start(down);
+  EXPECT_EQ(c.at(down).closed_t(), closed);
+
+  leader = c.WaitLeader();
+  c.Propose(leader, "after", 5, PersonTx(3));
+  c.Settle();
+  ExpectSameDatoms(c);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    std::optional<ApplyOutcome> o = c.at(id).Outcome("after");
+    ASSERT_TRUE(o.has_value());
+    EXPECT_GT(o->t, closed) << "replica " << id;
+  }
 }
 
 }  // namespace

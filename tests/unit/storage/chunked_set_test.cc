@@ -63,6 +63,35 @@ TEST(ChunkedSet, MatchesStdSetUnderRandomBatches) {
   }
 }
 
+// Small batches while every earlier state is still held: each touched chunk
+// is shared, so every apply takes the copy-then-change-in-place path.
+TEST(ChunkedSet, SmallChangesToSharedChunksKeepEverySnapshot) {
+  std::mt19937 rng(7);
+  Set s;
+  std::set<int> model;
+  std::vector<int> seed;
+  for (int i = 0; i < 3000; ++i) seed.push_back(i * 3);
+  s.Apply({}, seed);
+  model.insert(seed.begin(), seed.end());
+  std::vector<std::pair<Set, std::vector<int>>> held;
+  for (int round = 0; round < 400; ++round) {
+    held.emplace_back(s, std::vector<int>(model.begin(), model.end()));
+    std::vector<int> ins, del;
+    int n = 1 + static_cast<int>(rng() % 6);
+    for (int i = 0; i < n; ++i) ins.push_back(static_cast<int>(rng() % 9000));
+    for (int i = 0; i < n; ++i) del.push_back(static_cast<int>(rng() % 9000));
+    for (int x : ins) model.insert(x);
+    for (int x : del) model.erase(x);
+    s.Apply(del, ins);
+    ASSERT_TRUE(s.CheckInvariants());
+    ASSERT_EQ(Items(s), std::vector<int>(model.begin(), model.end()));
+  }
+  for (const auto& [snap, items] : held) {
+    ASSERT_TRUE(snap.CheckInvariants());
+    ASSERT_EQ(Items(snap), items);
+  }
+}
+
 TEST(ChunkedSet, SnapshotsAreUnaffectedByLaterApplies) {
   Set s;
   std::vector<int> first;
