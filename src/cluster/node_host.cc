@@ -68,6 +68,11 @@ struct NodeHost::Impl {
   std::map<uint32_t, bool> published_live;
   // Each group's latest applied value, republished when applied moves.
   std::map<uint64_t, std::shared_ptr<const datalog::IndexSource>> published_dbs;
+  struct Published {
+    std::optional<std::chrono::steady_clock::time_point> at;  // when published_dbs[g] was taken
+    uint64_t applied = 0;                                      // the applied index it shows
+  };
+  std::map<uint64_t, Published> published;
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
   NodeHostStats stats;
@@ -518,6 +523,7 @@ bool NodeHost::Impl::CheckLiveness(Clock::time_point now) {
 
 void NodeHost::Impl::PublishStatus() {
   std::lock_guard<std::mutex> lock(mu);
+  const auto now = std::chrono::steady_clock::now();
   published_live = peer_alive;
   for (auto& [g, r] : replicas) {
     const raft::RaftNode& n = r->raft();
@@ -527,7 +533,13 @@ void NodeHost::Impl::PublishStatus() {
     s.term = n.term().value();
     s.commit = n.commit().value();
     s.quiesced = n.quiesced();
-    if (s.applied != r->applied_index().value() || !published_dbs.count(g)) published_dbs[g] = r->db();
+    Published& pub = published[g];
+    const uint64_t applied = r->applied_index().value();
+    if (!pub.at || (pub.applied != applied && now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms))) {
+      published_dbs[g] = r->db();
+      pub.at = now;
+      pub.applied = applied;
+    }
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
     s.closed_t = r->closed_t();

@@ -124,6 +124,11 @@ struct NodeHostOptions {
   // waiting for a worker or for a reply (more are refused with Unavailable).
   int request_workers = 4;
   size_t requests_pending_max = 4096;
+  // StaleRead's value of a group is refreshed at most this often (and only
+  // when the replica applied something since). Publishing pins the replica's
+  // index snapshot, so its next apply copies the index (O(chunks)); doing it
+  // every driver round made every commit pay that copy. 0 = every round.
+  int stale_publish_ms = 5;
   // The wall clock under the node's hybrid clock; null = the system clock.
   // Not owned; must outlive the host. Tests inject a ManualClock.
   cairn::Clock* clock = nullptr;
@@ -222,7 +227,8 @@ class NodeHost {
   void ReadAt(uint64_t group, TxTime t, ReadCallback done);
   std::future<DbResult> ReadAt(uint64_t group, TxTime t);
   // The local replica's latest applied value without any round trip (a
-  // stale read: it may miss recent transactions). NotFound if not hosted.
+  // stale read: it may miss recent transactions, and lags the replica by up
+  // to stale_publish_ms plus one driver round). NotFound if not hosted.
   DbResult StaleRead(uint64_t group) const;
 
   // Records a t learned elsewhere (a client's min-t, a forwarded request's

@@ -45,7 +45,8 @@ class TestCluster {
     std::filesystem::remove_all(dir_);
   }
 
-  void StartNode(uint32_t id) {
+  // `untold`: a node not told where this one listens now (kept cut off).
+  void StartNode(uint32_t id, uint32_t untold = 0) {
     NodeHostOptions o;
     o.node_id = id;
     o.dir = dir_ + "/node" + std::to_string(id);
@@ -66,7 +67,7 @@ class TestCluster {
     hosts_[id] = std::move(*h);
     // Tell the others where this node listens now.
     for (uint32_t peer = 1; peer <= 3; ++peer) {
-      if (peer != id && hosts_[peer]) hosts_[peer]->SetPeer(id, "127.0.0.1", hosts_[id]->port());
+      if (peer != id && peer != untold && hosts_[peer]) hosts_[peer]->SetPeer(id, "127.0.0.1", hosts_[id]->port());
     }
   }
 
@@ -394,12 +395,14 @@ TEST(NodeHost, AProposalDroppedByALeaderChangeFailsFast) {
   Clock::time_point start = Clock::now();
   std::future<ProposeResult> f = c.at(l)->Propose(1, "orphan", PersonTx("orphan", 1));
   std::this_thread::sleep_for(100ms);
-  c.StartNode(a);
-  c.StartNode(b);
   // The old leader cannot reach them (port 1 refuses), they can reach it:
   // they elect one of themselves, whose appends overwrite the orphan entry.
+  // (Cut before they start and kept cut while they do: a reconnect in
+  // between could replicate and commit the orphan.)
   c.at(l)->SetPeer(a, "127.0.0.1", 1);
   c.at(l)->SetPeer(b, "127.0.0.1", 1);
+  c.StartNode(a, l);
+  c.StartNode(b, l);
   ASSERT_EQ(f.wait_for(4s), std::future_status::ready) << "the proposal waited for its timeout";
   c.at(l)->SetPeer(a, "127.0.0.1", c.at(a)->port());
   c.at(l)->SetPeer(b, "127.0.0.1", c.at(b)->port());

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Node CPU per write: starts a 3-node x 4-shard cluster (`cairn cluster up`, ports from 27100), drives it with
+# `cairn bench` (WL=tx1, CL=64 clients, DUR=12 s) and, 4 s in, for 8 s:
+#   STAT=1                 perf stat task-clock/context-switches of the node PIDs -> CPU us and switches per write
+#   extra arguments        `perf record <args>` of the node PIDs -> OUT/perf.data (then: profile_roles.py OUT/perf.data)
+# Writes are counted from the nodes' /metrics (/v1/transact 200s) over the same 8 s. The cluster is stopped at the end.
+#   bash bench/cluster/profile_writes.sh BUILD_DIR OUT_DIR [perf record args...]
+#   e.g. STAT=1 bash bench/cluster/profile_writes.sh build /tmp/p
+#        bash bench/cluster/profile_writes.sh build /tmp/p --call-graph dwarf,16384 -F 97
+set -u
+B=$1; OUT=$2; shift 2
+rm -rf "$OUT"; mkdir -p "$OUT"
+"$B/src/cli/cairn" cluster up --nodes 3 --shards 4 --dir "$OUT/c" --base-port 27100 > "$OUT/up.txt" 2>&1 || { cat "$OUT/up.txt"; exit 1; }
+trap '"$B/src/cli/cairn" cluster down --dir "$OUT/c" > /dev/null 2>&1' EXIT
+PIDS=$(python3 -c "import json;print(','.join(str(n['pid']) for n in json.load(open('$OUT/c/cluster.json'))['nodes']))")
+EPS=$(python3 -c "import json;print(','.join(n['http'] for n in json.load(open('$OUT/c/cluster.json'))['nodes']))")
+writes() {
+  local t=0 n
+  for e in ${EPS//,/ }; do
+    n=$(curl -s "http://$e/metrics" | awk '/^cairn_http_requests_total\{path="\/v1\/transact",code="200"\}/ {print $2}')
+    t=$((t + ${n:-0}))
+  done
+  echo "$t"
+}
+"$B/src/cli/cairn" bench --target cairn --endpoints "$EPS" --workload "${WL:-tx1}" --clients "${CL:-64}" \
+  --duration-s "${DUR:-12}" --warmup-s 2 --out "$OUT/bench.json" > "$OUT/bench.txt" 2>&1 &
+BP=$!
+sleep 4
+W0=$(writes)
+if [[ -n ${STAT:-} ]]; then perf stat -e task-clock,context-switches -p "$PIDS" -- sleep 8 > "$OUT/stat.txt" 2>&1; fi
+if [[ $# -gt 0 ]]; then perf record "$@" -o "$OUT/perf.data" -p "$PIDS" -- sleep 8 > "$OUT/perf.log" 2>&1; fi
+W1=$(writes)
+wait $BP
+tail -1 "$OUT/bench.txt" | tr '\r' '\n' | tail -1
+if [[ -n ${STAT:-} ]]; then
+  python3 - "$OUT/stat.txt" $((W1 - W0)) <<'PY'
+import re, sys
+text, writes = open(sys.argv[1]).read(), int(sys.argv[2])
+def counter(name):
+    m = re.search(r"([\d,.]+)\s+(?:msec\s+)?" + re.escape(name), text)
+    return float(m.group(1).replace(",", "")) if m else 0.0
+print(f"{writes} writes in 8 s: {counter('task-clock') * 1e3 / writes:.0f} us of node CPU and "
+      f"{counter('context-switches') / writes:.1f} context switches per write")
+PY
+fi
