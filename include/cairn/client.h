@@ -27,6 +27,12 @@
 // Bad endpoints in connect() are InvalidArgument; connect() does not contact
 // the servers (the first call does).
 //
+// Causality (ARCHITECTURE §3): the client remembers the largest t it has
+// seen (every transact answer, and what observe_t() is given) and sends it
+// as `min-t` with every transaction; a cluster commits the transaction with
+// a t above it, whichever shard and leader it lands on. (An embedded
+// `cairn serve` accepts and ignores it: its t already grows.)
+//
 // Differences from the embedded Database: a query result's values come back
 // from EDN text, where refs print as numbers, so entity ids in query results
 // and datoms are Value::Long, not Value::Ref (compare with as_long() or use
@@ -105,6 +111,11 @@ class Client {
   // (GET /v1/diff), as cairn::diff on an embedded Database; empty unless
   // t1 < t2. InvalidArgument if t1 > t2.
   Result<std::vector<Datom>> diff(TxTime t1, TxTime t2) const;
+  // The largest t this client has seen (zero before any transaction).
+  TxTime max_t() const;
+  // Records a t seen elsewhere (another client, another process): later
+  // transactions of this client commit above it.
+  void observe_t(TxTime t);
 
   const std::vector<std::string>& endpoints() const;
 

@@ -273,7 +273,14 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--out", bench.out, "Also write the results as JSON to this file");
   bench_cmd->add_flag("--quiet", bench.quiet, "No progress lines on stderr");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2 (CLI11's own
+    // codes, 100 and up, would collide with nothing a script expects).
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   auto logger = spdlog::stderr_color_mt("cairn");
   spdlog::set_default_logger(logger);

@@ -68,6 +68,14 @@ struct Client::Impl {
   std::atomic<uint64_t> next_id{1};
   // The endpoint that answered last; calls start there.
   std::atomic<size_t> preferred{0};
+  // The largest t seen (transact answers, observe_t): sent as min-t.
+  std::atomic<uint64_t> max_t{0};
+
+  void Observe(TxTime t) {
+    uint64_t old = max_t.load(std::memory_order_relaxed);
+    while (t.raw > old && !max_t.compare_exchange_weak(old, t.raw, std::memory_order_relaxed)) {
+    }
+  }
 
   std::mutex mu;
   std::vector<std::vector<std::unique_ptr<HttpConnection>>> idle;  // per endpoint; guarded by mu
@@ -194,11 +202,20 @@ Result<TxReport> Client::transact(const TxBuilder& tx) { return transact(tx.ToEd
 
 Result<TxReport> Client::transact_with_id(std::string_view tx_edn, const std::string& request_id) {
   if (request_id.empty()) return Status::InvalidArgument("transact: empty request id");
-  CAIRN_ASSIGN_OR_RETURN(
-      std::string body,
-      impl_->CallOk("POST", "/v1/transact", client::TransactBody(tx_edn, request_id), "application/edn", true));
-  return client::ParseTxReport(body);
+  // min-t: the cluster commits this transaction above every t this client
+  // has seen (ARCHITECTURE §3), on whichever shard and leader it lands.
+  const TxTime min_t{impl_->max_t.load(std::memory_order_relaxed)};
+  CAIRN_ASSIGN_OR_RETURN(std::string body,
+                         impl_->CallOk("POST", "/v1/transact", client::TransactBody(tx_edn, request_id, min_t),
+                                       "application/edn", true));
+  CAIRN_ASSIGN_OR_RETURN(TxReport report, client::ParseTxReport(body));
+  impl_->Observe(report.t);
+  return report;
 }
+
+TxTime Client::max_t() const { return TxTime{impl_->max_t.load(std::memory_order_relaxed)}; }
+
+void Client::observe_t(TxTime t) { impl_->Observe(t); }
 
 ClientDb Client::db() const { return ClientDb(this); }
 

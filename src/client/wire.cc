@@ -228,8 +228,10 @@ std::string JsonString(std::string_view s) {
   return out;
 }
 
-std::string TransactBody(std::string_view tx_edn, std::string_view request_id) {
-  return "{\"tx-data\": " + JsonString(tx_edn) + ", \"request-id\": " + JsonString(request_id) + "}";
+std::string TransactBody(std::string_view tx_edn, std::string_view request_id, TxTime min_t) {
+  std::string out = "{\"tx-data\": " + JsonString(tx_edn) + ", \"request-id\": " + JsonString(request_id);
+  if (min_t.valid()) out += ", \"min-t\": " + std::to_string(min_t.raw);
+  return out + "}";
 }
 
 std::string QueryBody(std::string_view query, const std::vector<std::string>& args, const QueryParams& params) {

@@ -24,8 +24,9 @@ namespace cairn::client {
 // `s` as a JSON string literal (quotes included).
 std::string JsonString(std::string_view s);
 
-// {"tx-data": "<EDN>", "request-id": "<id>"}
-std::string TransactBody(std::string_view tx_edn, std::string_view request_id);
+// {"tx-data": "<EDN>", "request-id": "<id>", "min-t": t}; min-t only if
+// min_t is valid (nonzero).
+std::string TransactBody(std::string_view tx_edn, std::string_view request_id, TxTime min_t = {});
 
 struct QueryParams {
   std::optional<TxTime> as_of;

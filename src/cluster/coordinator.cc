@@ -384,6 +384,11 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
     if (!rid.ok()) return reply(rid.status());
     Result<std::string_view> edn = in.Bytes("tx-data");
     if (!edn.ok()) return reply(edn.status());
+    if (in.offset() < payload.size()) {  // the sender's clock (docs/cluster.md "Time"); optional
+      Result<uint64_t> min_t = in.Varint("min t");
+      if (!min_t.ok()) return reply(min_t.status());
+      (void)host_->ObserveTime(TxTime{*min_t});  // a peer far ahead: its t is not followed
+    }
     if (Status s = in.Done(); !s.ok()) return reply(s);
     // Proposed here or refused with NotLeader + hint; never forwarded again.
     host_->Propose(*group, std::string(*rid), std::string(*edn),
@@ -425,6 +430,8 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
       wire::PutVarint(&req, group);
       wire::PutBytes(&req, request_id);
       wire::PutBytes(&req, tx_edn);
+      // This node's clock: at least the client's min-t and every t seen here.
+      wire::PutVarint(&req, host_->LatestTime().raw);
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       int hop = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left, options_.hop_timeout_ms)));
       std::future<Result<std::string>> f = host_->SendRequest(target, std::move(req), hop);

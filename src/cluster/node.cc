@@ -31,6 +31,7 @@ Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   ho.store.sync = false;
   ho.store.partitions = c.partitions;
   ho.snapshot_entries = c.snapshot_entries;
+  ho.clock_offset_ms = c.clock_offset_ms;  // simulated skew (tests)
   // The shard ownership guard (shard/replica.h): a shard refuses user
   // partitions the map gives another shard. The meta group is not guarded.
   ho.owns_partition = [shards = map.shards()](uint64_t group, uint32_t partition) {

@@ -76,6 +76,7 @@ struct NodeHost::Impl {
   Status health;
   std::map<uint32_t, Clock::time_point> last_heard;  // any frame from the peer
   NodeHostStats stats;
+  std::unique_ptr<OffsetClock> offset_clock;  // with options.clock_offset_ms
   std::unique_ptr<HybridClock> hlc;  // thread-safe on its own
 
   // Driver thread only: node-level liveness (see the header).
@@ -734,6 +735,10 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
   im.boot_id = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
   im.next_read_id = im.boot_id;
   if (im.options.clock == nullptr) im.options.clock = SystemClock::Default();
+  if (im.options.clock_offset_ms != 0) {
+    im.offset_clock = std::make_unique<OffsetClock>(im.options.clock, im.options.clock_offset_ms);
+    im.options.clock = im.offset_clock.get();
+  }
   im.hlc = std::make_unique<HybridClock>(im.options.clock);
 
   CAIRN_ASSIGN_OR_RETURN(im.log_db,
@@ -908,8 +913,16 @@ std::future<NodeHost::DbResult> NodeHost::ReadAt(uint64_t group, TxTime t) {
   return f;
 }
 
-void NodeHost::ObserveTime(TxTime t) {
-  if (t < TxTime::Max()) impl_->hlc->Observe(t);
+Status NodeHost::ObserveTime(TxTime t) {
+  const int64_t now_ms = impl_->options.clock->NowMs();
+  const int64_t ahead = static_cast<int64_t>(t.physical_ms()) - now_ms;
+  if (t >= TxTime::Max() || ahead > options_.max_observed_ahead_ms) {
+    return Status::InvalidArgument("time " + TimeText(t) + " is " + std::to_string(ahead) + " ms ahead of node " +
+                                   std::to_string(options_.node_id) + "'s clock (at most " +
+                                   std::to_string(options_.max_observed_ahead_ms) + " ms accepted)");
+  }
+  impl_->hlc->Observe(t);
+  return Status::OK();
 }
 
 TxTime NodeHost::LatestTime() const { return impl_->hlc->Last(); }

@@ -132,10 +132,15 @@ struct NodeHostOptions {
   // The wall clock under the node's hybrid clock; null = the system clock.
   // Not owned; must outlive the host. Tests inject a ManualClock.
   cairn::Clock* clock = nullptr;
+  // Added to `clock`'s reading (simulated clock skew for tests; 0 = none).
+  int64_t clock_offset_ms = 0;
   // ReadAt refuses a T more than this many ms ahead of the node's hybrid
   // clock (InvalidArgument): closing far in the future would push every
   // later transaction's t there.
   int64_t read_at_max_future_ms = 5000;
+  // ObserveTime refuses a t more than this many ms ahead of the node's wall
+  // clock: one bad client value must not drag every later t into the future.
+  int64_t max_observed_ahead_ms = 60'000;
 };
 
 struct ReplicaProgress {
@@ -233,7 +238,9 @@ class NodeHost {
 
   // Records a t learned elsewhere (a client's min-t, a forwarded request's
   // t): every later proposal of this node has a proposed t above it.
-  void ObserveTime(TxTime t);
+  // InvalidArgument (nothing recorded) if t is more than
+  // options.max_observed_ahead_ms ahead of the node's wall clock.
+  Status ObserveTime(TxTime t);
   // The node's hybrid clock's latest value (the largest t proposed or
   // observed here).
   TxTime LatestTime() const;

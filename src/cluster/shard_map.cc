@@ -143,7 +143,8 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view json_text, std::stri
 
   static const std::set<std::string> kKnown = {
       "node_id", "dir",  "http",    "peer",    "cluster_secret",   "cluster_secret_file", "shards",
-      "replication", "partitions", "nodes", "tick_ms", "sync", "snapshot_entries", "log_level"};
+      "replication", "partitions", "nodes", "tick_ms", "sync", "snapshot_entries", "log_level",
+      "clock_offset_ms"};
   for (const auto& [k, v] : j.items()) {
     if (!kKnown.count(k)) return KeyError(where, k, "is not a known key");
   }
@@ -186,6 +187,16 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view json_text, std::stri
   }
   if (j.contains("snapshot_entries")) {
     CAIRN_ASSIGN_OR_RETURN(c.snapshot_entries, GetUint(j, where, "snapshot_entries", 1, UINT64_MAX >> 1));
+  }
+  if (j.contains("clock_offset_ms")) {
+    const Json& v = j["clock_offset_ms"];
+    constexpr int64_t kDayMs = 86'400'000;
+    bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(kDayMs)
+                                     : v.is_number_integer() && v.get<int64_t>() >= -kDayMs;
+    if (!ok) {
+      return KeyError(where, "clock_offset_ms", "must be an integer number of ms within +-86400000");
+    }
+    c.clock_offset_ms = v.get<int64_t>();
   }
   if (j.contains("log_level")) {
     CAIRN_ASSIGN_OR_RETURN(c.log_level, GetString(j, where, "log_level"));

@@ -119,6 +119,9 @@ struct ClusterConfig {
   bool sync = true;
   uint64_t snapshot_entries = 10000;
   std::string log_level = "info";
+  // Simulated clock skew (tests): this node's wall clock reads the system
+  // clock plus this many ms. |offset| <= 1 day.
+  int64_t clock_offset_ms = 0;
 
   // Parses and validates config JSON. `where` (a file name) prefixes errors.
   // InvalidArgument names the key: unknown keys, missing required keys,

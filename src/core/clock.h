@@ -27,6 +27,18 @@ class SystemClock final : public Clock {
   static SystemClock* Default();
 };
 
+// Another clock's reading plus a fixed offset (a node configured with
+// `clock_offset_ms` to simulate clock skew in tests). `base` is not owned.
+class OffsetClock final : public Clock {
+ public:
+  OffsetClock(Clock* base, int64_t offset_ms) : base_(base), offset_ms_(offset_ms) {}
+  int64_t NowMs() override { return base_->NowMs() + offset_ms_; }
+
+ private:
+  Clock* base_;
+  int64_t offset_ms_;
+};
+
 // A clock that moves only when told to; for tests.
 class ManualClock final : public Clock {
  public:

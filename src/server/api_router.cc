@@ -273,8 +273,8 @@ struct Reply {
   std::string edn_body;
 };
 
-// JSON {"tx-data": "<EDN>", "request-id": "..."}; EDN: a bare vector of
-// forms, or {:tx-data [...] :request-id "..."}.
+// JSON {"tx-data": "<EDN>", "request-id": "...", "min-t": t}; EDN: a bare
+// vector of forms, or {:tx-data [...] :request-id "..." :min-t t}.
 Result<TransactRequest> TxRequestFromBody(const HttpRequest& req) {
   TransactRequest tr;
   if (IsEdnType(req.content_type)) {
@@ -293,9 +293,13 @@ Result<TransactRequest> TxRequestFromBody(const HttpRequest& req) {
       } else if (k.IsKeyword("request-id")) {
         if (!v.is(Edn::Kind::kString)) return Status::InvalidArgument(v.Where() + ": transact: :request-id must be a string");
         tr.request_id = v.text;
+      } else if (k.IsKeyword("min-t")) {
+        if (!v.is(Edn::Kind::kNil)) {
+          CAIRN_ASSIGN_OR_RETURN(tr.min_t, EdnT(v, "transact: :min-t"));
+        }
       } else {
         return Status::InvalidArgument(k.Where() + ": transact: unknown key " + WriteEdn(k) +
-                                       " (expected :tx-data :request-id)");
+                                       " (expected :tx-data :request-id :min-t)");
       }
     }
     if (!has_tx) return Status::InvalidArgument("transact: missing key :tx-data");
@@ -305,8 +309,8 @@ Result<TransactRequest> TxRequestFromBody(const HttpRequest& req) {
   if (!body.is_object())
     return Status::InvalidArgument("transact: the JSON body must be an object {\"tx-data\": \"<EDN>\"}");
   for (const auto& [k, v] : body.items()) {
-    if (k != "tx-data" && k != "request-id") {
-      return Status::InvalidArgument("transact: unknown field '" + k + "' (expected tx-data, request-id)");
+    if (k != "tx-data" && k != "request-id" && k != "min-t") {
+      return Status::InvalidArgument("transact: unknown field '" + k + "' (expected tx-data, request-id, min-t)");
     }
   }
   auto it = body.find("tx-data");
@@ -316,6 +320,9 @@ Result<TransactRequest> TxRequestFromBody(const HttpRequest& req) {
   if (auto rid = body.find("request-id"); rid != body.end() && !rid->is_null()) {
     if (!rid->is_string()) return Status::InvalidArgument("transact: 'request-id' must be a string");
     tr.request_id = rid->get<std::string>();
+  }
+  if (auto mt = body.find("min-t"); mt != body.end() && !mt->is_null()) {
+    CAIRN_ASSIGN_OR_RETURN(tr.min_t, JsonT(*mt, "transact: 'min-t'"));
   }
   if (tr.request_id.size() > 256) return Status::InvalidArgument("transact: 'request-id' is longer than 256 bytes");
   return tr;
@@ -449,7 +456,8 @@ Result<Value> ComponentValue(const std::string& param, const std::string& text, 
 Json GroupJson(const GroupStatusInfo& g, bool shard) {
   Json j = {{"leader", g.leader},          {"role", g.role},
             {"term", g.term},              {"commit_index", g.commit_index},
-            {"applied_index", g.applied_index}, {"latest_t", g.last_t.raw}};
+            {"applied_index", g.applied_index}, {"latest_t", g.last_t.raw},
+            {"closed_t", g.closed_t.raw}};
   if (shard) {
     j["shard"] = g.group;
     Json replicas = Json::array();
@@ -484,7 +492,8 @@ std::string GroupEdn(const GroupStatusInfo& g, bool shard) {
   std::string out = shard ? "{:shard " + std::to_string(g.group) : "{:group " + std::to_string(g.group);
   out += " :leader " + std::to_string(g.leader) + " :role " + Value::String(g.role).ToString() + " :term " +
          std::to_string(g.term) + " :commit_index " + std::to_string(g.commit_index) + " :applied_index " +
-         std::to_string(g.applied_index) + " :latest_t " + std::to_string(g.last_t.raw);
+         std::to_string(g.applied_index) + " :latest_t " + std::to_string(g.last_t.raw) + " :closed_t " +
+         std::to_string(g.closed_t.raw);
   if (shard) {
     out += " :replicas [";
     for (const ReplicaLag& r : g.replicas) {

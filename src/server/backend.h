@@ -46,6 +46,10 @@ struct QueryRequest {
 struct TransactRequest {
   std::string tx_edn;      // EDN vector of tx forms
   std::string request_id;  // optional: the same id applies at most once
+  // The largest t the client has seen (field `min-t`); zero = none. A
+  // cluster commits the transaction with a t above it (ARCHITECTURE §3);
+  // embedded mode ignores it (one database: t already grows).
+  TxTime min_t;
 };
 
 struct TransactResult {
@@ -98,6 +102,7 @@ struct GroupStatusInfo {
   uint64_t commit_index = 0;
   uint64_t applied_index = 0;
   TxTime last_t;
+  TxTime closed_t;  // every transaction with t <= closed_t is applied here
   std::vector<ReplicaLag> replicas;  // where this node leads the group
 };
 

@@ -17,6 +17,9 @@ ClusterBackend::ClusterBackend(cluster::Node* node) : node_(node), counters_(std
 ClusterBackend::~ClusterBackend() = default;
 
 Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) {
+  // Causality (ARCHITECTURE §3): every proposal this node makes or forwards
+  // from now on carries a t above what the client has seen.
+  CAIRN_RETURN_IF_ERROR(node_->host().ObserveTime(request.min_t).WithContext("transact: 'min-t'"));
   CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out, node_->coordinator().Transact(request.tx_edn, request.request_id));
   counters_->transactions.fetch_add(1, std::memory_order_relaxed);
   TransactResult r;
@@ -134,6 +137,7 @@ GroupStatusInfo Info(uint64_t group, const cluster::GroupStatus& st) {
   g.commit_index = st.commit;
   g.applied_index = st.applied;
   g.last_t = st.last_t;
+  g.closed_t = st.closed_t;
   uint64_t last = 0;
   for (const cluster::ReplicaProgress& p : st.replicas) last = std::max(last, p.match);
   for (const cluster::ReplicaProgress& p : st.replicas) g.replicas.push_back({p.node, p.match, last - p.match});

@@ -64,6 +64,17 @@ out=$("$CAIRN" q --db "$WORK/not-a-db.db" '[:find ?e :where [?e :a]]' 2>&1); rc=
 expect_rc "a non-database file exits 1" 1 $rc
 expect "a non-database file is named" 'not-a-db.db' "$out"
 
+# Usage errors exit 2 (unknown option, unknown subcommand, missing argument); --help exits 0.
+out=$("$CAIRN" q --db "$DB" --no-such-option '[:find ?e :where [?e :a]]' 2>&1); rc=$?
+expect_rc "an unknown option exits 2" 2 $rc
+expect "the unknown option is named" 'no-such-option' "$out"
+"$CAIRN" no-such-command >/dev/null 2>&1; rc=$?
+expect_rc "an unknown subcommand exits 2" 2 $rc
+"$CAIRN" q --db "$DB" >/dev/null 2>&1; rc=$?
+expect_rc "a missing query exits 2" 2 $rc
+"$CAIRN" q --help >/dev/null 2>&1; rc=$?
+expect_rc "q --help exits 0" 0 $rc
+
 # --connect: the same commands through cairn::Client against a real server.
 "$CAIRN" serve --db "$DB" --http 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVE_PID=$!

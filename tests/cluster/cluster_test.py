@@ -10,6 +10,7 @@ Exit code 0 = pass, 1 = fail (the work directory is kept and printed).
 
 import argparse
 import collections
+import json
 import os
 import random
 import re
@@ -1204,6 +1205,75 @@ def test_remote_read_failover(work, register):
     raise TestFailure("in 4 rounds node 4 never counted a remote read that failed at node 1 and moved to another "
                       "replica while a query ran (cairn_remote_read_failures_total %r)" % failures)
 
+
+# ---------------------------------------------------------------------------
+# 12. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
+
+
+def test_time_causality(work, register):
+    """3 nodes x 3 shards, replication 1 (shard s lives on node s alone, so it leads it), node clocks skewed
+    0 / -20 s / -40 s. A t taken from a write on one shard, sent as min-t with a write on another shard through
+    another node, gets a larger t; without min-t the node behind would assign a smaller one (checked too)."""
+    shards = 3
+    c = Cluster(ARGS.cairn, work, nodes=3, shards=shards, replication=1)
+    register(c)
+    offsets = {1: 0, 2: -20000, 3: -40000}
+    for n in c.nodes:
+        with open(n.config_path) as f:
+            cfg = json.load(f)
+        cfg["clock_offset_ms"] = offsets[n.id]
+        with open(n.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+    c.start()
+    install_schema(c.node(1))
+    part = {s: [p for p in range(1, 10) if shard_of_partition(p, shards) == s][0] for s in range(1, shards + 1)}
+
+    def write(node, shard, value, min_t=None):
+        body = {"tx-data": "[{:db/id \"x\" :db/partition %d :t/val %d}]" % (part[shard], value)}
+        if min_t is not None:
+            body["min-t"] = min_t
+        r = node.post("/v1/transact", body)
+        check(r.status == 200, "write %d to shard %d through node %d (min-t %r) -> %r" % (value, shard, node.id, min_t, r))
+        eid = list(r.json()["tempids"].values())[0]
+        check(shard_of_partition(partition_of_entity(eid), shards) == shard,
+              "write %d landed on entity %d, not on shard %d" % (value, eid, shard))
+        return r.json()["t"]
+
+    time.sleep(0.05)  # t_a's millisecond is past the schema's
+    t_a = write(c.node(1), 1, 1)
+    # The skew is real: node 3 (40 s behind, leader of shard 3) assigns a smaller t when not told better.
+    t_ctrl = write(c.node(3), 3, 2)
+    check(t_ctrl < t_a, "without min-t node 3 (clock -40 s) gave t %d, expected below %d: the skew is not in effect"
+          % (t_ctrl, t_a))
+    t_b = write(c.node(2), 2, 3, min_t=t_a)  # shard 2's leader, clock -20 s
+    check(t_b > t_a, "shard 2 through node 2 with min-t %d committed at t %d" % (t_a, t_b))
+    t_c = write(c.node(1), 3, 4, min_t=t_b)  # forwarded by node 1 to node 3 (clock -40 s)
+    check(t_c > t_b, "shard 3 through node 1 (forwarded) with min-t %d committed at t %d" % (t_b, t_c))
+    t_d = write(c.node(3), 2, 5, min_t=t_c)  # forwarded by node 3 to node 2
+    check(t_d > t_c, "shard 2 through node 3 (forwarded) with min-t %d committed at t %d" % (t_c, t_d))
+    log("t: shard1 %d, shard3 w/o min-t %d, shard2 %d, shard3 %d, shard2 %d" % (t_a, t_ctrl, t_b, t_c, t_d))
+
+    # Bad min-t: 400 naming the field, nothing written.
+    before = c.node(2).status()
+    r = c.node(2).post("/v1/transact", {"tx-data": "[{:db/id \"x\" :db/partition %d :t/val 9}]" % part[2],
+                                        "min-t": "soon"})
+    expect_error("min-t not a number", r, 400, message_re="min-t")
+    far = (int(time.time() * 1000) + 600000) << 16  # 10 minutes ahead of every clock
+    r = c.node(2).post("/v1/transact", {"tx-data": "[{:db/id \"x\" :db/partition %d :t/val 9}]" % part[2],
+                                        "min-t": far})
+    expect_error("min-t far ahead", r, 400, message_re="min-t.*ahead")
+    after = c.node(2).status()
+    check(shard_entry(after, 2)["latest_t"] == shard_entry(before, 2)["latest_t"],
+          "a refused min-t wrote something: %r -> %r" % (shard_entry(before, 2), shard_entry(after, 2)))
+
+    # The closed time per shard in /v1/status: at least the shard's latest t.
+    for n in c.nodes:
+        st = n.status()
+        for e in st["shards"]:
+            check("closed_t" in e and e["closed_t"] >= e["latest_t"],
+                  "node %d shard %s: closed_t missing or below latest_t: %r" % (n.id, e.get("shard"), e))
+
+
 TESTS = {
     "read_everywhere": test_read_everywhere,
     "leader_failover": test_leader_failover,
@@ -1217,6 +1287,7 @@ TESTS = {
     "request_id_retry": test_request_id_retry,
     "time_travel": test_time_travel,
     "remote_read_failover": test_remote_read_failover,
+    "time_causality": test_time_causality,
 }
 
 

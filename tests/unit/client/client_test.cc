@@ -230,6 +230,63 @@ TEST_F(ClientTest, KeepsOneConnectionAliveAcrossSequentialCalls) {
   EXPECT_TRUE(client->health().ok());
 }
 
+// The client remembers the largest t it saw and sends it as min-t: against
+// a real one-node cluster whose clock runs 30 s behind, a transaction after
+// observe_t(now) commits above now (without min-t it would get a t ~30 s
+// earlier). Against an embedded server min-t is accepted and ignored.
+TEST_F(ClientTest, SendsTheLargestTItSawAsMinT) {
+  auto embedded = Connect();
+  EXPECT_FALSE(embedded->max_t().valid());
+  auto e1 = embedded->transact(kSchema);
+  ASSERT_TRUE(e1.ok()) << e1.status().ToString();
+  EXPECT_EQ(embedded->max_t(), e1->t);
+  auto e2 = embedded->transact(R"([{:person/name "Embedded"}])");  // carries min-t now
+  ASSERT_TRUE(e2.ok()) << e2.status().ToString();
+  EXPECT_EQ(embedded->max_t(), e2->t);
+
+  uint16_t http = UnusedPort(), peer = UnusedPort();
+  std::string node_dir = dir_ + "/node1";
+  std::string config = dir_ + "/node.json";
+  {
+    std::string text = R"({"node_id": 1, "dir": ")" + node_dir + R"(", "http": "127.0.0.1:)" + std::to_string(http) +
+                       R"(", "peer": "127.0.0.1:)" + std::to_string(peer) +
+                       R"(", "cluster_secret": "client-test", "shards": 1, "replication": 1, "sync": false,
+        "clock_offset_ms": -30000,
+        "nodes": [{"id": 1, "peer": "127.0.0.1:)" + std::to_string(peer) + R"(", "http": "127.0.0.1:)" +
+                       std::to_string(http) + R"("}]})";
+    FILE* f = std::fopen(config.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  }
+  ServeProcess node;
+  ASSERT_TRUE(node.StartNode(config));
+  auto client = Connect({"127.0.0.1:" + std::to_string(http)});
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!client->health().ok() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(client->health().ok()) << client->health().ToString();
+  auto schema = client->transact(kSchema);
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ(client->max_t(), schema->t);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  EXPECT_LT(static_cast<int64_t>(schema->t.physical_ms()), now_ms - 20'000) << "the node's clock is not skewed";
+
+  const TxTime seen = TxTime::FromParts(static_cast<uint64_t>(now_ms), 3);  // "seen elsewhere"
+  client->observe_t(seen);
+  EXPECT_EQ(client->max_t(), seen);
+  client->observe_t(schema->t);  // smaller: no effect
+  EXPECT_EQ(client->max_t(), seen);
+  auto after = client->transact(R"([{:person/name "After"}])");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_GT(after->t, seen) << "the transaction did not commit above the client's min-t";
+  EXPECT_EQ(client->max_t(), after->t);
+  EXPECT_EQ(node.Stop(), 0);
+}
+
 TEST(ClientConnect, RefusesBadEndpoints) {
   EXPECT_EQ(Client::connect({}).status().code(), StatusCode::kInvalidArgument);
   auto bad = Client::connect({"127.0.0.1:7001", "localhost"});

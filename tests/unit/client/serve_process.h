@@ -15,6 +15,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cairn::testing {
 
@@ -22,9 +23,20 @@ class ServeProcess {
  public:
   // port 0 lets the server pick one; see port().
   bool Start(const std::string& db_path, uint16_t port = 0) {
+    std::string http = "127.0.0.1:" + std::to_string(port);
+    return Exec({"serve", "--db", db_path, "--http", http});
+  }
+  // A cluster node: `cairn serve --config PATH` (the config's http port must
+  // be given, not 0).
+  bool StartNode(const std::string& config_path) { return Exec({"serve", "--config", config_path}); }
+
+  bool Exec(const std::vector<std::string>& args) {
     int out[2];
     if (::pipe(out) != 0) return false;
-    std::string http = "127.0.0.1:" + std::to_string(port);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(CAIRN_BIN));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       // If the test process dies (a crash, an abort), the server goes too.
@@ -34,7 +46,7 @@ class ServeProcess {
       ::close(out[1]);
       int devnull = ::open("/dev/null", O_WRONLY);
       if (devnull >= 0) ::dup2(devnull, STDERR_FILENO);
-      ::execl(CAIRN_BIN, CAIRN_BIN, "serve", "--db", db_path.c_str(), "--http", http.c_str(), nullptr);
+      ::execv(CAIRN_BIN, argv.data());
       ::_exit(127);
     }
     ::close(out[1]);

@@ -502,10 +502,14 @@ TEST(NodeHost, ProposalsExceedObservedAndAppliedTimes) {
   ASSERT_TRUE(first.status.ok()) << first.status.ToString();
   EXPECT_EQ(first.t.physical_ms(), static_cast<uint64_t>(kBaseMs));  // the clock, while nothing is ahead of it
 
-  const TxTime min_t = TxTime::FromParts(kBaseMs + 3'600'000, 5);  // a client saw this t elsewhere
+  const TxTime min_t = TxTime::FromParts(kBaseMs + 30'000, 5);  // a client saw this t elsewhere
   uint32_t l1 = c.Leader(1);
   ASSERT_NE(l1, 0u);
-  c.at(l1)->ObserveTime(min_t);
+  // Too far ahead of the wall clock (default bound 60 s): refused, not recorded.
+  Status far = c.at(l1)->ObserveTime(TxTime::FromParts(kBaseMs + 120'000, 0));
+  EXPECT_EQ(far.code(), StatusCode::kInvalidArgument) << far.ToString();
+  EXPECT_LT(c.at(l1)->LatestTime(), min_t);
+  ASSERT_TRUE(c.at(l1)->ObserveTime(min_t).ok());
   EXPECT_GE(c.at(l1)->LatestTime(), min_t);
   ProposeResult r = c.at(l1)->Propose(1, "causal", PersonTx("causal", 2)).get();
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
@@ -541,8 +545,7 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
     last = r.t;
     last_index = r.index;
   }
-  // status() is as of the last driver round, which may end after the
-  // proposal's callback: wait until every node's status shows the entry.
+  // Statuses are published after the round that answered the proposal.
   ASSERT_TRUE(c.WaitApplied(1, last_index, 3000ms));
   uint32_t leader = c.Leader(1);
   uint32_t follower = leader % 3 + 1;
@@ -553,6 +556,7 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   NodeHost::DbResult db = c.at(follower)->ReadAt(1, last).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "a4"));
+  std::this_thread::sleep_for(50ms);  // a close entry would have committed by now
   EXPECT_EQ(c.at(leader)->status(1)->commit, before->commit) << "a closed time must not need a close entry";
 
   // A time ahead of every clock (within the bound): the follower has the
@@ -576,7 +580,8 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   db = c.at(leader)->ReadAt(1, t_leader).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "late"));
-  for (int i = 0; i < 200 && c.at(leader)->status(1)->closed_t < t_leader; ++i) std::this_thread::sleep_for(5ms);
+  Clock::time_point end = Clock::now() + 2s;  // the status is published after the answering round
+  while (Clock::now() < end && c.at(leader)->status(1)->closed_t < t_leader) std::this_thread::sleep_for(2ms);
   EXPECT_GE(c.at(leader)->status(1)->closed_t, t_leader);
   ProposeResult later = c.Propose(1, "later", PersonTx("later", 10));
   ASSERT_TRUE(later.status.ok()) << later.status.ToString();

@@ -117,6 +117,19 @@ TEST(ClusterConfig, ErrorsNameTheKey) {
               "'node_id' is 2, which is not in 'nodes'");
   ExpectError(Config("", R"([{"id": 2, "peer": "a:1", "http": "a:2"}])"), "'replication' is 3");
   ExpectError(Config(R"(, "shards": 0)"), "'shards' must be in 1..");
+  ExpectError(Config(R"(, "clock_offset_ms": 86400001)"), "'clock_offset_ms' must be an integer");
+  ExpectError(Config(R"(, "clock_offset_ms": -86400001)"), "'clock_offset_ms' must be an integer");
+  ExpectError(Config(R"(, "clock_offset_ms": 18446744073709551615)"), "'clock_offset_ms' must be an integer");
+  ExpectError(Config(R"(, "clock_offset_ms": 1.5)"), "'clock_offset_ms' must be an integer");
+}
+
+TEST(ClusterConfig, ClockOffset) {
+  Result<ClusterConfig> c = ClusterConfig::Parse(Config(R"(, "clock_offset_ms": -60000)"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->clock_offset_ms, -60000);
+  c = ClusterConfig::Parse(Config(""));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->clock_offset_ms, 0);
 }
 
 TEST(ClusterConfig, ReadsTheSecretFile) {
