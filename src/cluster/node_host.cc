@@ -91,6 +91,7 @@ struct NodeHost::Impl {
     TxTime at;            // ReadAt's T; zero for a plain Read
     int closes = 0;       // close(T) attempts made for it
     bool closing = false;  // waiting for a close, not for a read index
+    uint32_t leader = 0;  // the leader when the read index / close was asked
   };
   // By read request id (a ReadIndex id, or while closing a fresh id of the
   // same sequence that no ReadIndex uses).
@@ -325,6 +326,16 @@ void NodeHost::Impl::CompletePending() {
     pending_closes.push_back(std::move(c));
   }
   for (auto it = pending_reads.begin(); it != pending_reads.end();) {
+    // A read index or close asked of a leader that has since been replaced
+    // may never be answered: fail it now (retryable), not at the timeout.
+    uint32_t leader_now = static_cast<uint32_t>(replicas.at(it->second.group)->raft().leader().value());
+    if (it->second.leader != 0 && leader_now != 0 && leader_now != it->second.leader) {
+      PendingRead pr = std::move(it->second);
+      it = pending_reads.erase(it);
+      pr.done(Status::NotLeader(GroupText(pr.group) + ": the leader moved from node " + std::to_string(pr.leader) +
+                                " to node " + std::to_string(leader_now) + " while a read waited (retry)"));
+      continue;
+    }
     if (now < it->second.deadline) {
       ++it;
       continue;
@@ -363,6 +374,7 @@ void NodeHost::Impl::StartRead(PendingRead pr) {
     return;
   }
   pr.closing = false;
+  pr.leader = static_cast<uint32_t>(it->second->raft().leader().value());
   pending_reads.emplace(id, std::move(pr));
 }
 
@@ -386,6 +398,7 @@ void NodeHost::Impl::CloseFor(PendingRead pr, shard::Replica& r) {
   const uint64_t group = pr.group;
   const TxTime at = pr.at;
   const Clock::time_point deadline = pr.deadline;
+  pr.leader = static_cast<uint32_t>(r.raft().leader().value());
   uint64_t id = ++next_read_id;
   pending_reads.emplace(id, std::move(pr));
   if (r.raft().role() == raft::Role::kLeader) {

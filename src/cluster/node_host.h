@@ -213,8 +213,9 @@ class NodeHost {
   // Raft for a read index (ReadIndex), waits until this replica applied it,
   // then answers the database value as of then, which reflects every
   // transaction completed before Read was called. Unavailable if no leader is
-  // known; Timeout after propose_timeout_ms (a read lost to a leader change
-  // never confirms: retry). The callback runs on the driver thread.
+  // known; NotLeader as soon as this replica learns that the leader it asked
+  // was replaced (its answer may never come: retry); Timeout after
+  // propose_timeout_ms. The callback runs on the driver thread.
   using DbResult = Result<std::shared_ptr<const datalog::IndexSource>>;
   using ReadCallback = std::function<void(DbResult)>;
   void Read(uint64_t group, ReadCallback done);
