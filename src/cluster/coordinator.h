@@ -55,6 +55,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,7 @@
 #include "cluster/node_host.h"
 #include "cluster/scan_codec.h"
 #include "cluster/shard_map.h"
+#include "cluster/shard_map_cache.h"
 #include "core/edn.h"
 #include "core/schema.h"
 #include "datalog/index_source.h"
@@ -75,6 +77,7 @@ struct CoordinatorOptions {
   int hop_timeout_ms = 5'000;       // one forwarded attempt
   int backoff_ms_min = 5;
   int backoff_ms_max = 200;
+  int map_request_timeout_ms = 1'000;  // one ask of a meta member for the shard map
 };
 
 struct TxOutcome {
@@ -108,7 +111,25 @@ class Coordinator {
   Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions options = {});
   ~Coordinator();
 
-  const ShardMap& map() const { return map_; }
+  // The shard map this node routes with: the meta group's copy once read
+  // (RefreshMap), else the config's (shard_map_cache.h).
+  std::shared_ptr<const ShardMap> map() const { return maps_->map(); }
+  const ShardMapCache& map_cache() const { return *maps_; }
+
+  // Follows the meta group's shard map: if the meta group's applied index
+  // moved since the cached version, reads its records — from the local meta
+  // replica (no round trip) if this node hosts one, else from a meta member
+  // over the peer request path (kind 2; "unchanged" when its applied index
+  // equals ours) — and installs them. Returns whether the map changed.
+  // Errors: the meta group has no records yet (NotFound), no member
+  // answered (Unavailable), bad bytes (InvalidArgument).
+  Result<bool> RefreshMap();
+
+  // Commits `tx_edn` to the meta group only (the admin path: edits of the
+  // :cairn.node/* and :cairn.shard/* records that every node's map follows).
+  // Nothing is routed or pushed to the shards — a schema transaction sent
+  // here reaches the shards through the background schema repair.
+  Result<TxOutcome> MetaTransact(std::string_view tx_edn, std::string request_id);
   uint32_t node_id() const;
 
   Result<TxOutcome> Transact(std::string_view tx_edn, std::string request_id);
@@ -138,10 +159,20 @@ class Coordinator {
   // ids "bootstrap-schema", "bootstrap"). Retries until `deadline`.
   Status Bootstrap(Clock::time_point deadline);
 
-  // Re-sends the meta group's schema to every shard this node can reach
-  // (idempotent: "schema:<meta t>:<shard>"), so a shard that missed a
-  // schema transaction (its push failed half-way) catches up.
-  Status ReconcileSchema(Clock::time_point deadline);
+  // Re-sends the meta group's schema to `shards` (empty: every shard) as one
+  // upserting transaction (idempotent: "schema:<meta t>:<shard>", meta t =
+  // the latest t of the meta view read), so a shard that missed a schema
+  // transaction (its push failed half-way) catches up.
+  Status ReconcileSchema(Clock::time_point deadline, std::vector<uint64_t> shards = {});
+
+  // Background schema repair, one round (the node calls it every few
+  // seconds): compares the schema of every shard replica this node hosts
+  // (its latest applied state) with the meta group's (local replica, or a
+  // remote read), and re-sends the meta group's schema to a shard found
+  // behind in this round and the previous one (a push in flight gets one
+  // round to land). Returns the shards it repaired. Not thread-safe with
+  // itself: one caller (the node's background thread).
+  Result<std::vector<uint64_t>> RepairSchemaRound(Clock::time_point deadline);
 
   // Remote read requests that failed at one replica (the read then moved
   // to the next one, if any).
@@ -151,6 +182,7 @@ class Coordinator {
 
  private:
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
+  Result<std::string> ServeMetaMap(uint64_t known_version) const;
   std::string FreshRequestId();
   bool PeerLive(uint32_t node) const;
   bool Hosts(uint64_t group) const;
@@ -169,10 +201,14 @@ class Coordinator {
   std::shared_ptr<const datalog::IndexSource> RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
                                                          Clock::time_point deadline, const ViewSpec& spec = {});
   std::shared_ptr<const Schema> RoutingSchema() const;
-  Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline);
+  // To `shards` (empty: every shard).
+  Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline,
+                               std::vector<uint64_t> shards = {});
 
   NodeHost* host_;
-  ShardMap map_;
+  std::shared_ptr<ShardMapCache> maps_;
+  std::set<uint64_t> hosted_;
+  std::set<uint64_t> behind_last_round_;  // RepairSchemaRound's state  // the groups this node's host holds (fixed at start)
   CoordinatorOptions options_;
   uint64_t boot_id_ = 0;
   std::atomic<uint64_t> next_id_{0};

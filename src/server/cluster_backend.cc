@@ -30,6 +30,17 @@ Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) 
   return r;
 }
 
+Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& request) {
+  CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out,
+                         node_->coordinator().MetaTransact(request.tx_edn, request.request_id));
+  TransactResult r;
+  r.report.t = out.t;
+  r.report.tempids = std::move(out.tempids);
+  r.report.datoms = std::move(out.datoms);
+  r.duplicate = out.duplicate;
+  return r;
+}
+
 namespace {
 
 // The view a query or datoms request reads. As on the embedded server
@@ -153,7 +164,12 @@ BackendStatus ClusterBackend::GetStatus() {
   s.transactions = counters_->transactions.load(std::memory_order_relaxed);
   cluster::NodeHost& host = node_->host();
   std::map<uint32_t, bool> live = host.peers_live();
-  for (const cluster::NodeAddress& n : node_->map().nodes()) {
+  std::shared_ptr<const cluster::ShardMap> map = node_->map();
+  MapStatus ms;
+  ms.version = node_->coordinator().map_cache().version();
+  for (uint32_t sh = 1; sh <= map->shards(); ++sh) ms.shards.push_back({sh, map->ReplicasOf(sh), map->LeaderHint(sh)});
+  s.map = std::move(ms);
+  for (const cluster::NodeAddress& n : map->nodes()) {
     NodeStatus ns;
     ns.id = n.id;
     ns.http = n.http;

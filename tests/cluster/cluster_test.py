@@ -1205,9 +1205,139 @@ def test_remote_read_failover(work, register):
     raise TestFailure("in 4 rounds node 4 never counted a remote read that failed at node 1 and moved to another "
                       "replica while a query ran (cairn_remote_read_failures_total %r)" % failures)
 
+# ---------------------------------------------------------------------------
+# 12. every node follows the shard map recorded in the meta group (admin edits through POST /v1/cluster/meta)
+
+
+def map_entry(status, shard):
+    m = status.get("map") or {}
+    for e in m.get("shards", []):
+        if e.get("shard") == shard:
+            return e
+    return None
+
+
+def test_meta_map_follow(work, register):
+    c = Cluster(ARGS.cairn, work, nodes=4, replication=3)
+    register(c)
+    c.start()
+    install_schema(c.node(1))
+    # Every node reads the map from the meta group (nodes 1-3 from their meta replica, node 4 from a member).
+    def all_from_meta():
+        sts = c.statuses()
+        return sts if all((st.get("map") or {}).get("source") == "meta" for st in sts.values()) else None
+
+    sts = wait_until("every node's map read from the meta group", all_from_meta, 10)
+    for nid, st in sts.items():
+        check(map_entry(st, 3)["replicas"] == [3, 4, 1], "node %d: shard 3 replicas %r, want the config's [3, 4, 1]" %
+              (nid, map_entry(st, 3)))
+        check(sorted(n["id"] for n in st["nodes"]) == [1, 2, 3, 4], "node %d: nodes %r" % (nid, st["nodes"]))
+    versions = {nid: st["map"]["version"] for nid, st in sts.items()}
+    # The admin path, through node 4 (no meta replica: forwarded to the meta leader): a leader hint for shard 2,
+    # shard 3's replica set {1,3,4} -> {2,3,4}, a node record for node 9.
+    edit = ("[{:cairn.shard/id 2 :cairn.shard/leader 3}"
+            " [:db/retract [:cairn.shard/id 3] :cairn.shard/replicas 1]"
+            " [:db/add [:cairn.shard/id 3] :cairn.shard/replicas 2]"
+            " {:cairn.node/id 9 :cairn.node/peer \"127.0.0.1:1\" :cairn.node/http \"127.0.0.1:2\"}]")
+    r = c.node(4).post("/v1/cluster/meta", {"tx-data": edit, "request-id": "map-edit-1"})
+    check(r.status == 200, "POST /v1/cluster/meta through node 4 -> %r" % r)
+    t_edit = time.monotonic()
+
+    def followed():
+        sts = c.statuses()
+        for nid, st in sts.items():
+            e2, e3 = map_entry(st, 2), map_entry(st, 3)
+            if not (e2 and e2["leader_hint"] == 3 and e3 and e3["replicas"] == [2, 3, 4]):
+                return None
+            n9 = [n for n in st["nodes"] if n["id"] == 9]
+            if not (n9 and n9[0]["http"] == "127.0.0.1:2" and n9[0]["live"] is False):
+                return None
+            if st["map"]["version"] <= versions[nid]:
+                return None
+        return sts
+
+    wait_until("every node's map and /v1/status to follow the edit", followed, 2.0)
+    log("every node followed the map edit within %.3f s" % (time.monotonic() - t_edit))
+    # The map a node routes with changed: writes to every shard still commit through every node (shard 3 is now
+    # "on" node 2 in the records, which hosts no replica of it: the coordinator skips it).
+    for n in c.nodes:
+        for p in range(1, 5):
+            r = n.transact("[{:db/id \"x\" :db/partition %d :t/val %d}]" % (p, 1000 * n.id + p),
+                           request_id="after-edit-%d-%d" % (n.id, p))
+            check(r.status == 200, "node %d: write to partition %d after the map edit -> %r" % (n.id, p, r))
+    # A bad edit changes nothing and names the problem.
+    r = c.node(1).post("/v1/cluster/meta", {"tx-data": "[{:cairn.shard/id 2 :cairn.shard/leader \"x\"}]"})
+    check(r.status == 400, "a mistyped record edit -> %r" % r)
+    # A node restarted: the meta copy (which now differs from its config) wins at once, with a warning.
+    victim = c.node(4)
+    victim.stop()
+    victim.start()
+    c.wait_healthy(nodes=[victim], timeout_s=30)
+    st = wait_until("node 4 restarted to read the map from meta",
+                    lambda: (lambda st: st if (st.get("map") or {}).get("source") == "meta" else None)(victim.status()),
+                    10)
+    check(map_entry(st, 3)["replicas"] == [2, 3, 4] and map_entry(st, 2)["leader_hint"] == 3,
+          "node 4 after a restart: map %r" % st.get("map"))
+    text = victim.log_text()
+    check("differs from the config" in text and "shard 3 replicas [2 3 4]" in text,
+          "node 4's log has no warning that the meta group's map differs from its config:\n%s" % victim.log_tail(40))
+
 
 # ---------------------------------------------------------------------------
-# 12. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
+# 13. a schema transaction that reached only the meta group reaches every shard without a restart
+
+
+def test_schema_repair(work, register):
+    c = Cluster(ARGS.cairn, work)
+    register(c)
+    c.start()
+    install_schema(c.node(1))
+    # Every node done with its start-up work (bootstrap and the schema re-send at start, which would also
+    # repair): its map then comes from the meta group.
+    wait_until("every node's map read from the meta group",
+               lambda: all((st.get("map") or {}).get("source") == "meta" for st in c.statuses().values()), 10)
+    # A cardinality-many attribute: a shard that lacks the definition treats :t/tags as cardinality one (user
+    # attributes need no schema on a shard's transactor), so two values on one entity do not both stay.
+    extra = "[{:db/ident :t/tags :db/valueType :db.type/string :db/cardinality :db.cardinality/many}]"
+    # Committed to the meta group only: as if the push to the shards had failed (leader down, coordinator died).
+    r = c.node(2).post("/v1/cluster/meta", {"tx-data": extra, "request-id": "extra-schema"})
+    check(r.status == 200, "schema to the meta group only -> %r" % r)
+    t0 = time.monotonic()
+    attempt = [0]
+
+    def two_tags(node, p):
+        attempt[0] += 1
+        tag = "p%d-%d" % (p, attempt[0])
+        r = node.transact("[{:db/id \"x\" :db/partition %d :t/val %d :t/tags \"%s-a\"} [:db/add \"x\" :t/tags \"%s-b\"]]"
+                          % (p, 100000 + attempt[0], tag, tag), request_id="tags-%d" % attempt[0])
+        if r.status != 200:
+            return None, r
+        e = r.json()["tempids"]["x"]
+        got = sorted(v for (v,) in rows(node, "[:find ?t :in $ ?e :where [?e :t/tags ?t]]", args=[e]))
+        return got == [tag + "-a", tag + "-b"], (e, got)
+
+    # The shards do not have it yet: both values do not stay (refused, or one replaces the other).
+    ok, what = two_tags(c.node(1), 1)
+    check(not ok, "shard 1 kept two :t/tags values before any shard had the definition: %r" % (what,))
+    log("before the repair: %r" % (what,))
+
+    def repaired():
+        return all(two_tags(c.node(1 + p % 3), p)[0] for p in range(1, 5))
+
+    wait_until("every shard to keep two :t/tags values (background schema repair)", repaired, 15, interval_s=0.5)
+    log("every shard repaired %.2f s after the meta-only schema transaction" % (time.monotonic() - t0))
+    check(any("schema repair: re-sent" in n.log_text() for n in c.nodes),
+          "no node logged a schema repair:\n%s" % "\n".join(n.log_tail(10) for n in c.nodes))
+    # Every shard takes it through every node.
+    c.wait_applied_equal(timeout_s=15)
+    for n in c.nodes:
+        for p in range(1, 5):
+            ok, what = two_tags(n, p)
+            check(ok, "node %d, partition %d: %r" % (n.id, p, what))
+
+
+# ---------------------------------------------------------------------------
+# 14. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
 
 
 def test_time_causality(work, register):
@@ -1287,6 +1417,8 @@ TESTS = {
     "request_id_retry": test_request_id_retry,
     "time_travel": test_time_travel,
     "remote_read_failover": test_remote_read_failover,
+    "meta_map_follow": test_meta_map_follow,
+    "schema_repair": test_schema_repair,
     "time_causality": test_time_causality,
 }
 
