@@ -935,14 +935,24 @@ Result<std::vector<uint64_t>> Coordinator::RepairSchemaRound(Clock::time_point d
       }
     }
   }
+  // The meta schema this round compared against: a shard already repaired
+  // against the same one is not sent it again (a difference an upsert cannot
+  // fix, such as a property retracted in the meta group, would otherwise be
+  // re-sent every other round).
+  std::string want_text;
+  for (const auto& [ident, def] : want) want_text += ident + " " + def + "\n";
   std::vector<uint64_t> repair;
   for (uint64_t g : behind) {
-    if (behind_last_round_.count(g)) repair.push_back(g);
+    if (!behind_last_round_.count(g)) continue;
+    auto done = repaired_against_.find(g);
+    if (done != repaired_against_.end() && done->second == want_text) continue;
+    repair.push_back(g);
   }
   behind_last_round_ = behind;
   if (repair.empty()) return repair;
   for (uint64_t g : repair) behind_last_round_.erase(g);
   CAIRN_RETURN_IF_ERROR(ReconcileSchema(deadline, repair));
+  for (uint64_t g : repair) repaired_against_[g] = want_text;
   return repair;
 }
 

@@ -170,7 +170,9 @@ class Coordinator {
   // (its latest applied state) with the meta group's (local replica, or a
   // remote read), and re-sends the meta group's schema to a shard found
   // behind in this round and the previous one (a push in flight gets one
-  // round to land). Returns the shards it repaired. Not thread-safe with
+  // round to land), once per meta schema (a difference the upserting
+  // re-send cannot fix, e.g. a property retracted in the meta group, is not
+  // re-sent every round). Returns the shards it repaired. Not thread-safe with
   // itself: one caller (the node's background thread).
   Result<std::vector<uint64_t>> RepairSchemaRound(Clock::time_point deadline);
 
@@ -208,7 +210,8 @@ class Coordinator {
   NodeHost* host_;
   std::shared_ptr<ShardMapCache> maps_;
   std::set<uint64_t> hosted_;
-  std::set<uint64_t> behind_last_round_;  // RepairSchemaRound's state  // the groups this node's host holds (fixed at start)
+  std::set<uint64_t> behind_last_round_;  // RepairSchemaRound's state
+  std::map<uint64_t, std::string> repaired_against_;  // shard -> the meta schema it was last repaired to  // the groups this node's host holds (fixed at start)
   CoordinatorOptions options_;
   uint64_t boot_id_ = 0;
   std::atomic<uint64_t> next_id_{0};
