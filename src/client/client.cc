@@ -252,6 +252,12 @@ Result<TxTime> Client::latest_t() const {
   return TxTime{*t};
 }
 
+Result<std::vector<Datom>> Client::diff(TxTime t1, TxTime t2) const {
+  std::string target = "/v1/diff?from=" + std::to_string(t1.raw) + "&to=" + std::to_string(t2.raw);
+  CAIRN_ASSIGN_OR_RETURN(std::string body, impl_->CallOk("GET", target, "", "application/edn", true));
+  return client::ParseDatoms(body);
+}
+
 // ---------------------------------------------------------------- ClientDb
 
 ClientDb ClientDb::as_of(TxTime t) const {

@@ -9,6 +9,7 @@
 #include "cluster/scan_codec.h"
 #include "cluster/tx_router.h"
 #include "cluster/wire.h"
+#include "shard/store_source.h"
 #include "shard/tx_placement.h"
 
 namespace cairn::cluster {
@@ -301,6 +302,14 @@ Result<ProposeResult> DecodeProposeResult(std::string_view bytes) {
   return r;
 }
 
+// `db` (a replica's value, shard::StoreSource) in the view `spec`.
+Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
+                                                            const ViewSpec& spec) {
+  static const shard::StoreSource::Kind kKinds[] = {shard::StoreSource::Kind::kCurrent, shard::StoreSource::Kind::kAsOf,
+                                                    shard::StoreSource::Kind::kSince, shard::StoreSource::Kind::kHistory};
+  return shard::ViewOf(db, kKinds[static_cast<int>(spec.kind)], spec.t);
+}
+
 bool Retryable(StatusCode c) {
   return c == StatusCode::kNotLeader || c == StatusCode::kUnavailable || c == StatusCode::kTimeout ||
          c == StatusCode::kCancelled;
@@ -405,15 +414,11 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
     Clock::time_point deadline = Deadline();
     reply(ServeScanRequest(payload, [this, deadline](uint32_t group, const ViewSpec& spec)
                                         -> Result<std::shared_ptr<const datalog::IndexSource>> {
-      if (spec.kind != ViewSpec::Kind::kCurrent) {
-        return Status::InvalidArgument("node " + std::to_string(host_->node_id()) +
-                                       ": as-of, since and history views are not served on a cluster yet");
-      }
       if (!Hosts(group)) {
         return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
                                    std::to_string(group));
       }
-      return LocalView(group, deadline);
+      return LocalView(group, deadline, spec);
     }));
     return;
   }
@@ -567,12 +572,19 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
 bool Coordinator::Hosts(uint64_t group) const { return hosted_.count(group) > 0; }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint64_t group,
-                                                                            Clock::time_point deadline) {
+                                                                            Clock::time_point deadline,
+                                                                            const ViewSpec& spec,
+                                                                            std::optional<TxTime> close_at) {
+  // An as-of(T) view must hold every transaction with t <= T that will ever
+  // commit on the group: read at T closed (ARCHITECTURE §3).
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
   int backoff_ms = options_.backoff_ms_min;
   while (true) {
     Result<GroupStatus> before = host_->status(group);
     uint32_t leader = before.ok() ? before->leader : 0;
-    std::future<NodeHost::DbResult> f = host_->Read(group);
+    // A linearizable read (every transaction acknowledged before it is in);
+    // ReadAt also waits until the group has closed `close_at`.
+    std::future<NodeHost::DbResult> f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
     // after the host's timeout.
@@ -589,7 +601,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
     }
     if (moved) continue;
     NodeHost::DbResult r = f.get();
-    if (r.ok()) return *r;
+    if (r.ok()) return ViewOf(*r, spec);
     if (!Retryable(r.status().code()) || host_->stopped() ||
         Clock::now() + std::chrono::milliseconds(backoff_ms) >= deadline) {
       return r.status();
@@ -600,7 +612,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
 }
 
 std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
-                                                                    Clock::time_point deadline) {
+                                                                    Clock::time_point deadline, const ViewSpec& spec) {
   // Every replica, the ones that look alive first (in map order): the first
   // serves the view's requests until it fails, then RemoteSource moves on to
   // the next (scan_codec.h, "Replica failover").
@@ -625,7 +637,7 @@ std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t gro
     if (!reply.ok() && RetryOnAnotherReplica(reply.status().code())) remote_read_failures_.fetch_add(1);
     return reply;
   };
-  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), ViewSpec{},
+  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), spec,
                                         std::move(schema), std::move(send));
 }
 
@@ -635,8 +647,74 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
   return RemoteView(group, RoutingSchema(), deadline);
 }
 
-Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
-  return BuildClusterView(deadline, false);
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
+                                                                              const ViewSpec& spec) {
+  if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
+  return BuildTimeView(deadline, spec, std::nullopt);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildTimeView(Clock::time_point deadline,
+                                                                                const ViewSpec& spec,
+                                                                                std::optional<TxTime> close_at) {
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
+  // Each group's current value (local: one linearizable read, at close_at
+  // closed if set; remote: a RemoteSource) and its view of `spec` derived
+  // from the same read.
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  std::vector<std::shared_ptr<const datalog::IndexSource>> current(map->shards() + 1), views(map->shards() + 1);
+  std::shared_ptr<const Schema> schema;
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
+    if (!Hosts(g)) continue;
+    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline, ViewSpec{}, close_at));
+    CAIRN_ASSIGN_OR_RETURN(views[g], ViewOf(current[g], spec));
+    if (!schema) schema = std::shared_ptr<const Schema>(current[g], &current[g]->schema());
+  }
+  if (!schema) schema = RoutingSchema();
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
+    if (views[g]) continue;
+    views[g] = RemoteView(g, schema, deadline, spec);
+    current[g] = RemoteView(g, schema, deadline);
+    if (close_at && spec.kind != ViewSpec::Kind::kAsOf) {
+      // The serving node reads an as-of view at its T closed (ReadAt), and a
+      // close is in the group's log for good: one small as-of(close_at) read
+      // closes it there, so this view's own (linearizable) reads, which come
+      // after, hold every t <= close_at.
+      std::shared_ptr<const datalog::IndexSource> closer =
+          RemoteView(g, schema, deadline, ViewSpec{ViewSpec::Kind::kAsOf, *close_at});
+      datalog::DatomPattern p;
+      p.e = EntityId::ForTx(*close_at);
+      CAIRN_RETURN_IF_ERROR(closer->Scan(p, [](const Datom&) { return false; }));
+    }
+  }
+  std::shared_ptr<const datalog::IndexSource> meta = views[0];
+  views.erase(views.begin());
+  auto cluster = std::make_shared<ClusterSource>(meta, std::move(views), *map);
+  // since(T) hides the :db/ident datoms asserted before T, history holds
+  // retracted ones too, and as-of T of a shard may predate its copy of a
+  // schema transaction: translate ident ids by the current values.
+  std::shared_ptr<const datalog::IndexSource> current_meta = current[0];
+  current.erase(current.begin());
+  cluster->SetIdentViews(std::move(current_meta), std::move(current));
+  return std::shared_ptr<const datalog::IndexSource>(std::move(cluster));
+}
+
+Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_point deadline) {
+  std::vector<Datom> out;
+  if (!(t1 < t2)) return out;
+  // The history view of every group read at T2 closed (no transaction with
+  // t <= T2 can still commit: the same diff on every node, every time),
+  // restricted to T1 < t <= T2. History has no access path by t, so every
+  // group's whole history is scanned (docs/cluster.md).
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> history,
+                         BuildTimeView(deadline, ViewSpec{ViewSpec::Kind::kHistory, TxTime{}}, t2));
+  CAIRN_RETURN_IF_ERROR(history->Scan(datalog::DatomPattern{}, [&](const Datom& d) {
+    if (t1 < d.tx && d.tx <= t2) out.push_back(d);
+    return true;
+  }));
+  // t order; within one t the cluster's scan order (attribute name, e, v,
+  // retraction before assertion).
+  std::stable_sort(out.begin(), out.end(), [](const Datom& x, const Datom& y) { return x.tx < y.tx; });
+  return out;
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterView(Clock::time_point deadline,
@@ -857,14 +935,24 @@ Result<std::vector<uint64_t>> Coordinator::RepairSchemaRound(Clock::time_point d
       }
     }
   }
+  // The meta schema this round compared against: a shard already repaired
+  // against the same one is not sent it again (a difference an upsert cannot
+  // fix, such as a property retracted in the meta group, would otherwise be
+  // re-sent every other round).
+  std::string want_text;
+  for (const auto& [ident, def] : want) want_text += ident + " " + def + "\n";
   std::vector<uint64_t> repair;
   for (uint64_t g : behind) {
-    if (behind_last_round_.count(g)) repair.push_back(g);
+    if (!behind_last_round_.count(g)) continue;
+    auto done = repaired_against_.find(g);
+    if (done != repaired_against_.end() && done->second == want_text) continue;
+    repair.push_back(g);
   }
   behind_last_round_ = behind;
   if (repair.empty()) return repair;
   for (uint64_t g : repair) behind_last_round_.erase(g);
   CAIRN_RETURN_IF_ERROR(ReconcileSchema(deadline, repair));
+  for (uint64_t g : repair) repaired_against_[g] = want_text;
   return repair;
 }
 

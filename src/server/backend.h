@@ -202,9 +202,9 @@ namespace cairn::server {
 
 // Serves one cluster node: transactions through its coordinator (routed to
 // the shard leader, forwarded from followers), queries over the merged view
-// of every group, status and health from its replicas. as-of/since/history,
-// /v1/diff and /v1/datoms with as-of are not available on a cluster yet
-// (InvalidArgument saying so).
+// of every group (current, as-of, since, history: the same views and
+// answers as EmbeddedBackend), diffs from every group's history, status and
+// health from its replicas.
 class ClusterBackend : public Backend {
  public:
   // `node` must outlive the backend.

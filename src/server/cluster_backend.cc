@@ -1,6 +1,7 @@
 // ClusterBackend: the Backend over a cluster node's coordinator.
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "api/db_impl.h"
 #include "cluster/node.h"
@@ -42,18 +43,23 @@ Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& reque
 
 namespace {
 
-Status NotYet(std::string_view what) {
-  return Status::InvalidArgument(std::string(what) + " is not supported on a cluster yet (docs/cluster.md)");
+// The view a query or datoms request reads. As on the embedded server
+// (EmbeddedBackend applies as-of, then since, then history, each building a
+// fresh view of the database), the last one given wins.
+cluster::ViewSpec SpecOf(const std::optional<TxTime>& as_of, const std::optional<TxTime>& since, bool history) {
+  using Kind = cluster::ViewSpec::Kind;
+  if (history) return {Kind::kHistory, TxTime{}};
+  if (since) return {Kind::kSince, *since};
+  if (as_of) return {Kind::kAsOf, *as_of};
+  return {};
 }
 
 }  // namespace
 
 Result<QueryResult> ClusterBackend::Query(const QueryRequest& request) {
-  if (request.as_of) return NotYet("as-of");
-  if (request.since) return NotYet("since");
-  if (request.history) return NotYet("history");
   cluster::Coordinator& c = node_->coordinator();
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view,
+                         c.ClusterView(c.Deadline(), SpecOf(request.as_of, request.since, request.history)));
   // Db::q is the one query glue (parse, inputs, :timeout, the engine).
   auto impl = std::make_shared<internal::DbImpl>();
   impl->source = view;
@@ -62,9 +68,9 @@ Result<QueryResult> ClusterBackend::Query(const QueryRequest& request) {
 }
 
 Result<DatomsResult> ClusterBackend::Datoms(const DatomsRequest& request) {
-  if (request.as_of) return NotYet("datoms with as-of");
   cluster::Coordinator& c = node_->coordinator();
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view,
+                         c.ClusterView(c.Deadline(), SpecOf(request.as_of, std::nullopt, false)));
   // Components are a prefix of the index's order: bind them in a pattern.
   static constexpr int kOrder[4][3] = {{0, 1, 2}, {1, 0, 2}, {1, 2, 0}, {2, 1, 0}};  // eavt aevt avet vaet
   int which = static_cast<int>(request.index);
@@ -112,7 +118,14 @@ Result<DatomsResult> ClusterBackend::Datoms(const DatomsRequest& request) {
   return r;
 }
 
-Result<std::vector<Datom>> ClusterBackend::Diff(TxTime, TxTime) { return NotYet("diff"); }
+Result<std::vector<Datom>> ClusterBackend::Diff(TxTime from, TxTime to) {
+  if (from > to) {
+    return Status::InvalidArgument("diff: from (" + std::to_string(from.raw) + ") is after to (" +
+                                   std::to_string(to.raw) + ")");
+  }
+  cluster::Coordinator& c = node_->coordinator();
+  return c.Diff(from, to, c.Deadline());
+}
 
 namespace {
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-process cluster tests (issue 5, docs/cluster.md "Tests").
 
-Usage: cluster_test.py --cairn PATH [--client-writer PATH] [--keep] TEST
+Usage: cluster_test.py --cairn PATH [--client-writer PATH] [--client-time-travel PATH] [--keep] TEST
 where TEST is one of the names in TESTS below. Each test starts its own
 3-node x 4-shard cluster (replication 3) of `cairn serve --config` processes
 on loopback, and stops every process it started, also on failure.
@@ -971,6 +971,151 @@ def test_request_id_retry(work, register):
         check(got == [[eid, 4242]], "node %d: after 5 sends of once-1 it holds %r, want [[%d, 4242]]" % (n.id, got, eid))
 
 
+def tx_t(v):
+    """A query's ?tx value (the transaction entity id, bit 63 set, as a signed JSON integer) -> its t."""
+    if v < 0:
+        v += 1 << 64
+    return v & ~(1 << 63)
+
+
+def test_time_travel(work, register):
+    """As-of, since, history, diff and datoms as-of through every node of a 4-node cluster (replication 3: node 4
+    holds no meta replica and no replica of shard 1, so it reads them from other nodes) equal what a model of the
+    writes says."""
+    c = Cluster(ARGS.cairn, work, nodes=4)
+    register(c)
+    c.start()
+    install_schema(c.node(4))
+    events = []  # (t, e, v, added) of :t/val
+    current = {}  # e -> (v, t asserted)
+    ts = []
+    k = 0
+
+    def write(tx, what):
+        nonlocal k
+        n = c.nodes[k % len(c.nodes)]
+        k += 1
+        r = n.transact(tx, request_id="tt-%d" % k)
+        check(r.status == 200, "node %d: %s: %s -> %r" % (n.id, what, tx, r))
+        doc = r.json()
+        ts.append(doc["t"])
+        return doc
+
+    # Entities on every shard (partitions 1..8: two per shard), each written through another node.
+    eids = []
+    for i in range(8):
+        doc = write("[{:db/id \"e\" :db/partition %d :t/val %d :t/writer %d}]" % (1 + i, 100 + i, i), "create")
+        e = doc["tempids"]["e"]
+        eids.append(e)
+        events.append((doc["t"], e, 100 + i, True))
+        current[e] = (100 + i, doc["t"])
+    # Cardinality-one updates (a retraction and an assertion in one transaction), then a retracted entity.
+    for i in (0, 3, 5, 6, 3):
+        e = eids[i]
+        v = 200 + 10 * i + len(ts)
+        doc = write("[[:db/add %d :t/val %d]]" % (e, v), "update")
+        old = current[e][0]
+        events += [(doc["t"], e, old, False), (doc["t"], e, v, True)]
+        current[e] = (v, doc["t"])
+    doc = write("[[:db/retractEntity %d]]" % eids[2], "retract entity")
+    events.append((doc["t"], eids[2], current.pop(eids[2])[0], False))
+    check(len(events) == 8 + 10 + 1, "model has %d events" % len(events))
+    log("wrote %d transactions on %d shards; t from %d to %d" % (len(ts), SHARDS, min(ts), max(ts)))
+
+    def as_of(T):
+        state = {}
+        for t, e, v, added in sorted(events, key=lambda x: (x[0], x[3])):
+            if t > T:
+                continue
+            if added:
+                state[(e, v)] = t
+            else:
+                state.pop((e, v), None)
+        return state  # (e, v) -> t asserted
+
+    def pairs(got):
+        return {tuple(r) for r in got}
+
+    # A few points in time: before everything, after the creates, in the updates, after the last write.
+    points = sorted(set([ts[0] - 1, ts[3], ts[7], ts[9], ts[11], ts[-2], ts[-1]]))
+    q = "[:find ?e ?v :where [?e :t/val ?v]]"
+    hq = "[:find ?e ?v ?tx ?added :where [?e :t/val ?v ?tx ?added]]"
+    want_history = {(e, v, t, added) for t, e, v, added in events}
+    for n in c.nodes:
+        for T in points:
+            want = as_of(T)
+            got = pairs(rows_view(n, q, **{"as-of": T}))
+            check(got == set(want), "node %d: as-of %d: %d rows, want %d; missing %r; extra %r" %
+                  (n.id, T, len(got), len(want), sorted(set(want) - got)[:4], sorted(got - set(want))[:4]))
+            want_since = {ev for ev, t in as_of(max(ts)).items() if t > T}
+            got = pairs(rows_view(n, q, since=T))
+            check(got == want_since, "node %d: since %d: got %r, want %r" % (n.id, T, sorted(got), sorted(want_since)))
+            got = {(d[0], d[2], d[3]) for d in n.datoms("aevt", a=":t/val", **{"as-of": str(T)})}
+            want_datoms = {(e, v, t) for (e, v), t in want.items()}
+            check(got == want_datoms, "node %d: datoms as-of %d: got %r, want %r" %
+                  (n.id, T, sorted(got), sorted(want_datoms)))
+        got = {(e, v, tx_t(tx), added) for e, v, tx, added in rows_view(n, hq, history=True)}
+        check(got == want_history, "node %d: history: missing %r; extra %r" %
+              (n.id, sorted(want_history - got)[:4], sorted(got - want_history)[:4]))
+        for t1, t2 in ((ts[0], ts[7]), (ts[7], ts[-1]), (ts[9], ts[11]), (ts[0] - 1, ts[-1])):
+            r = n.get("/v1/diff?from=%d&to=%d" % (t1, t2))
+            check(r.status == 200, "node %d: diff %d..%d -> %r" % (n.id, t1, t2, r))
+            doc = r.json()
+            check(doc.get("from") == t1 and doc.get("to") == t2, "node %d: diff answer bounds %r" % (n.id, doc))
+            datoms = doc["datoms"]
+            check([d[3] for d in datoms] == sorted(d[3] for d in datoms), "node %d: diff not in t order" % n.id)
+            check(all(t1 < d[3] <= t2 for d in datoms), "node %d: diff %d..%d holds a datom outside: %r" %
+                  (n.id, t1, t2, [d for d in datoms if not t1 < d[3] <= t2][:3]))
+            got = {(d[0], d[2], d[3], d[4]) for d in datoms if d[1] == ":t/val"}
+            want = {(e, v, t, added) for t, e, v, added in events if t1 < t <= t2}
+            check(got == want, "node %d: diff %d..%d: missing %r; extra %r" %
+                  (n.id, t1, t2, sorted(want - got)[:4], sorted(got - want)[:4]))
+    # Bad input is refused with the embedded server's error.
+    r = c.node(4).get("/v1/diff?from=%d&to=%d" % (ts[-1], ts[0]))
+    check(r.status == 400, "diff with from after to -> %r" % r)
+    # An as-of a minute ahead of every clock cannot be closed: 400, and nothing changes.
+    ahead = ts[-1] + (60000 << 16)
+    r = c.node(4).query(q, **{"as-of": ahead})
+    check(r.status == 400 and "clock" in r.body.decode(errors="replace"), "as-of a minute ahead -> %r" % r)
+    check(pairs(rows_view(c.node(1), q)) == set(as_of(max(ts))), "the current view changed")
+
+    # The same through cairn::Client (db().as_of/since/history, datoms as-of, diff), starting at node 4.
+    prog = ARGS.client_time_travel
+    check(prog and os.path.exists(prog), "the client time-travel reader %r is missing (--client-time-travel)" % prog)
+    eps = ",".join(n.http for n in reversed(c.nodes))
+    out = subprocess.run([prog, eps] + [str(T) for T in points], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "client reader exited %d: %s" % (out.returncode, out.stderr[-2000:]))
+    got = collections.defaultdict(set)
+    for line in out.stdout.splitlines():
+        f = line.split()
+        got[f[0]].add(tuple(int(x) for x in f[1:]))
+    want = collections.defaultdict(set)
+    for T in points:
+        for (e, v), t in as_of(T).items():
+            want["asof"].add((T, e, v))
+            want["datoms"].add((T, e, v, t))
+        for (e, v), t in as_of(max(ts)).items():
+            if t > T:
+                want["since"].add((T, e, v))
+    want["history"] = {(e, v, t, int(added)) for t, e, v, added in events}
+    got["history"] = {(e, v, tx_t(tx), added) for e, v, tx, added in got["history"]}
+    for i in range(len(points) - 1):
+        for j in (i + 1, len(points) - 1):
+            t1, t2 = points[i], points[j]
+            want["diff"] |= {(t1, t2, e, v, t, int(added)) for t, e, v, added in events if t1 < t <= t2}
+    for kind in ("asof", "since", "datoms", "history", "diff"):
+        check(got[kind] == want[kind], "client %s: %d lines, want %d; missing %r; extra %r" %
+              (kind, len(got[kind]), len(want[kind]), sorted(want[kind] - got[kind])[:4],
+               sorted(got[kind] - want[kind])[:4]))
+    log("cairn::Client read %d lines of time views and diffs" % len(out.stdout.splitlines()))
+
+
+def rows_view(node, q, **view):
+    r = node.query(q, **view)
+    check(r.status == 200, "node %d: query %s %r -> %r" % (node.id, q, view, r))
+    return r.json()["rows"]
+
+
 # ---------------------------------------------------------------------------
 # 11. a query through a node that holds no replica of shard 1 while the replica serving its reads is killed -9
 
@@ -1270,6 +1415,7 @@ TESTS = {
     "cli_up_down": test_cli_up_down,
     "config_errors": test_config_errors,
     "request_id_retry": test_request_id_retry,
+    "time_travel": test_time_travel,
     "remote_read_failover": test_remote_read_failover,
     "meta_map_follow": test_meta_map_follow,
     "schema_repair": test_schema_repair,
@@ -1282,6 +1428,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cairn", required=True, help="the cairn binary")
     ap.add_argument("--client-writer", default="", help="the cairn::Client writer program (test client_failover)")
+    ap.add_argument("--client-time-travel", default="",
+                    help="the cairn::Client time-travel reader program (test time_travel)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory even on success")
     ap.add_argument("test", choices=sorted(TESTS))
     ARGS = ap.parse_args()
