@@ -41,6 +41,12 @@
 // request), the static RouteTx below decides, so a retry goes where the
 // first attempt went.
 //
+// The shard map (replica sets, leader hints, nodes) comes from a
+// ShardMapCache that follows the meta group's records (RefreshMap, called
+// by the node's background thread); which groups this node hosts comes from
+// its host. A remote read moves to the group's next replica when the one
+// serving it fails (RemoteSource, scan_codec.h).
+//
 // Requests between coordinators (payload of NodeHost requests): see
 // docs/cluster.md "Peer requests". A node never forwards a forwarded
 // request again: it proposes locally or answers NotLeader with its hint.

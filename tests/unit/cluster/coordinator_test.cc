@@ -42,6 +42,7 @@ class ClusterNodes : public ::testing::Test {
       c.replication = 3;
       c.partitions = kPartitions;
       c.sync = false;
+      o.schema_repair_interval_ms = schema_repair_ms_;
       for (uint32_t n = 1; n <= count; ++n) {
         NodeAddress a;
         a.id = n;
@@ -98,6 +99,7 @@ class ClusterNodes : public ::testing::Test {
 
   std::string root_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  int schema_repair_ms_ = 2000;  // the nodes' default
 };
 
 class ThreeNodes : public ClusterNodes {
@@ -111,6 +113,15 @@ class ThreeNodes : public ClusterNodes {
 class FourNodes : public ClusterNodes {
  protected:
   void SetUp() override { Start(4); }
+};
+
+// The same with a background schema repair round every 300 ms.
+class FourNodesFastRepair : public ClusterNodes {
+ protected:
+  void SetUp() override {
+    schema_repair_ms_ = 300;
+    Start(4);
+  }
 };
 
 constexpr const char* kSchema =
@@ -346,6 +357,81 @@ TEST_F(FourNodes, EveryNodeAnswersTheSameQueryAcrossShards) {
   EXPECT_TRUE(again->duplicate);
   EXPECT_EQ(again->t, once->t);
   EXPECT_EQ(again->group, 1u);
+}
+
+
+// The map every node routes with follows the meta group's records (node 4
+// holds no meta replica and asks a member), and a schema transaction that
+// reached only the meta group reaches every shard through the background
+// repair, without a restart.
+TEST_F(FourNodesFastRepair, NodesFollowTheMetaGroupsMapAndRepairShardSchema) {
+  auto wait_for = [](const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!cond() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    return cond();
+  };
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (auto& n : nodes_) {
+          if (!n->bootstrapped() || !n->coordinator().map_cache().from_meta()) return false;
+        }
+        return true;
+      },
+      10s));
+  for (auto& n : nodes_) EXPECT_EQ(*n->map(), n->coordinator().map_cache().config_map()) << "node " << n->id();
+
+  // An edit through node 4 (forwarded to the meta leader).
+  Result<TxOutcome> edit = nodes_[3]->coordinator().MetaTransact(
+      "[{:cairn.shard/id 3 :cairn.shard/leader 4} [:db/retract [:cairn.shard/id 3] :cairn.shard/replicas 1]"
+      " [:db/add [:cairn.shard/id 3] :cairn.shard/replicas 2]]",
+      "edit-1");
+  ASSERT_TRUE(edit.ok()) << edit.status().ToString();
+  EXPECT_EQ(edit->group, kMetaGroup);
+  EXPECT_TRUE(wait_for(
+      [&] {
+        for (auto& n : nodes_) {
+          std::shared_ptr<const ShardMap> m = n->map();
+          if (m->LeaderHint(3) != 4 || m->ReplicasOf(3) != std::vector<uint32_t>{4, 2, 3}) return false;
+        }
+        return true;
+      },
+      3s));
+  // Writes to shard 3 still commit through every node (node 2 hosts no replica of it).
+  for (auto& n : nodes_) {
+    Result<TxOutcome> w = n->coordinator().Transact(
+        "[{:db/id \"x\" :db/partition 3 :user/name \"via-" + std::to_string(n->id()) + "\"}]", "");
+    ASSERT_TRUE(w.ok()) << "node " << n->id() << ": " << w.status().ToString();
+    EXPECT_EQ(w->group, 3u);
+  }
+
+  // Schema to the meta group only.
+  Result<TxOutcome> schema = nodes_[1]->coordinator().MetaTransact(
+      "[{:db/ident :user/tags :db/valueType :db.type/string :db/cardinality :db.cardinality/many}]", "");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  Keyword tags = Keyword::Intern("user/tags");
+  EXPECT_TRUE(wait_for(
+      [&] {
+        for (auto& n : nodes_) {
+          for (uint64_t g : n->host().groups()) {
+            NodeHost::DbResult db = n->host().StaleRead(g);
+            if (!db.ok() || (*db)->schema().Find(tags) == nullptr) return false;
+          }
+        }
+        return true;
+      },
+      15s));
+  uint64_t repairs = 0;
+  for (auto& n : nodes_) repairs += n->schema_repairs();
+  EXPECT_GT(repairs, 0u);
+  // And it behaves as cardinality many on a shard.
+  Result<TxOutcome> w = nodes_[0]->coordinator().Transact(
+      "[{:db/id \"t\" :db/partition 2 :user/tags \"a\"} [:db/add \"t\" :user/tags \"b\"]]", "");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(Strings(3, "user/tags"), (std::vector<std::string>{"a", "b"}));
+
+  // Malformed EDN is refused before anything is proposed.
+  Result<TxOutcome> bad = nodes_[0]->coordinator().MetaTransact("[{:cairn.shard/id 3", "");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
 }
 
 // Time travel across shards on real replicas: transactions written through
