@@ -305,8 +305,11 @@ Result<ProposeResult> DecodeProposeResult(std::string_view bytes) {
 // `db` (a replica's value, shard::StoreSource) in the view `spec`.
 Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
                                                             const ViewSpec& spec) {
+  // kHistoryAfter: the history view (the scan codec's server filters it;
+  // the coordinator's diff filters its own groups' datoms).
   static const shard::StoreSource::Kind kKinds[] = {shard::StoreSource::Kind::kCurrent, shard::StoreSource::Kind::kAsOf,
-                                                    shard::StoreSource::Kind::kSince, shard::StoreSource::Kind::kHistory};
+                                                    shard::StoreSource::Kind::kSince, shard::StoreSource::Kind::kHistory,
+                                                    shard::StoreSource::Kind::kHistory};
   return shard::ViewOf(db, kKinds[static_cast<int>(spec.kind)], spec.t);
 }
 
@@ -650,6 +653,10 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
                                                                               const ViewSpec& spec) {
   if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
+  if (spec.kind == ViewSpec::Kind::kHistoryAfter) {
+    // Filtered by remote serving nodes only: Diff's own business.
+    return Status::InvalidArgument("ClusterView: the history-after view is read through Diff only");
+  }
   return BuildTimeView(deadline, spec, std::nullopt);
 }
 
@@ -704,9 +711,10 @@ Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_p
   // The history view of every group read at T2 closed (no transaction with
   // t <= T2 can still commit: the same diff on every node, every time),
   // restricted to T1 < t <= T2. History has no access path by t, so every
-  // group's whole history is scanned (docs/cluster.md).
+  // group's whole history is scanned (docs/cluster.md); a remote group's
+  // serving node drops the datoms with t <= T1 before they travel.
   CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> history,
-                         BuildTimeView(deadline, ViewSpec{ViewSpec::Kind::kHistory, TxTime{}}, t2));
+                         BuildTimeView(deadline, ViewSpec{ViewSpec::Kind::kHistoryAfter, t1}, t2));
   CAIRN_RETURN_IF_ERROR(history->Scan(datalog::DatomPattern{}, [&](const Datom& d) {
     if (t1 < d.tx && d.tx <= t2) out.push_back(d);
     return true;

@@ -150,7 +150,8 @@ class Coordinator {
   // replica on another node (each of its requests is a ReadIndex read there).
   Result<std::shared_ptr<const datalog::IndexSource>> GroupView(uint64_t group, Clock::time_point deadline);
   // The ClusterSource over every group (see the header comment), in the
-  // view `spec` (current by default; as-of T, since T, history).
+  // view `spec` (current by default; as-of T, since T, history;
+  // InvalidArgument for history-after, which only Diff reads).
   Result<std::shared_ptr<const datalog::IndexSource>> ClusterView(Clock::time_point deadline,
                                                                    const ViewSpec& spec = {});
 
