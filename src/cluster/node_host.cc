@@ -420,6 +420,10 @@ void NodeHost::Impl::CloseFor(PendingRead pr, shard::Replica& r) {
   wire::PutVarint(&req, at.raw);
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   int timeout = static_cast<int>(std::max<int64_t>(1, left));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.close_requests_sent;
+  }
   // The reply comes on the I/O thread (or this one): back to the driver.
   SendRequest(leader, std::move(req), timeout, [this, id, leader](Result<std::string> reply) {
     Status s = reply.ok() ? Status::OK() : reply.status().WithContext("close request to node " + std::to_string(leader));
@@ -481,6 +485,10 @@ void NodeHost::Impl::ProposeClose(uint64_t group, TxTime want, Clock::time_point
   TxTime at = std::max(want, hlc->Now());
   Result<raft::LogIndex> index = r.Propose(shard::ReplicaCommand::Close(at));
   if (!index.ok()) return done(index.status());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.closes_proposed;
+  }
   pending_closes.push_back(PendingClose{group, want, at, *index, node.term(), deadline, std::move(done)});
 }
 

@@ -191,6 +191,8 @@ struct NodeHostStats {
   uint64_t readies_saved = 0;   // group Ready batches those saves carried
   uint64_t frames_sent = 0;     // kRaft frames with messages (one per peer per round)
   uint64_t messages_sent = 0;   // raft messages those frames carried
+  uint64_t closes_proposed = 0;  // close(T) entries this node proposed as a leader
+  uint64_t close_requests_sent = 0;  // close requests sent to a leader by ReadAt
 };
 
 class NodeHost {

@@ -134,6 +134,7 @@ struct BackendStatus {
   uint64_t peer_protocol_errors = 0;  // peer connections closed for a bad frame
   uint64_t peer_connects = 0;         // outbound peer connections established
   uint64_t remote_read_failures = 0;  // remote read requests failed at a replica (moved to the next)
+  uint64_t closes_proposed = 0;       // close(T) entries this node proposed as a leader (ReadAt)
   std::optional<MapStatus> map;
 };
 

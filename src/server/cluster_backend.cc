@@ -182,6 +182,7 @@ BackendStatus ClusterBackend::GetStatus() {
   s.peer_protocol_errors = ts.protocol_errors;
   s.peer_connects = ts.connects;
   s.remote_read_failures = node_->coordinator().remote_read_failures();
+  s.closes_proposed = host.stats().closes_proposed;
   for (uint64_t g : host.groups()) {
     Result<cluster::GroupStatus> st = host.status(g);
     if (!st.ok()) continue;

@@ -94,6 +94,9 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     Family(out, "cairn_remote_read_failures_total", "counter",
            "Remote read requests that failed at one replica of a group (the read then moves to the next).");
     out += "cairn_remote_read_failures_total " + std::to_string(backend.remote_read_failures) + "\n";
+    Family(out, "cairn_closes_total", "counter",
+           "close(T) entries this node proposed as a leader (as-of reads of a time a shard had not closed).");
+    out += "cairn_closes_total " + std::to_string(backend.closes_proposed) + "\n";
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
       out += "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") +
@@ -112,6 +115,11 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     for (const GroupStatusInfo* g : groups) {
       out += "cairn_raft_applied_index{group=\"" + std::to_string(g->group) + "\"} " +
              std::to_string(g->applied_index) + "\n";
+    }
+    Family(out, "cairn_closed_t", "gauge",
+           "The group's closed time on this node: every transaction with t <= it is applied here.");
+    for (const GroupStatusInfo* g : groups) {
+      out += "cairn_closed_t{group=\"" + std::to_string(g->group) + "\"} " + std::to_string(g->closed_t.raw) + "\n";
     }
   }
   return out;

@@ -1402,6 +1402,9 @@ def test_time_causality(work, register):
         for e in st["shards"]:
             check("closed_t" in e and e["closed_t"] >= e["latest_t"],
                   "node %d shard %s: closed_t missing or below latest_t: %r" % (n.id, e.get("shard"), e))
+        m = n.metrics()
+        check(re.search(r'^cairn_closed_t\{group="%d"\} \d+$' % n.id, m, re.M) and re.search(r"^cairn_closes_total \d+$", m, re.M),
+              "node %d: /metrics lacks cairn_closed_t or cairn_closes_total" % n.id)
 
 
 TESTS = {

@@ -607,6 +607,8 @@ TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
   ASSERT_TRUE(c.WaitApplied(1, schema.index, 3000ms));
   uint32_t leader = c.Leader(1);
   uint64_t commit_before = c.at(leader)->status(1)->commit;
+  uint64_t requests_before = 0;
+  for (uint32_t id = 1; id <= 3; ++id) requests_before += c.at(id)->stats().close_requests_sent;
   const TxTime t = TxTime::FromParts(kBaseMs + 1500, 0);
   std::vector<std::future<NodeHost::DbResult>> reads;
   for (int i = 0; i < 30; ++i) reads.push_back(c.at(1 + i % 3)->ReadAt(1, t));
@@ -619,6 +621,10 @@ TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
   uint64_t entries = c.at(leader)->status(1)->commit - commit_before;
   EXPECT_GE(entries, 1u);
   EXPECT_LE(entries, 4u) << "30 reads at one T should share a few close entries";
+  EXPECT_EQ(c.at(leader)->stats().closes_proposed, entries);
+  uint64_t requests = 0;
+  for (uint32_t id = 1; id <= 3; ++id) requests += c.at(id)->stats().close_requests_sent;
+  EXPECT_GE(requests - requests_before, 1u) << "the followers' reads should have asked the leader to close";
 }
 
 // The closed time is replicated state: after the leader's node goes away, a
