@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -109,7 +110,18 @@ struct Client::Impl {
     if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable && conn->reused()) {
       reply = conn->Roundtrip(method, target, body, accept, deadline);
     }
-    if (reply.ok()) Give(i, std::move(conn));
+    if (reply.ok()) {
+      // The node's known t after answering (query basis, ...): causality
+      // covers what this client read, not only what it wrote.
+      if (reply->status == 200 && !reply->cairn_t.empty()) {
+        uint64_t t = 0;
+        auto [end, ec] = std::from_chars(reply->cairn_t.data(), reply->cairn_t.data() + reply->cairn_t.size(), t);
+        if (ec == std::errc() && end == reply->cairn_t.data() + reply->cairn_t.size() && t < TxTime::Max().raw) {
+          Observe(TxTime{t});
+        }
+      }
+      Give(i, std::move(conn));
+    }
     return reply;
   }
 

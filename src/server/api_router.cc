@@ -608,6 +608,10 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   HttpResponse ok;
   ok.route = std::string(route->path);
   auto reply = [&](const Json& json, std::string edn) {
+    // After the backend call: covers every t the answer holds.
+    if (path == "/v1/transact" || path == "/v1/query" || path == "/v1/datoms" || path == "/v1/diff") {
+      if (TxTime known = backend_->KnownTime(); known.valid()) ok.headers.emplace_back("Cairn-T", std::to_string(known.raw));
+    }
     if (want_edn) {
       ok.content_type = "application/edn";
       ok.body = std::move(edn) + "\n";

@@ -159,6 +159,11 @@ class Backend {
   virtual BackendStatus GetStatus() = 0;
   // OK when the node can serve reads and writes; else why not.
   virtual Status Health() = 0;
+  // A t at least every t the node has applied or read so far (the HTTP
+  // layer sends it as the `Cairn-T` response header after a transact, query,
+  // datoms or diff, so a client's causal min-t covers what it read). Zero:
+  // no header.
+  virtual TxTime KnownTime() { return TxTime{}; }
 };
 
 // Serves one embedded cairn::Database.
@@ -176,6 +181,7 @@ class EmbeddedBackend : public Backend {
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;
   BackendStatus GetStatus() override;
   Status Health() override;
+  TxTime KnownTime() override;
 
   Database& database() { return *db_; }
 
@@ -212,6 +218,7 @@ class ClusterBackend : public Backend {
   Result<TransactResult> MetaTransact(const TransactRequest& request) override;
   BackendStatus GetStatus() override;
   Status Health() override;
+  TxTime KnownTime() override;
 
  private:
   cluster::Node* node_;

@@ -205,4 +205,8 @@ BackendStatus ClusterBackend::GetStatus() {
 
 Status ClusterBackend::Health() { return node_->Health(); }
 
+// The node's hybrid clock: at least every t applied here and every peer's
+// clock in the replies this node read (docs/cluster.md "Time").
+TxTime ClusterBackend::KnownTime() { return node_->host().LatestTime(); }
+
 }  // namespace cairn::server

@@ -675,5 +675,28 @@ TEST(NodeHost, ClosedTimeSurvivesALeaderChange) {
   EXPECT_GT(r2.t, TxTime::FromParts(kBaseMs + 4000, 0));
 }
 
+// Every peer request and reply carries the sender's hybrid clock and the
+// receiver observes it: after a request/reply exchange both nodes' clocks are
+// at least the other's (so data read from a peer bounds later proposals).
+TEST(NodeHost, RequestsAndRepliesCarryTheClock) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("clock_exchange", 0, false, 10000, &clock);
+  c.at(2)->SetRequestHandler([](uint32_t, std::string payload, NodeHost::RequestReply reply) { reply(payload); });
+  const TxTime x = TxTime::FromParts(kBaseMs + 20'000, 1);
+  ASSERT_TRUE(c.at(1)->ObserveTime(x).ok());
+  ASSERT_LT(c.at(2)->LatestTime(), x);
+  Result<std::string> r = c.at(1)->SendRequest(2, "ping", 3000).get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "ping");
+  EXPECT_GE(c.at(2)->LatestTime(), x) << "the request's clock was not observed";
+  const TxTime y = TxTime::FromParts(kBaseMs + 40'000, 2);
+  ASSERT_TRUE(c.at(2)->ObserveTime(y).ok());
+  r = c.at(1)->SendRequest(2, "pong", 3000).get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(c.at(1)->LatestTime(), y) << "the reply's clock was not observed";
+  // Node 3 never talked to them.
+  EXPECT_LT(c.at(3)->LatestTime(), x);
+}
+
 }  // namespace
 }  // namespace cairn::cluster
