@@ -107,6 +107,10 @@ class Client {
   Status health() const;
   // The latest t the answering node knows (from /v1/status).
   Result<TxTime> latest_t() const;
+  // The datoms asserted and retracted with t1 < t <= t2, in t order
+  // (GET /v1/diff), as cairn::diff on an embedded Database; empty unless
+  // t1 < t2. InvalidArgument if t1 > t2.
+  Result<std::vector<Datom>> diff(TxTime t1, TxTime t2) const;
   // The largest t this client has seen (zero before any transaction).
   TxTime max_t() const;
   // Records a t seen elsewhere (another client, another process): later

@@ -14,20 +14,20 @@
 #include <mutex>
 
 #include "api/db_impl.h"
-#include "api/store_source.h"
+#include "shard/store_source.h"
 #include "core/check.h"
 #include "core/edn.h"
 #include "core/hlc.h"
-#include "shard/replica_source.h"
 #include "shard/seq_allocator.h"
 #include "shard/transactor.h"
 #include "storage/datom_store.h"
 
 namespace cairn {
 
-using internal::HistoryState;
-using internal::Snapshot;
-using internal::StoreSource;
+using shard::HistoryState;
+using shard::Snapshot;
+using shard::ApplyTo;
+using shard::StoreSource;
 
 namespace {
 
@@ -125,23 +125,6 @@ std::shared_ptr<const internal::DbImpl> MakeDbImpl(const std::shared_ptr<Hub>& h
     return h->Diff(t1, t2);
   };
   return impl;
-}
-
-// `index` updated by one transaction: in place when the caller holds the
-// only reference, else a copy-on-write copy (other holders keep theirs).
-template <typename Index>
-std::shared_ptr<const Index> ApplyTo(std::shared_ptr<const Index> index,
-                                     const std::vector<storage::IndexEntry>& entries) {
-  if (index.use_count() == 1) {
-    // Pairs with the release in the last other holder's reference drop, so
-    // its reads happen before our writes.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    const_cast<Index&>(*index).Apply(entries);
-    return index;
-  }
-  auto copy = std::make_shared<Index>(*index);
-  copy->Apply(entries);
-  return copy;
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "api/db_impl.h"
-#include "api/store_source.h"
+#include "shard/store_source.h"
 #include "cairn/database.h"
 
 namespace cairn {
@@ -28,7 +28,7 @@ Db Db::since(TxTime t) const { return Sibling(impl_, 2, t); }
 Db Db::history() const { return Sibling(impl_, 3, TxTime{}); }
 
 Result<std::vector<Datom>> Db::datoms(IndexType index, const std::vector<Value>& components) const {
-  if (const auto* store = dynamic_cast<const internal::StoreSource*>(impl_->source.get()))
+  if (const auto* store = dynamic_cast<const shard::StoreSource*>(impl_->source.get()))
     return store->Datoms(index, components);
   return Status::InvalidArgument("datoms: this database value does not support index access");
 }

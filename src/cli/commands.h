@@ -35,9 +35,6 @@ struct DemoTarget {
   std::function<uint32_t(Keyword attr, const Value& v)> shard_of;
   // The shard an existing entity (or a new one placed in its partition) lives on.
   std::function<uint32_t(EntityId e)> shard_of_entity;
-  // False where as-of queries are not served yet (a cluster): the demo says
-  // so instead of running its time-travel step.
-  bool as_of = true;
 };
 // Loads ISO 3166 into `target` (progress bar on stderr) and prints the
 // example queries; 0 on success, 1 (with the error on stderr) otherwise.

@@ -89,7 +89,6 @@ int RunDemoConnect(const DemoArgs& args) {
     return 1;
   }
   DemoTarget target;
-  target.as_of = false;
   target.where = "the cluster at " + args.connect + " (" + std::to_string(shape->shards) + " shards)";
   target.transact = [&client](const std::string& tx) { return TransactSplitting(client, tx); };
   target.query = [&client](const std::string& q, const std::vector<std::string>& qargs, std::optional<TxTime> as_of) {

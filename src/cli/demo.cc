@@ -219,11 +219,6 @@ int RunDemoOn(const DemoTarget& target, const std::string& iso_dir) {
        "[:find ?name ?type :in $ % :where [?s :subdivision/code \"FR-75\"] (within ?s ?p) "
        "[?p :subdivision/name ?name] [?p :subdivision/type ?type]]",
        {"[[(within ?s ?p) [?s :subdivision/parent ?p]] [(within ?s ?p) [?s :subdivision/parent ?m] (within ?m ?p)]]"});
-  if (!target.as_of) {
-    std::printf("\nTime travel: as-of queries are not served by a cluster yet (docs/cluster.md); the embedded demo\n"
-                "(cairn demo --db FILE) shows the subdivisions as of the countries' transaction.\n");
-    return 0;
-  }
   Show(target, "Time travel: subdivisions as of the countries' transaction (t=" + std::to_string(countries_t.raw) +
                    "):",
        "[:find (count ?s) . :where [?s :subdivision/code]]", {}, countries_t);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -109,7 +110,18 @@ struct Client::Impl {
     if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable && conn->reused()) {
       reply = conn->Roundtrip(method, target, body, accept, deadline);
     }
-    if (reply.ok()) Give(i, std::move(conn));
+    if (reply.ok()) {
+      // The node's known t after answering (query basis, ...): causality
+      // covers what this client read, not only what it wrote.
+      if (reply->status == 200 && !reply->cairn_t.empty()) {
+        uint64_t t = 0;
+        auto [end, ec] = std::from_chars(reply->cairn_t.data(), reply->cairn_t.data() + reply->cairn_t.size(), t);
+        if (ec == std::errc() && end == reply->cairn_t.data() + reply->cairn_t.size() && t < TxTime::Max().raw) {
+          Observe(TxTime{t});
+        }
+      }
+      Give(i, std::move(conn));
+    }
     return reply;
   }
 
@@ -238,6 +250,12 @@ Result<TxTime> Client::latest_t() const {
   if (!t.ok()) t = client::StatusNumber(body, "latest_t");
   if (!t.ok()) return t.status();
   return TxTime{*t};
+}
+
+Result<std::vector<Datom>> Client::diff(TxTime t1, TxTime t2) const {
+  std::string target = "/v1/diff?from=" + std::to_string(t1.raw) + "&to=" + std::to_string(t2.raw);
+  CAIRN_ASSIGN_OR_RETURN(std::string body, impl_->CallOk("GET", target, "", "application/edn", true));
+  return client::ParseDatoms(body);
 }
 
 // ---------------------------------------------------------------- ClientDb

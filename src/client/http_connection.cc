@@ -125,6 +125,7 @@ Result<HttpReply> HttpConnection::Roundtrip(const std::string& method, const std
   HttpReply reply;
   reply.status = static_cast<int>(res.result_int());
   reply.content_type = std::string(res[http::field::content_type]);
+  reply.cairn_t = std::string(res["Cairn-T"]);
   reply.body = std::move(res.body());
   if (!res.keep_alive()) {
     c.Close();

@@ -26,6 +26,7 @@ struct HttpReply {
   int status = 0;
   std::string content_type;
   std::string body;
+  std::string cairn_t;  // the Cairn-T header (docs/http.md), empty if absent
 };
 
 class HttpConnection {

@@ -9,6 +9,7 @@
 #include "cluster/scan_codec.h"
 #include "cluster/tx_router.h"
 #include "cluster/wire.h"
+#include "shard/store_source.h"
 #include "shard/tx_placement.h"
 
 namespace cairn::cluster {
@@ -240,7 +241,7 @@ Result<TxRoute> RouteTx(const Edn& tx, const Schema& schema, const ShardMap& map
 
 namespace {
 
-enum class RequestKind : uint8_t { kTransact = 1 };
+enum class RequestKind : uint8_t { kTransact = 1, kMetaMap = 2 };
 // A payload starting with this byte is a scan codec request (its magic).
 constexpr uint8_t kScanRequestKind = 0xC5;
 
@@ -301,6 +302,17 @@ Result<ProposeResult> DecodeProposeResult(std::string_view bytes) {
   return r;
 }
 
+// `db` (a replica's value, shard::StoreSource) in the view `spec`.
+Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
+                                                            const ViewSpec& spec) {
+  // kHistoryAfter: the history view (the scan codec's server filters it;
+  // the coordinator's diff filters its own groups' datoms).
+  static const shard::StoreSource::Kind kKinds[] = {shard::StoreSource::Kind::kCurrent, shard::StoreSource::Kind::kAsOf,
+                                                    shard::StoreSource::Kind::kSince, shard::StoreSource::Kind::kHistory,
+                                                    shard::StoreSource::Kind::kHistory};
+  return shard::ViewOf(db, kKinds[static_cast<int>(spec.kind)], spec.t);
+}
+
 bool Retryable(StatusCode c) {
   return c == StatusCode::kNotLeader || c == StatusCode::kUnavailable || c == StatusCode::kTimeout ||
          c == StatusCode::kCancelled;
@@ -319,12 +331,60 @@ TxOutcome ToOutcome(ProposeResult r, uint64_t group) {
 // EDN text of one stored value for a schema re-send.
 std::string ValueEdn(const Value& v) { return v.ToString(); }
 
+bool UserSystemEntity(EntityId e) {
+  return !e.is_tx() && e.partition() == EntityId::kSystemPartition &&
+         (e.raw & ((uint64_t{1} << EntityId::kSeqBits) - 1)) >= Schema::kFirstUserSeq;
+}
+
+// ident -> the definition of every user entity of the system partition that
+// has an ident (attributes and plain idents), as text, with ref values shown
+// as the ident they name: comparable between the meta group and a shard's
+// copy, whose entity ids may differ.
+Result<std::map<std::string, std::string>> SchemaDigest(const datalog::IndexSource& v) {
+  std::map<uint64_t, std::string> idents;  // every entity with an ident (for ref values)
+  datalog::DatomPattern p;
+  p.a = Keyword::Intern("db/ident");
+  CAIRN_RETURN_IF_ERROR(v.Scan(p, [&](const Datom& d) {
+    idents[d.e.raw] = d.v.ToString();
+    return true;
+  }));
+  std::map<std::string, std::set<std::string>> props;
+  for (const auto& [e, ident] : idents) {
+    if (UserSystemEntity(EntityId{e})) props[ident];
+  }
+  for (std::string_view key : SchemaKeys()) {
+    if (key == "db/ident") continue;
+    Keyword a = Keyword::Intern(key);
+    if (v.schema().Find(a) == nullptr) continue;
+    p.a = a;
+    CAIRN_RETURN_IF_ERROR(v.Scan(p, [&](const Datom& d) {
+      if (!UserSystemEntity(d.e)) return true;
+      auto owner = idents.find(d.e.raw);
+      if (owner == idents.end()) return true;
+      std::string value = d.v.ToString();
+      if (d.v.type() == ValueType::kRef) {
+        if (auto named = idents.find(d.v.as_ref().raw); named != idents.end()) value = named->second;
+      }
+      props[owner->second].insert(std::string(key) + " " + value);
+      return true;
+    }));
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [ident, set] : props) {
+    std::string text;
+    for (const std::string& s : set) text += s + "; ";
+    out[ident] = std::move(text);
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Coordinator
 
 Coordinator::Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions options)
-    : host_(host), map_(std::move(map)), options_(options) {
+    : host_(host), maps_(std::make_shared<ShardMapCache>(host->node_id(), std::move(map))), options_(options) {
+  for (uint64_t g : host_->groups()) hosted_.insert(g);
   boot_id_ = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
   host_->SetRequestHandler(
       [this](uint32_t from, std::string payload, NodeHost::RequestReply reply) {
@@ -357,21 +417,24 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
     Clock::time_point deadline = Deadline();
     reply(ServeScanRequest(payload, [this, deadline](uint32_t group, const ViewSpec& spec)
                                         -> Result<std::shared_ptr<const datalog::IndexSource>> {
-      if (spec.kind != ViewSpec::Kind::kCurrent) {
-        return Status::InvalidArgument("node " + std::to_string(host_->node_id()) +
-                                       ": as-of, since and history views are not served on a cluster yet");
-      }
       if (!Hosts(group)) {
         return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of group " +
                                    std::to_string(group));
       }
-      return LocalView(group, deadline);
+      return LocalView(group, deadline, spec);
     }));
     return;
   }
   wire::Reader in(payload, "request from node " + std::to_string(from));
   Result<uint8_t> kind = in.U8("kind");
   if (!kind.ok()) return reply(kind.status());
+  if (*kind == static_cast<uint8_t>(RequestKind::kMetaMap)) {
+    // A node without a meta replica follows the shard map through us.
+    Result<uint64_t> known = in.Varint("known version");
+    if (!known.ok()) return reply(known.status());
+    if (Status s = in.Done(); !s.ok()) return reply(s);
+    return reply(ServeMetaMap(*known));
+  }
   if (*kind == static_cast<uint8_t>(RequestKind::kTransact)) {
     Result<uint64_t> group = in.Varint("group");
     if (!group.ok()) return reply(group.status());
@@ -395,17 +458,25 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
 
 Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
                                          Clock::time_point deadline) {
-  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  std::vector<uint32_t> replicas = map->ReplicasOf(group);
   if (replicas.empty()) return Status::InvalidArgument("no group " + std::to_string(group) + " in the shard map");
   const uint32_t self = host_->node_id();
-  bool hosted = std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+  bool hosted = Hosts(group);
+  // The map followed from the meta group may list this node for a group it
+  // does not host (or not list one it does): the host decides.
+  if (hosted && std::find(replicas.begin(), replicas.end(), self) == replicas.end()) replicas.push_back(self);
+  if (!hosted) replicas.erase(std::remove(replicas.begin(), replicas.end(), self), replicas.end());
+  if (replicas.empty()) return Status::Unavailable("group " + std::to_string(group) + ": no replica on another node");
 
   uint32_t target = 0;
   if (hosted) {
     Result<GroupStatus> st = host_->status(group);
     target = st.ok() && st->leader != 0 ? st->leader : self;
   } else {
-    target = replicas.front();
+    // The meta group's leader hint, else the first replica in map order.
+    uint32_t hint = map->LeaderHint(group);
+    target = std::find(replicas.begin(), replicas.end(), hint) != replicas.end() ? hint : replicas.front();
   }
   size_t rotate = 0;
   int backoff_ms = options_.backoff_ms_min;
@@ -501,18 +572,22 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
                     " before the deadline; last error: " + last.ToString());
 }
 
-bool Coordinator::Hosts(uint64_t group) const {
-  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
-  return std::find(replicas.begin(), replicas.end(), host_->node_id()) != replicas.end();
-}
+bool Coordinator::Hosts(uint64_t group) const { return hosted_.count(group) > 0; }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint64_t group,
-                                                                            Clock::time_point deadline) {
+                                                                            Clock::time_point deadline,
+                                                                            const ViewSpec& spec,
+                                                                            std::optional<TxTime> close_at) {
+  // An as-of(T) view must hold every transaction with t <= T that will ever
+  // commit on the group: read at T closed (ARCHITECTURE §3).
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
   int backoff_ms = options_.backoff_ms_min;
   while (true) {
     Result<GroupStatus> before = host_->status(group);
     uint32_t leader = before.ok() ? before->leader : 0;
-    std::future<NodeHost::DbResult> f = host_->Read(group);
+    // A linearizable read (every transaction acknowledged before it is in);
+    // ReadAt also waits until the group has closed `close_at`.
+    std::future<NodeHost::DbResult> f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
     // after the host's timeout.
@@ -529,7 +604,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
     }
     if (moved) continue;
     NodeHost::DbResult r = f.get();
-    if (r.ok()) return *r;
+    if (r.ok()) return ViewOf(*r, spec);
     if (!Retryable(r.status().code()) || host_->stopped() ||
         Clock::now() + std::chrono::milliseconds(backoff_ms) >= deadline) {
       return r.status();
@@ -540,11 +615,12 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
 }
 
 std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
-                                                                    Clock::time_point deadline) {
+                                                                    Clock::time_point deadline, const ViewSpec& spec) {
   // Every replica, the ones that look alive first (in map order): the first
   // serves the view's requests until it fails, then RemoteSource moves on to
   // the next (scan_codec.h, "Replica failover").
-  std::vector<uint32_t> replicas = map_.ReplicasOf(group);
+  std::vector<uint32_t> replicas = maps_->map()->ReplicasOf(group);
+  replicas.erase(std::remove(replicas.begin(), replicas.end(), host_->node_id()), replicas.end());  // not hosted here
   std::stable_partition(replicas.begin(), replicas.end(), [this](uint32_t r) { return PeerLive(r); });
   if (replicas.empty()) replicas.push_back(0);  // no such group: the request fails naming node 0
   RequestFn send = [this, deadline](uint32_t node, std::string request) -> Result<std::string> {
@@ -564,7 +640,7 @@ std::shared_ptr<const datalog::IndexSource> Coordinator::RemoteView(uint64_t gro
     if (!reply.ok() && RetryOnAnotherReplica(reply.status().code())) remote_read_failures_.fetch_add(1);
     return reply;
   };
-  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), ViewSpec{},
+  return std::make_shared<RemoteSource>(std::move(replicas), static_cast<uint32_t>(group), spec,
                                         std::move(schema), std::move(send));
 }
 
@@ -574,8 +650,79 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
   return RemoteView(group, RoutingSchema(), deadline);
 }
 
-Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline) {
-  return BuildClusterView(deadline, false);
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
+                                                                              const ViewSpec& spec) {
+  if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
+  if (spec.kind == ViewSpec::Kind::kHistoryAfter) {
+    // Filtered by remote serving nodes only: Diff's own business.
+    return Status::InvalidArgument("ClusterView: the history-after view is read through Diff only");
+  }
+  return BuildTimeView(deadline, spec, std::nullopt);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildTimeView(Clock::time_point deadline,
+                                                                                const ViewSpec& spec,
+                                                                                std::optional<TxTime> close_at) {
+  if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
+  // Each group's current value (local: one linearizable read, at close_at
+  // closed if set; remote: a RemoteSource) and its view of `spec` derived
+  // from the same read.
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  std::vector<std::shared_ptr<const datalog::IndexSource>> current(map->shards() + 1), views(map->shards() + 1);
+  std::shared_ptr<const Schema> schema;
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
+    if (!Hosts(g)) continue;
+    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline, ViewSpec{}, close_at));
+    CAIRN_ASSIGN_OR_RETURN(views[g], ViewOf(current[g], spec));
+    if (!schema) schema = std::shared_ptr<const Schema>(current[g], &current[g]->schema());
+  }
+  if (!schema) schema = RoutingSchema();
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
+    if (views[g]) continue;
+    views[g] = RemoteView(g, schema, deadline, spec);
+    current[g] = RemoteView(g, schema, deadline);
+    if (close_at && spec.kind != ViewSpec::Kind::kAsOf) {
+      // The serving node reads an as-of view at its T closed (ReadAt), and a
+      // close is in the group's log for good: one small as-of(close_at) read
+      // closes it there, so this view's own (linearizable) reads, which come
+      // after, hold every t <= close_at.
+      std::shared_ptr<const datalog::IndexSource> closer =
+          RemoteView(g, schema, deadline, ViewSpec{ViewSpec::Kind::kAsOf, *close_at});
+      datalog::DatomPattern p;
+      p.e = EntityId::ForTx(*close_at);
+      CAIRN_RETURN_IF_ERROR(closer->Scan(p, [](const Datom&) { return false; }));
+    }
+  }
+  std::shared_ptr<const datalog::IndexSource> meta = views[0];
+  views.erase(views.begin());
+  auto cluster = std::make_shared<ClusterSource>(meta, std::move(views), *map);
+  // since(T) hides the :db/ident datoms asserted before T, history holds
+  // retracted ones too, and as-of T of a shard may predate its copy of a
+  // schema transaction: translate ident ids by the current values.
+  std::shared_ptr<const datalog::IndexSource> current_meta = current[0];
+  current.erase(current.begin());
+  cluster->SetIdentViews(std::move(current_meta), std::move(current));
+  return std::shared_ptr<const datalog::IndexSource>(std::move(cluster));
+}
+
+Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_point deadline) {
+  std::vector<Datom> out;
+  if (!(t1 < t2)) return out;
+  // The history view of every group read at T2 closed (no transaction with
+  // t <= T2 can still commit: the same diff on every node, every time),
+  // restricted to T1 < t <= T2. History has no access path by t, so every
+  // group's whole history is scanned (docs/cluster.md); a remote group's
+  // serving node drops the datoms with t <= T1 before they travel.
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> history,
+                         BuildTimeView(deadline, ViewSpec{ViewSpec::Kind::kHistoryAfter, t1}, t2));
+  CAIRN_RETURN_IF_ERROR(history->Scan(datalog::DatomPattern{}, [&](const Datom& d) {
+    if (t1 < d.tx && d.tx <= t2) out.push_back(d);
+    return true;
+  }));
+  // t order; within one t the cluster's scan order (attribute name, e, v,
+  // retraction before assertion).
+  std::stable_sort(out.begin(), out.end(), [](const Datom& x, const Datom& y) { return x.tx < y.tx; });
+  return out;
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterView(Clock::time_point deadline,
@@ -584,9 +731,10 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterVie
   // if stale_local); their schema (the meta
   // group's if hosted, else a shard's copy: schema reaches every shard before
   // it is acknowledged) is the one remote views read with.
-  std::vector<std::shared_ptr<const datalog::IndexSource>> views(map_.shards() + 1);
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  std::vector<std::shared_ptr<const datalog::IndexSource>> views(map->shards() + 1);
   std::shared_ptr<const Schema> schema;
-  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
     if (!Hosts(g)) continue;
     if (stale_local) {
       NodeHost::DbResult db = host_->StaleRead(g);
@@ -598,12 +746,12 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterVie
     if (!schema) schema = std::shared_ptr<const Schema>(views[g], &views[g]->schema());
   }
   if (!schema) schema = RoutingSchema();
-  for (uint64_t g = 0; g <= map_.shards(); ++g) {
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
     if (!views[g]) views[g] = RemoteView(g, schema, deadline);
   }
   std::shared_ptr<const datalog::IndexSource> meta = views[0];
   views.erase(views.begin());
-  return std::shared_ptr<const datalog::IndexSource>(std::make_shared<ClusterSource>(meta, std::move(views), map_));
+  return std::shared_ptr<const datalog::IndexSource>(std::make_shared<ClusterSource>(meta, std::move(views), *map));
 }
 
 std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
@@ -611,7 +759,7 @@ std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
   // (no round trip) is enough: the meta group's if hosted, else any hosted
   // shard's copy (schema reaches meta first, then every shard).
   std::vector<uint64_t> order = {kMetaGroup};
-  for (uint32_t s = 1; s <= map_.shards(); ++s) order.push_back(s);
+  for (uint32_t s = 1; s <= maps_->config_map().shards(); ++s) order.push_back(s);
   for (uint64_t g : order) {
     NodeHost::DbResult db = host_->StaleRead(g);
     if (db.ok()) return std::shared_ptr<const Schema>(*db, &(*db)->schema());
@@ -630,10 +778,11 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
   // entity this replica has not applied yet, cross_shard, ...) it runs again
   // over a linearizable view, so every error a client sees is a current one.
   CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, BuildClusterView(deadline, true));
-  Result<RoutedTransaction> first = RouteTransaction(tx_edn, *view, map_);
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  Result<RoutedTransaction> first = RouteTransaction(tx_edn, *view, *map);
   if (!first.ok()) {
     CAIRN_ASSIGN_OR_RETURN(view, ClusterView(deadline));
-    first = RouteTransaction(tx_edn, *view, map_);
+    first = RouteTransaction(tx_edn, *view, *map);
   }
   CAIRN_ASSIGN_OR_RETURN(RoutedTransaction routed, std::move(first));
   TxRoute route;
@@ -644,7 +793,7 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
     // request's own text (RouteTx), which sends a retry where the first
     // attempt went; the shard answers the duplicate (or applies nothing).
     std::shared_ptr<const Schema> schema(view, &view->schema());
-    CAIRN_ASSIGN_OR_RETURN(route, RouteTx(tx, *schema, map_));
+    CAIRN_ASSIGN_OR_RETURN(route, RouteTx(tx, *schema, *map));
     text = std::string(tx_edn);
   } else {
     route.schema = routed.kind == RoutedTransaction::Kind::kSchema;
@@ -657,8 +806,11 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
 }
 
 Result<TxOutcome> Coordinator::PushSchema(const std::string& tx_edn, const TxOutcome& meta,
-                                          Clock::time_point deadline) {
-  for (uint32_t s = 1; s <= map_.shards(); ++s) {
+                                          Clock::time_point deadline, std::vector<uint64_t> shards) {
+  if (shards.empty()) {
+    for (uint32_t s = 1; s <= maps_->config_map().shards(); ++s) shards.push_back(s);
+  }
+  for (uint64_t s : shards) {
     std::string rid = "schema:" + std::to_string(meta.t.raw) + ":" + std::to_string(s);
     Result<TxOutcome> r = ProposeAt(s, rid, tx_edn, deadline);
     if (!r.ok()) {
@@ -687,6 +839,13 @@ Status Coordinator::Bootstrap(Clock::time_point deadline) {
  {:db/ident :cairn.shard/partitions :db/valueType :db.type/long :db/cardinality :db.cardinality/many}
 ])";
   CAIRN_RETURN_IF_ERROR(ProposeAt(kMetaGroup, "bootstrap-schema", kSchema, deadline).status());
+  // Added after the first release of the records (its own request id, so
+  // clusters bootstrapped before get it too).
+  static const char* kSchema2 =
+      "[{:db/ident :cairn.shard/leader :db/valueType :db.type/long :db/cardinality :db.cardinality/one}]";
+  CAIRN_RETURN_IF_ERROR(ProposeAt(kMetaGroup, "bootstrap-schema-2", kSchema2, deadline).status());
+  // The records start as the config's map (identical on every node).
+  const ShardMap& map_ = maps_->config_map();
   std::string data = "[{:cairn.cluster/id \"cluster\" :cairn.cluster/shards " + std::to_string(map_.shards()) +
                      " :cairn.cluster/partitions " + std::to_string(map_.partitions()) +
                      " :cairn.cluster/replication " + std::to_string(map_.replication()) + "}\n";
@@ -705,16 +864,117 @@ Status Coordinator::Bootstrap(Clock::time_point deadline) {
   return ProposeAt(kMetaGroup, "bootstrap", data, deadline).status();
 }
 
-Status Coordinator::ReconcileSchema(Clock::time_point deadline) {
+Result<std::string> Coordinator::ServeMetaMap(uint64_t known_version) const {
+  if (!Hosts(kMetaGroup)) {
+    return Status::Unavailable("node " + std::to_string(host_->node_id()) + " holds no replica of the meta group");
+  }
+  // The applied index first: the value read after it is at least as new.
+  CAIRN_ASSIGN_OR_RETURN(GroupStatus st, host_->status(kMetaGroup));
+  std::string out;
+  wire::PutVarint(&out, st.applied);
+  if (st.applied == known_version) {
+    wire::PutU8(&out, 0);  // unchanged
+    return out;
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> db, host_->StaleRead(kMetaGroup));
+  CAIRN_ASSIGN_OR_RETURN(MetaRecords records, ReadMetaRecords(*db));
+  wire::PutU8(&out, 1);
+  out += EncodeMetaRecords(records);
+  return out;
+}
+
+Result<bool> Coordinator::RefreshMap() {
+  if (Hosts(kMetaGroup)) {
+    CAIRN_ASSIGN_OR_RETURN(GroupStatus st, host_->status(kMetaGroup));
+    if (st.applied == maps_->version() || st.applied == 0) return false;
+    CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> db, host_->StaleRead(kMetaGroup));
+    CAIRN_ASSIGN_OR_RETURN(MetaRecords records, ReadMetaRecords(*db));
+    return maps_->Apply(records, st.applied);
+  }
+  // Ask a meta member (the live ones first; the next one if it fails).
+  std::vector<uint32_t> members = maps_->map()->ReplicasOf(kMetaGroup);
+  std::stable_partition(members.begin(), members.end(), [this](uint32_t r) { return PeerLive(r); });
+  Status last = Status::Unavailable("no meta group member to ask");
+  for (uint32_t node : members) {
+    std::string req;
+    wire::PutU8(&req, static_cast<uint8_t>(RequestKind::kMetaMap));
+    wire::PutVarint(&req, maps_->version());
+    Result<std::string> reply = host_->SendRequest(node, std::move(req), options_.map_request_timeout_ms).get();
+    if (!reply.ok()) {
+      last = reply.status().WithContext("node " + std::to_string(node));
+      continue;
+    }
+    wire::Reader in(*reply, "meta map reply from node " + std::to_string(node));
+    CAIRN_ASSIGN_OR_RETURN(uint64_t version, in.Varint("version"));
+    CAIRN_ASSIGN_OR_RETURN(uint8_t changed, in.U8("changed"));
+    if (changed == 0) return false;
+    CAIRN_ASSIGN_OR_RETURN(MetaRecords records, DecodeMetaRecords(in.Rest()));
+    return maps_->Apply(records, version);
+  }
+  return last;
+}
+
+Result<TxOutcome> Coordinator::MetaTransact(std::string_view tx_edn, std::string request_id) {
+  CAIRN_RETURN_IF_ERROR(ReadEdn(tx_edn).status());
+  if (request_id.empty()) request_id = FreshRequestId();
+  Result<TxOutcome> r = ProposeAt(kMetaGroup, request_id, std::string(tx_edn), Deadline());
+  if (r.ok()) r->group = kMetaGroup;
+  return r;
+}
+
+Result<std::vector<uint64_t>> Coordinator::RepairSchemaRound(Clock::time_point deadline) {
+  std::shared_ptr<const datalog::IndexSource> meta;
+  if (Hosts(kMetaGroup)) {
+    CAIRN_ASSIGN_OR_RETURN(meta, host_->StaleRead(kMetaGroup));
+  } else {
+    meta = RemoteView(kMetaGroup, RoutingSchema(), deadline);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto want, SchemaDigest(*meta));
+  std::set<uint64_t> behind;
+  for (uint64_t g : hosted_) {
+    if (g == kMetaGroup) continue;
+    CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> shard, host_->StaleRead(g));
+    CAIRN_ASSIGN_OR_RETURN(auto got, SchemaDigest(*shard));
+    for (const auto& [ident, def] : want) {
+      auto it = got.find(ident);
+      if (it == got.end() || it->second != def) {
+        behind.insert(g);
+        break;
+      }
+    }
+  }
+  // The meta schema this round compared against: a shard already repaired
+  // against the same one is not sent it again (a difference an upsert cannot
+  // fix, such as a property retracted in the meta group, would otherwise be
+  // re-sent every other round).
+  std::string want_text;
+  for (const auto& [ident, def] : want) want_text += ident + " " + def + "\n";
+  std::vector<uint64_t> repair;
+  for (uint64_t g : behind) {
+    if (!behind_last_round_.count(g)) continue;
+    auto done = repaired_against_.find(g);
+    if (done != repaired_against_.end() && done->second == want_text) continue;
+    repair.push_back(g);
+  }
+  behind_last_round_ = behind;
+  if (repair.empty()) return repair;
+  for (uint64_t g : repair) behind_last_round_.erase(g);
+  CAIRN_RETURN_IF_ERROR(ReconcileSchema(deadline, repair));
+  for (uint64_t g : repair) repaired_against_[g] = want_text;
+  return repair;
+}
+
+Status Coordinator::ReconcileSchema(Clock::time_point deadline, std::vector<uint64_t> shards) {
   CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> meta, GroupView(kMetaGroup, deadline));
+  uint64_t meta_t = 0;  // the view's latest t: the request ids are schema:<meta t>:<shard>
   // Every user entity of the system partition (attributes and idents) as a
   // map form keyed by its :db/ident; the shards' transactors upsert them by
   // ident, so a shard that has them already writes nothing.
   std::map<uint64_t, std::vector<Datom>> entities;
   datalog::DatomPattern all;
   CAIRN_RETURN_IF_ERROR(meta->Scan(all, [&](const Datom& d) {
-    if (!d.e.is_tx() && d.e.partition() == EntityId::kSystemPartition &&
-        (d.e.raw & ((uint64_t{1} << EntityId::kSeqBits) - 1)) >= Schema::kFirstUserSeq) {
+    meta_t = std::max(meta_t, d.tx.raw);
+    if (UserSystemEntity(d.e)) {
       entities[d.e.raw].push_back(d);
     }
     return true;
@@ -742,11 +1002,9 @@ Status Coordinator::ReconcileSchema(Clock::time_point deadline) {
     tx += form + "}\n";
   }
   tx += "]";
-  Result<GroupStatus> st = host_->status(kMetaGroup);
-  uint64_t meta_t = st.ok() ? st->last_t.raw : 0;
   TxOutcome m;
   m.t = TxTime{meta_t};
-  return PushSchema(tx, m, deadline).status();
+  return PushSchema(tx, m, deadline, std::move(shards)).status();
 }
 
 }  // namespace cairn::cluster

@@ -27,14 +27,25 @@
 // group through a RemoteSource (scan_codec.h) on a live replica, which
 // serves each request after a ReadIndex of its own. This node serves those
 // requests (payloads starting with the scan codec's magic 0xC5) from its
-// local replicas. Only current views for now (as-of/since/history: the
-// replicas keep no history yet).
+// local replicas. Every view kind is served: current, as-of T, since T and
+// history (ViewSpec, scan_codec.h) — each replica keeps the embedded store's
+// history index and views (shard/store_source.h); ClusterView(deadline,
+// spec) merges the groups' views of one kind. As-of T reads each group with
+// NodeHost::ReadAt(T) (the group closes T first: every transaction with
+// t <= T that will ever commit there is in); Diff reads every group's
+// history at T2 closed (docs/cluster.md "Time travel across shards").
 //
 // Routing: RouteTransaction (tx_router.h), a dry run of the transactor over
 // the local replicas' latest applied state (remote groups as above), and
 // again over ClusterView() if that fails; when the dry run writes nothing (a retry of an applied
 // request), the static RouteTx below decides, so a retry goes where the
 // first attempt went.
+//
+// The shard map (replica sets, leader hints, nodes) comes from a
+// ShardMapCache that follows the meta group's records (RefreshMap, called
+// by the node's background thread); which groups this node hosts comes from
+// its host. A remote read moves to the group's next replica when the one
+// serving it fails (RemoteSource, scan_codec.h).
 //
 // Requests between coordinators (payload of NodeHost requests): see
 // docs/cluster.md "Peer requests". A node never forwards a forwarded
@@ -49,6 +60,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +69,9 @@
 #include "cairn/datom.h"
 #include "cairn/status.h"
 #include "cluster/node_host.h"
+#include "cluster/scan_codec.h"
 #include "cluster/shard_map.h"
+#include "cluster/shard_map_cache.h"
 #include "core/edn.h"
 #include "core/schema.h"
 #include "datalog/index_source.h"
@@ -68,6 +83,7 @@ struct CoordinatorOptions {
   int hop_timeout_ms = 5'000;       // one forwarded attempt
   int backoff_ms_min = 5;
   int backoff_ms_max = 200;
+  int map_request_timeout_ms = 1'000;  // one ask of a meta member for the shard map
 };
 
 struct TxOutcome {
@@ -101,7 +117,25 @@ class Coordinator {
   Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions options = {});
   ~Coordinator();
 
-  const ShardMap& map() const { return map_; }
+  // The shard map this node routes with: the meta group's copy once read
+  // (RefreshMap), else the config's (shard_map_cache.h).
+  std::shared_ptr<const ShardMap> map() const { return maps_->map(); }
+  const ShardMapCache& map_cache() const { return *maps_; }
+
+  // Follows the meta group's shard map: if the meta group's applied index
+  // moved since the cached version, reads its records — from the local meta
+  // replica (no round trip) if this node hosts one, else from a meta member
+  // over the peer request path (kind 2; "unchanged" when its applied index
+  // equals ours) — and installs them. Returns whether the map changed.
+  // Errors: the meta group has no records yet (NotFound), no member
+  // answered (Unavailable), bad bytes (InvalidArgument).
+  Result<bool> RefreshMap();
+
+  // Commits `tx_edn` to the meta group only (the admin path: edits of the
+  // :cairn.node/* and :cairn.shard/* records that every node's map follows).
+  // Nothing is routed or pushed to the shards — a schema transaction sent
+  // here reaches the shards through the background schema repair.
+  Result<TxOutcome> MetaTransact(std::string_view tx_edn, std::string request_id);
   uint32_t node_id() const;
 
   Result<TxOutcome> Transact(std::string_view tx_edn, std::string request_id);
@@ -115,18 +149,39 @@ class Coordinator {
   // (ReadIndex) if this node hosts it, else a RemoteSource reading a live
   // replica on another node (each of its requests is a ReadIndex read there).
   Result<std::shared_ptr<const datalog::IndexSource>> GroupView(uint64_t group, Clock::time_point deadline);
-  // The ClusterSource over every group (see the header comment).
-  Result<std::shared_ptr<const datalog::IndexSource>> ClusterView(Clock::time_point deadline);
+  // The ClusterSource over every group (see the header comment), in the
+  // view `spec` (current by default; as-of T, since T, history;
+  // InvalidArgument for history-after, which only Diff reads).
+  Result<std::shared_ptr<const datalog::IndexSource>> ClusterView(Clock::time_point deadline,
+                                                                   const ViewSpec& spec = {});
+
+  // The datoms asserted and retracted with t1 < t <= t2 across the cluster,
+  // in t order (within one t: attribute name, e, v, retraction first); empty
+  // unless t1 < t2. Read from every group's history view at t2 closed, so
+  // every node answers the same.
+  Result<std::vector<Datom>> Diff(TxTime t1, TxTime t2, Clock::time_point deadline);
 
   // Writes the membership and shard map into the meta group as datoms
   // (:cairn.node/*, :cairn.shard/*, :cairn.cluster/*), idempotently (request
   // ids "bootstrap-schema", "bootstrap"). Retries until `deadline`.
   Status Bootstrap(Clock::time_point deadline);
 
-  // Re-sends the meta group's schema to every shard this node can reach
-  // (idempotent: "schema:<meta t>:<shard>"), so a shard that missed a
-  // schema transaction (its push failed half-way) catches up.
-  Status ReconcileSchema(Clock::time_point deadline);
+  // Re-sends the meta group's schema to `shards` (empty: every shard) as one
+  // upserting transaction (idempotent: "schema:<meta t>:<shard>", meta t =
+  // the latest t of the meta view read), so a shard that missed a schema
+  // transaction (its push failed half-way) catches up.
+  Status ReconcileSchema(Clock::time_point deadline, std::vector<uint64_t> shards = {});
+
+  // Background schema repair, one round (the node calls it every few
+  // seconds): compares the schema of every shard replica this node hosts
+  // (its latest applied state) with the meta group's (local replica, or a
+  // remote read), and re-sends the meta group's schema to a shard found
+  // behind in this round and the previous one (a push in flight gets one
+  // round to land), once per meta schema (a difference the upserting
+  // re-send cannot fix, e.g. a property retracted in the meta group, is not
+  // re-sent every round). Returns the shards it repaired. Not thread-safe with
+  // itself: one caller (the node's background thread).
+  Result<std::vector<uint64_t>> RepairSchemaRound(Clock::time_point deadline);
 
   // Remote read requests that failed at one replica (the read then moved
   // to the next one, if any).
@@ -136,18 +191,34 @@ class Coordinator {
 
  private:
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
+  Result<std::string> ServeMetaMap(uint64_t known_version) const;
   std::string FreshRequestId();
   bool PeerLive(uint32_t node) const;
   bool Hosts(uint64_t group) const;
   Result<std::shared_ptr<const datalog::IndexSource>> BuildClusterView(Clock::time_point deadline, bool stale_local);
-  Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline);
+  // The local replica's value after a linearizable read, in view `spec`;
+  // with `close_at` (implied by an as-of spec: its T) the read is a
+  // NodeHost::ReadAt, so the value holds every t <= close_at that will ever
+  // commit on the group.
+  Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline,
+                                                                const ViewSpec& spec = {},
+                                                                std::optional<TxTime> close_at = std::nullopt);
+  // ClusterView of a time view (as-of, since, history), every group read at
+  // `close_at` closed if set (as-of: its T).
+  Result<std::shared_ptr<const datalog::IndexSource>> BuildTimeView(Clock::time_point deadline, const ViewSpec& spec,
+                                                                    std::optional<TxTime> close_at);
   std::shared_ptr<const datalog::IndexSource> RemoteView(uint64_t group, std::shared_ptr<const Schema> schema,
-                                                         Clock::time_point deadline);
+                                                         Clock::time_point deadline, const ViewSpec& spec = {});
   std::shared_ptr<const Schema> RoutingSchema() const;
-  Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline);
+  // To `shards` (empty: every shard).
+  Result<TxOutcome> PushSchema(const std::string& tx_edn, const TxOutcome& meta, Clock::time_point deadline,
+                               std::vector<uint64_t> shards = {});
 
   NodeHost* host_;
-  ShardMap map_;
+  std::shared_ptr<ShardMapCache> maps_;
+  std::set<uint64_t> hosted_;
+  std::set<uint64_t> behind_last_round_;  // RepairSchemaRound's state
+  std::map<uint64_t, std::string> repaired_against_;  // shard -> the meta schema it was last repaired to  // the groups this node's host holds (fixed at start)
   CoordinatorOptions options_;
   uint64_t boot_id_ = 0;
   std::atomic<uint64_t> next_id_{0};

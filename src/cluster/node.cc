@@ -1,5 +1,6 @@
 #include "cluster/node.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace cairn::cluster {
@@ -67,12 +68,13 @@ Node::~Node() {
 }
 
 void Node::Background() {
+  auto wait = [&](int ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
+  };
   int wait_ms = 50;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping_; })) return;
-    }
+  while (!bootstrapped_) {
+    if (wait(wait_ms)) return;
     Result<GroupStatus> meta = host_->status(kMetaGroup);
     bool meta_known = meta.ok() ? meta->leader != 0 : true;  // not hosted: ask the others
     if (!meta_known) continue;
@@ -81,10 +83,39 @@ void Node::Background() {
     if (s.ok()) s = coordinator_->ReconcileSchema(deadline);
     if (s.ok()) {
       bootstrapped_ = true;
-      return;
+      break;
     }
     std::fprintf(stderr, "cairn node %u: bootstrap not done yet: %s\n", id(), s.ToString().c_str());
     wait_ms = std::min(1000, wait_ms * 2);
+  }
+  // Follow the meta group until Stop().
+  const int poll_ms = std::max(10, options_.map_poll_ms);
+  const int repair_ms = std::max(poll_ms, options_.schema_repair_interval_ms);
+  auto next_repair = Coordinator::Clock::now() + std::chrono::milliseconds(repair_ms);
+  std::string last_map_error, last_repair_error;
+  while (!wait(poll_ms)) {
+    Result<bool> changed = coordinator_->RefreshMap();
+    std::string err = changed.ok() ? "" : changed.status().ToString();
+    if (err != last_map_error && !err.empty()) {
+      std::fprintf(stderr, "cairn node %u: shard map not refreshed from the meta group: %s\n", id(), err.c_str());
+    }
+    last_map_error = err;
+    if (Coordinator::Clock::now() < next_repair) continue;
+    next_repair = Coordinator::Clock::now() + std::chrono::milliseconds(repair_ms);
+    Result<std::vector<uint64_t>> repaired =
+        coordinator_->RepairSchemaRound(Coordinator::Clock::now() + std::chrono::seconds(5));
+    err = repaired.ok() ? "" : repaired.status().ToString();
+    if (repaired.ok() && !repaired->empty()) {
+      schema_repairs_.fetch_add(1);
+      std::string shards;
+      for (uint64_t g : *repaired) shards += " " + std::to_string(g);
+      std::fprintf(stderr, "cairn node %u: schema repair: re-sent the meta group's schema to shard(s)%s\n", id(),
+                   shards.c_str());
+    }
+    if (err != last_repair_error && !err.empty()) {
+      std::fprintf(stderr, "cairn node %u: schema repair round failed: %s\n", id(), err.c_str());
+    }
+    last_repair_error = err;
   }
 }
 

@@ -7,8 +7,14 @@
 // writes the membership and shard map into it (Coordinator::Bootstrap,
 // idempotent) and re-sends the meta group's schema to every shard
 // (Coordinator::ReconcileSchema), retrying until both succeed or Stop().
-// The shard map itself is taken from the config (identical on every node);
-// the meta group's copy is for clients and operators.
+// From then on, until Stop(), the same thread follows the meta group:
+//   - every map_poll_ms it refreshes the shard map cache
+//     (Coordinator::RefreshMap: free when the meta group's applied index has
+//     not moved; a local read if this node hosts a meta replica, else one
+//     small request to a meta member);
+//   - every schema_repair_interval_ms it runs a background schema repair
+//     round (Coordinator::RepairSchemaRound).
+// The config's map is used only until the meta group's copy is read.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -33,8 +39,10 @@ struct NodeOptions {
   int propose_timeout_ms = 5000;
   // Raft timing template (ticks); defaults from raft::Config.
   raft::Config raft;
-  // Run the bootstrap / schema reconcile thread (tests may turn it off).
+  // Run the bootstrap / schema reconcile / follow thread (tests may turn it off).
   bool bootstrap = true;
+  int map_poll_ms = 100;
+  int schema_repair_interval_ms = 2000;
 };
 
 class Node {
@@ -49,7 +57,8 @@ class Node {
 
   uint32_t id() const { return options_.config.node_id; }
   uint16_t peer_port() const { return host_->port(); }
-  const ShardMap& map() const { return coordinator_->map(); }
+  // The shard map this node follows (Coordinator::map()).
+  std::shared_ptr<const ShardMap> map() const { return coordinator_->map(); }
   const ClusterConfig& config() const { return options_.config; }
   NodeHost& host() { return *host_; }
   Coordinator& coordinator() { return *coordinator_; }
@@ -62,6 +71,8 @@ class Node {
   Status Health() const;
   // True once Bootstrap and ReconcileSchema succeeded on this node.
   bool bootstrapped() const { return bootstrapped_.load(); }
+  // Background schema repair rounds that re-sent the schema to a shard.
+  uint64_t schema_repairs() const { return schema_repairs_.load(); }
 
  private:
   explicit Node(const NodeOptions& options) : options_(options) {}
@@ -75,6 +86,7 @@ class Node {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<bool> bootstrapped_{false};
+  std::atomic<uint64_t> schema_repairs_{0};
 };
 
 }  // namespace cairn::cluster

@@ -91,6 +91,7 @@ struct NodeHost::Impl {
     TxTime at;            // ReadAt's T; zero for a plain Read
     int closes = 0;       // close(T) attempts made for it
     bool closing = false;  // waiting for a close, not for a read index
+    uint32_t leader = 0;  // the leader when the read index / close was asked
   };
   // By read request id (a ReadIndex id, or while closing a fresh id of the
   // same sequence that no ReadIndex uses).
@@ -144,6 +145,9 @@ struct NodeHost::Impl {
   // Queues `task` for the driver; false if the driver is gone.
   bool Post(std::function<void()> task);
   void HandleCloseRequest(uint32_t from, std::string_view payload, RequestReply reply);
+  // hlc->Observe(t) unless t is too far ahead of the wall clock.
+  Status ObserveBounded(TxTime t);
+  bool ReadEnvelope(wire::Reader& in, uint64_t* id);
 
   // Runs on the transport's I/O thread: decode (cheap) and queue.
   void OnFrame(uint32_t from_node, net::Frame frame) {
@@ -325,6 +329,16 @@ void NodeHost::Impl::CompletePending() {
     pending_closes.push_back(std::move(c));
   }
   for (auto it = pending_reads.begin(); it != pending_reads.end();) {
+    // A read index or close asked of a leader that has since been replaced
+    // may never be answered: fail it now (retryable), not at the timeout.
+    uint32_t leader_now = static_cast<uint32_t>(replicas.at(it->second.group)->raft().leader().value());
+    if (it->second.leader != 0 && leader_now != 0 && leader_now != it->second.leader) {
+      PendingRead pr = std::move(it->second);
+      it = pending_reads.erase(it);
+      pr.done(Status::NotLeader(GroupText(pr.group) + ": the leader moved from node " + std::to_string(pr.leader) +
+                                " to node " + std::to_string(leader_now) + " while a read waited (retry)"));
+      continue;
+    }
     if (now < it->second.deadline) {
       ++it;
       continue;
@@ -363,6 +377,7 @@ void NodeHost::Impl::StartRead(PendingRead pr) {
     return;
   }
   pr.closing = false;
+  pr.leader = static_cast<uint32_t>(it->second->raft().leader().value());
   pending_reads.emplace(id, std::move(pr));
 }
 
@@ -386,6 +401,7 @@ void NodeHost::Impl::CloseFor(PendingRead pr, shard::Replica& r) {
   const uint64_t group = pr.group;
   const TxTime at = pr.at;
   const Clock::time_point deadline = pr.deadline;
+  pr.leader = static_cast<uint32_t>(r.raft().leader().value());
   uint64_t id = ++next_read_id;
   pending_reads.emplace(id, std::move(pr));
   if (r.raft().role() == raft::Role::kLeader) {
@@ -913,17 +929,7 @@ std::future<NodeHost::DbResult> NodeHost::ReadAt(uint64_t group, TxTime t) {
   return f;
 }
 
-Status NodeHost::ObserveTime(TxTime t) {
-  const int64_t now_ms = impl_->options.clock->NowMs();
-  const int64_t ahead = static_cast<int64_t>(t.physical_ms()) - now_ms;
-  if (t >= TxTime::Max() || ahead > options_.max_observed_ahead_ms) {
-    return Status::InvalidArgument("time " + TimeText(t) + " is " + std::to_string(ahead) + " ms ahead of node " +
-                                   std::to_string(options_.node_id) + "'s clock (at most " +
-                                   std::to_string(options_.max_observed_ahead_ms) + " ms accepted)");
-  }
-  impl_->hlc->Observe(t);
-  return Status::OK();
-}
+Status NodeHost::ObserveTime(TxTime t) { return impl_->ObserveBounded(t); }
 
 TxTime NodeHost::LatestTime() const { return impl_->hlc->Last(); }
 
@@ -975,25 +981,56 @@ Result<std::vector<Datom>> NodeHost::LogDatoms(uint64_t group) {
 // ---------------------------------------------------------------- requests
 
 namespace {
-constexpr uint8_t kEnvelopeVersion = 1;
+// Version 2 carries the sender's hybrid clock after the id; version 1 (no
+// clock) is still accepted.
+constexpr uint8_t kEnvelopeVersion = 2;
+constexpr uint8_t kEnvelopeVersionNoClock = 1;
+}
+
+Status NodeHost::Impl::ObserveBounded(TxTime t) {
+  const int64_t now_ms = options.clock->NowMs();
+  const int64_t ahead = static_cast<int64_t>(t.physical_ms()) - now_ms;
+  if (t >= TxTime::Max() || ahead > options.max_observed_ahead_ms) {
+    return Status::InvalidArgument("time " + TimeText(t) + " is " + std::to_string(ahead) + " ms ahead of node " +
+                                   std::to_string(options.node_id) + "'s clock (at most " +
+                                   std::to_string(options.max_observed_ahead_ms) + " ms accepted)");
+  }
+  hlc->Observe(t);
+  return Status::OK();
+}
+
+// Reads the envelope's version, id and (version 2) the sender's clock, which
+// this node's clock observes: a reply's clock is at least every t its data
+// holds, so what a node read from a peer bounds its later proposals.
+bool NodeHost::Impl::ReadEnvelope(wire::Reader& in, uint64_t* id) {
+  Result<uint8_t> version = in.U8("version");
+  if (!version.ok() || (*version != kEnvelopeVersion && *version != kEnvelopeVersionNoClock)) return false;
+  Result<uint64_t> v = in.Varint("id");
+  if (!v.ok()) return false;
+  *id = *v;
+  if (*version == kEnvelopeVersion) {
+    Result<uint64_t> clock = in.Varint("clock");
+    if (!clock.ok()) return false;
+    (void)ObserveBounded(TxTime{*clock});  // a peer far ahead: not followed
+  }
+  return true;
 }
 
 void NodeHost::Impl::OnRequest(uint32_t from_node, std::string_view payload) {
   wire::Reader in(payload, "request from node " + std::to_string(from_node));
-  Result<uint8_t> version = in.U8("version");
-  Result<uint64_t> id = version.ok() ? in.Varint("id") : Result<uint64_t>(version.status());
-  if (!id.ok() || *version != kEnvelopeVersion) {
+  uint64_t request_id = 0;
+  if (!ReadEnvelope(in, &request_id)) {
     std::fprintf(stderr, "cairn node %u: dropping a malformed request from node %u\n", options.node_id, from_node);
     return;
   }
   std::lock_guard<std::mutex> lock(req_mu);
   if (!requests_open) return;
   if (in_requests.size() + in_running >= options.requests_pending_max) {
-    Reply(from_node, *id,
+    Reply(from_node, request_id,
           Status::Unavailable("node " + std::to_string(options.node_id) + ": too many requests in progress"));
     return;
   }
-  in_requests.push_back(InRequest{from_node, *id, std::string(in.Rest())});
+  in_requests.push_back(InRequest{from_node, request_id, std::string(in.Rest())});
   req_cv.notify_one();
 }
 
@@ -1003,6 +1040,7 @@ void NodeHost::Impl::Reply(uint32_t to, uint64_t id, const Result<std::string>& 
   std::string out;
   wire::PutU8(&out, kEnvelopeVersion);
   wire::PutVarint(&out, id);
+  wire::PutVarint(&out, hlc->Last().raw);
   wire::PutU8(&out, static_cast<uint8_t>(r.ok() ? StatusCode::kOk : r.status().code()));
   wire::PutBytes(&out, r.ok() ? std::string_view() : std::string_view(r.status().message()));
   if (r.ok()) out += *r;
@@ -1011,16 +1049,15 @@ void NodeHost::Impl::Reply(uint32_t to, uint64_t id, const Result<std::string>& 
 
 void NodeHost::Impl::OnResponse(uint32_t from_node, std::string_view payload) {
   wire::Reader in(payload, "response from node " + std::to_string(from_node));
-  Result<uint8_t> version = in.U8("version");
-  if (!version.ok() || *version != kEnvelopeVersion) return;
-  Result<uint64_t> id = in.Varint("id");
-  Result<uint8_t> code = id.ok() ? in.U8("code") : Result<uint8_t>(id.status());
+  uint64_t response_id = 0;
+  if (!ReadEnvelope(in, &response_id)) return;
+  Result<uint8_t> code = in.U8("code");
   Result<std::string_view> message = code.ok() ? in.Bytes("message") : Result<std::string_view>(code.status());
   if (!message.ok()) return;
   RequestReply done;
   {
     std::lock_guard<std::mutex> lock(req_mu);
-    auto it = out_requests.find(*id);
+    auto it = out_requests.find(response_id);
     // Unknown id: timed out already, or not ours (the sender is checked too).
     if (it == out_requests.end() || it->second.node != from_node) return;
     done = std::move(it->second.done);
@@ -1122,6 +1159,7 @@ void NodeHost::Impl::SendRequest(uint32_t node, std::string payload, int timeout
       std::string out;
       wire::PutU8(&out, kEnvelopeVersion);
       wire::PutVarint(&out, id);
+      wire::PutVarint(&out, hlc->Last().raw);
       out += payload;
       Status sent = transport->Send(node, net::Frame{net::FrameType::kRequest, std::move(out)});
       if (!sent.ok()) {

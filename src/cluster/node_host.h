@@ -47,7 +47,9 @@
 // it; it observes every t the node learns: each hosted replica's closed time
 // (its last applied t or close) after every applied batch and at start, and
 // what callers pass to ObserveTime() (a client's min-t, the t carried by a
-// forwarded request). So a proposal made after ObserveTime(x) applies with a
+// forwarded request) and the clock every peer request and reply carries
+// (so after reading from a peer, this node's clock is at least every t the
+// reply's data holds). So a proposal made after ObserveTime(x) applies with a
 // t > x, whatever the leader's wall clock says.
 // ReadAt(group, T) is a Read that also guarantees every transaction with
 // t <= T that will ever commit on the group is in the value: if the replica
@@ -65,8 +67,11 @@
 // set with SetRequestHandler() on one of its request worker threads (the
 // handler may block, e.g. on a proposal) and sends back what it answers.
 // Envelopes (docs/cluster.md):
-//   kRequest:  version:u8(=1) varint(id) payload
-//   kResponse: version:u8(=1) varint(id) code:u8 varint(len) message payload
+//   kRequest:  version:u8(=2) varint(id) varint(clock) payload
+//   kResponse: version:u8(=2) varint(id) varint(clock) code:u8 varint(len) message payload
+// `clock` is the sender's hybrid clock (see Time below), observed by the
+// receiver (unless more than max_observed_ahead_ms ahead of its wall clock);
+// version 1 (no clock) is still accepted.
 //
 // Thread-safety: every public method may be called from any thread except
 // the callbacks' own (driver) thread for the blocking ones (LogDatoms, Stop).
@@ -213,8 +218,9 @@ class NodeHost {
   // Raft for a read index (ReadIndex), waits until this replica applied it,
   // then answers the database value as of then, which reflects every
   // transaction completed before Read was called. Unavailable if no leader is
-  // known; Timeout after propose_timeout_ms (a read lost to a leader change
-  // never confirms: retry). The callback runs on the driver thread.
+  // known; NotLeader as soon as this replica learns that the leader it asked
+  // was replaced (its answer may never come: retry); Timeout after
+  // propose_timeout_ms. The callback runs on the driver thread.
   using DbResult = Result<std::shared_ptr<const datalog::IndexSource>>;
   using ReadCallback = std::function<void(DbResult)>;
   void Read(uint64_t group, ReadCallback done);

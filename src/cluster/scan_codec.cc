@@ -219,7 +219,7 @@ Result<ScanRequest> DecodeScanRequest(std::string_view bytes) {
   if (r.ok() && shard > UINT32_MAX) r.Fail("shard out of range");
   q.shard = static_cast<uint32_t>(shard);
   uint8_t kind = r.Byte();
-  if (r.ok() && kind > 3) r.Fail("unknown view " + std::to_string(kind));
+  if (r.ok() && kind > 4) r.Fail("unknown view " + std::to_string(kind));
   q.view.kind = static_cast<ViewSpec::Kind>(kind);
   q.view.t = TxTime{r.Varint()};
   if (!r.ok()) return r.status();
@@ -367,7 +367,9 @@ std::string ServeScanRequest(std::string_view request, const ViewProvider& views
       bool more = false;
       std::string body;
       AttrTable table;
+      const bool after = req->view.kind == ViewSpec::Kind::kHistoryAfter;
       auto take = [&](const Datom& d) {
+        if (after && d.tx <= req->view.t) return true;  // not part of this view's stream
         if (seen++ < req->skip) return true;
         if (n >= req->limit || body.size() >= reply_bytes_max) {
           more = true;  // one more exists: stop before it

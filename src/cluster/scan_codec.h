@@ -42,9 +42,12 @@ namespace cairn::cluster {
 
 // The database value a request reads.
 struct ViewSpec {
-  enum class Kind : uint8_t { kCurrent = 0, kAsOf = 1, kSince = 2, kHistory = 3 };
+  // kHistoryAfter: the history view's datoms with tx > t only, filtered by
+  // the serving node (a diff ships only the changes it asks for; the view
+  // provider hands out the history view for it).
+  enum class Kind : uint8_t { kCurrent = 0, kAsOf = 1, kSince = 2, kHistory = 3, kHistoryAfter = 4 };
   Kind kind = Kind::kCurrent;
-  TxTime t;  // kAsOf, kSince
+  TxTime t;  // kAsOf, kSince, kHistoryAfter
   friend bool operator==(const ViewSpec&, const ViewSpec&) = default;
 };
 
@@ -140,7 +143,9 @@ class RemoteSource final : public datalog::IndexSource, public ResumableSource {
   uint64_t failovers() const { return failovers_.load(); }
 
   const Schema& schema() const override { return *schema_; }
-  bool is_history() const override { return view_.kind == ViewSpec::Kind::kHistory; }
+  bool is_history() const override {
+    return view_.kind == ViewSpec::Kind::kHistory || view_.kind == ViewSpec::Kind::kHistoryAfter;
+  }
   // Errors: the transport's, or the serving node's (with "node N: " before
   // its message and the code it sent).
   Status Scan(const datalog::DatomPattern& p, const std::function<bool(const Datom&)>& fn) const override;

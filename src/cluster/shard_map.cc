@@ -102,6 +102,30 @@ std::vector<uint64_t> ShardMap::GroupsOn(uint32_t node_id) const {
   return out;
 }
 
+uint32_t ShardMap::LeaderHint(uint64_t group) const {
+  auto it = leader_hints_.find(group);
+  return it == leader_hints_.end() ? 0 : it->second;
+}
+
+void ShardMap::SetNodes(std::vector<NodeAddress> nodes) {
+  CAIRN_CHECK(!nodes.empty());
+  std::sort(nodes.begin(), nodes.end(), [](const NodeAddress& a, const NodeAddress& b) { return a.id < b.id; });
+  nodes_ = std::move(nodes);
+}
+
+void ShardMap::SetReplicas(uint64_t group, std::vector<uint32_t> replicas) {
+  CAIRN_CHECK(group <= shards_ && !replicas.empty());
+  groups_[group] = std::move(replicas);
+}
+
+void ShardMap::SetLeaderHint(uint64_t group, uint32_t node) {
+  if (node == 0) {
+    leader_hints_.erase(group);
+  } else {
+    leader_hints_[group] = node;
+  }
+}
+
 // ---------------------------------------------------------------- config
 
 namespace {

@@ -7,8 +7,10 @@
 // 1..partitions-1 belongs to shard ShardOfPartition(p, S) = 1 + (p-1) % S.
 // Shard s is replicated on nodes[(s - 1 + k) % n] for k in 0..replication-1
 // (nodes sorted by id); the meta group's voters are the first min(3, n)
-// nodes. Nothing re-balances: the map is a pure function of the config, the
-// same on every node.
+// nodes. That is the map a cluster starts with (computed from the config,
+// the same on every node); bootstrap records it in the meta group, and from
+// then on every node follows the meta group's copy (shard_map_cache.h).
+// Nothing re-balances.
 //
 // ClusterConfig is `cairn serve --config node.json` parsed and validated
 // (nlohmann stays in shard_map.cc). Errors name the key at fault.
@@ -56,6 +58,7 @@ struct NodeAddress {
   uint16_t peer_port = 0;
   std::string http_host;
   uint16_t http_port = 0;
+  friend bool operator==(const NodeAddress&, const NodeAddress&) = default;
 };
 
 // The cluster's layout: which groups exist and which nodes hold them.
@@ -90,6 +93,18 @@ class ShardMap {
   std::vector<uint32_t> ReplicasOf(uint64_t group) const;
   // The groups with a replica on `node_id`.
   std::vector<uint64_t> GroupsOn(uint32_t node_id) const;
+  // The node the meta group names as a shard's preferred leader (0: none).
+  uint32_t LeaderHint(uint64_t group) const;
+
+  // Edits for a map followed from the meta group (shard_map_cache.h); the
+  // shard and partition counts never change.
+  // REQUIRES: `nodes` non-empty with unique non-zero ids.
+  void SetNodes(std::vector<NodeAddress> nodes);
+  // REQUIRES: `group` exists (0..shards), `replicas` non-empty.
+  void SetReplicas(uint64_t group, std::vector<uint32_t> replicas);
+  void SetLeaderHint(uint64_t group, uint32_t node);
+
+  friend bool operator==(const ShardMap&, const ShardMap&) = default;
 
  private:
   uint32_t shards_ = 0;
@@ -97,6 +112,7 @@ class ShardMap {
   uint32_t partitions_ = 0;
   std::vector<NodeAddress> nodes_;
   std::map<uint64_t, std::vector<uint32_t>> groups_;
+  std::map<uint64_t, uint32_t> leader_hints_;
 };
 
 // `cairn serve --config node.json` (format: docs/cluster.md).

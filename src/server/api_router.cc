@@ -478,6 +478,14 @@ Json ClusterStatusJson(const BackendStatus& s) {
   }
   Json shards = Json::array();
   for (const GroupStatusInfo& g : s.groups) shards.push_back(GroupJson(g, true));
+  Json map = nullptr;
+  if (s.map) {
+    Json ms = Json::array();
+    for (const MapStatus::Shard& sh : s.map->shards) {
+      ms.push_back({{"shard", sh.shard}, {"replicas", sh.replicas}, {"leader_hint", sh.leader_hint}});
+    }
+    map = {{"version", s.map->version}, {"source", s.map->version == 0 ? "config" : "meta"}, {"shards", ms}};
+  }
   return {{"version", kVersion},
           {"mode", "cluster"},
           {"node", s.node_id},
@@ -485,7 +493,8 @@ Json ClusterStatusJson(const BackendStatus& s) {
           {"transactions", s.transactions},
           {"nodes", nodes},
           {"meta", s.meta ? GroupJson(*s.meta, false) : Json(nullptr)},
-          {"shards", shards}};
+          {"shards", shards},
+          {"map", map}};
 }
 
 std::string GroupEdn(const GroupStatusInfo& g, bool shard) {
@@ -515,7 +524,18 @@ std::string ClusterStatusEdn(const BackendStatus& s) {
   }
   out += "] :meta " + (s.meta ? GroupEdn(*s.meta, false) : std::string("nil")) + " :shards [";
   for (const GroupStatusInfo& g : s.groups) out += GroupEdn(g, true);
-  return out + "]}";
+  out += "]";
+  if (s.map) {
+    out += " :map {:version " + std::to_string(s.map->version) + " :source " +
+           (s.map->version == 0 ? "\"config\"" : "\"meta\"") + " :shards [";
+    for (const MapStatus::Shard& sh : s.map->shards) {
+      out += "{:shard " + std::to_string(sh.shard) + " :replicas [";
+      for (size_t i = 0; i < sh.replicas.size(); ++i) out += (i ? " " : "") + std::to_string(sh.replicas[i]);
+      out += "] :leader_hint " + std::to_string(sh.leader_hint) + "}";
+    }
+    out += "]}";
+  }
+  return out + "}";
 }
 
 }  // namespace
@@ -547,6 +567,7 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"/v1/transact", "POST"}, {"/v1/query", "POST"}, {"/v1/diff", "GET"}, {"/v1/datoms", "GET"},
     {"/v1/status", "GET"},    {"/health", "GET"},    {"/metrics", "GET"},
+    {"/v1/cluster/meta", "POST"},
 };
 const Route* FindRoute(std::string_view path) {
   for (const Route& r : kRoutes) {
@@ -587,6 +608,10 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   HttpResponse ok;
   ok.route = std::string(route->path);
   auto reply = [&](const Json& json, std::string edn) {
+    // After the backend call: covers every t the answer holds.
+    if (path == "/v1/transact" || path == "/v1/query" || path == "/v1/datoms" || path == "/v1/diff") {
+      if (TxTime known = backend_->KnownTime(); known.valid()) ok.headers.emplace_back("Cairn-T", std::to_string(known.raw));
+    }
     if (want_edn) {
       ok.content_type = "application/edn";
       ok.body = std::move(edn) + "\n";
@@ -596,10 +621,10 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
     return ok;
   };
 
-  if (path == "/v1/transact") {
+  if (path == "/v1/transact" || path == "/v1/cluster/meta") {
     Result<TransactRequest> tx = TxRequestFromBody(req);
     if (!tx.ok()) return fail(FromStatus(tx.status()));
-    Result<TransactResult> result = backend_->Transact(*tx);
+    Result<TransactResult> result = path == "/v1/transact" ? backend_->Transact(*tx) : backend_->MetaTransact(*tx);
     if (!result.ok()) return fail(FromStatus(result.status()));
     const TxReport& report = result->report;
     Json tempids = Json::object();

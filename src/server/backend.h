@@ -106,6 +106,17 @@ struct GroupStatusInfo {
   std::vector<ReplicaLag> replicas;  // where this node leads the group
 };
 
+// Cluster mode: the shard map this node follows (shard_map_cache.h).
+struct MapStatus {
+  uint64_t version = 0;  // the meta group's applied index it was read at; 0 = the config's map
+  struct Shard {
+    uint32_t shard = 0;
+    std::vector<uint32_t> replicas;  // placement order
+    uint32_t leader_hint = 0;        // 0 = none
+  };
+  std::vector<Shard> shards;
+};
+
 struct BackendStatus {
   std::string mode;  // "embedded" or "cluster"
   std::string path;  // embedded: the database file
@@ -123,6 +134,7 @@ struct BackendStatus {
   uint64_t peer_protocol_errors = 0;  // peer connections closed for a bad frame
   uint64_t peer_connects = 0;         // outbound peer connections established
   uint64_t remote_read_failures = 0;  // remote read requests failed at a replica (moved to the next)
+  std::optional<MapStatus> map;
 };
 
 class Backend {
@@ -138,9 +150,20 @@ class Backend {
   virtual Result<DatomsResult> Datoms(const DatomsRequest& request) = 0;
   // Datoms asserted and retracted with from < t <= to, in t order.
   virtual Result<std::vector<Datom>> Diff(TxTime from, TxTime to) = 0;
+  // POST /v1/cluster/meta: commits tx-data to a cluster's meta group only
+  // (the admin path for the membership and shard-map records). Not
+  // available on an embedded database.
+  virtual Result<TransactResult> MetaTransact(const TransactRequest&) {
+    return Status::InvalidArgument("/v1/cluster/meta is only served by a cluster node");
+  }
   virtual BackendStatus GetStatus() = 0;
   // OK when the node can serve reads and writes; else why not.
   virtual Status Health() = 0;
+  // A t at least every t the node has applied or read so far (the HTTP
+  // layer sends it as the `Cairn-T` response header after a transact, query,
+  // datoms or diff, so a client's causal min-t covers what it read). Zero:
+  // no header.
+  virtual TxTime KnownTime() { return TxTime{}; }
 };
 
 // Serves one embedded cairn::Database.
@@ -158,6 +181,7 @@ class EmbeddedBackend : public Backend {
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;
   BackendStatus GetStatus() override;
   Status Health() override;
+  TxTime KnownTime() override;
 
   Database& database() { return *db_; }
 
@@ -178,9 +202,9 @@ namespace cairn::server {
 
 // Serves one cluster node: transactions through its coordinator (routed to
 // the shard leader, forwarded from followers), queries over the merged view
-// of every group, status and health from its replicas. as-of/since/history,
-// /v1/diff and /v1/datoms with as-of are not available on a cluster yet
-// (InvalidArgument saying so).
+// of every group (current, as-of, since, history: the same views and
+// answers as EmbeddedBackend), diffs from every group's history, status and
+// health from its replicas.
 class ClusterBackend : public Backend {
  public:
   // `node` must outlive the backend.
@@ -191,8 +215,10 @@ class ClusterBackend : public Backend {
   Result<QueryResult> Query(const QueryRequest& request) override;
   Result<DatomsResult> Datoms(const DatomsRequest& request) override;
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;
+  Result<TransactResult> MetaTransact(const TransactRequest& request) override;
   BackendStatus GetStatus() override;
   Status Health() override;
+  TxTime KnownTime() override;
 
  private:
   cluster::Node* node_;

@@ -1,6 +1,7 @@
 // ClusterBackend: the Backend over a cluster node's coordinator.
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "api/db_impl.h"
 #include "cluster/node.h"
@@ -29,20 +30,36 @@ Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) 
   return r;
 }
 
+Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& request) {
+  CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out,
+                         node_->coordinator().MetaTransact(request.tx_edn, request.request_id));
+  TransactResult r;
+  r.report.t = out.t;
+  r.report.tempids = std::move(out.tempids);
+  r.report.datoms = std::move(out.datoms);
+  r.duplicate = out.duplicate;
+  return r;
+}
+
 namespace {
 
-Status NotYet(std::string_view what) {
-  return Status::InvalidArgument(std::string(what) + " is not supported on a cluster yet (docs/cluster.md)");
+// The view a query or datoms request reads. As on the embedded server
+// (EmbeddedBackend applies as-of, then since, then history, each building a
+// fresh view of the database), the last one given wins.
+cluster::ViewSpec SpecOf(const std::optional<TxTime>& as_of, const std::optional<TxTime>& since, bool history) {
+  using Kind = cluster::ViewSpec::Kind;
+  if (history) return {Kind::kHistory, TxTime{}};
+  if (since) return {Kind::kSince, *since};
+  if (as_of) return {Kind::kAsOf, *as_of};
+  return {};
 }
 
 }  // namespace
 
 Result<QueryResult> ClusterBackend::Query(const QueryRequest& request) {
-  if (request.as_of) return NotYet("as-of");
-  if (request.since) return NotYet("since");
-  if (request.history) return NotYet("history");
   cluster::Coordinator& c = node_->coordinator();
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view,
+                         c.ClusterView(c.Deadline(), SpecOf(request.as_of, request.since, request.history)));
   // Db::q is the one query glue (parse, inputs, :timeout, the engine).
   auto impl = std::make_shared<internal::DbImpl>();
   impl->source = view;
@@ -51,9 +68,9 @@ Result<QueryResult> ClusterBackend::Query(const QueryRequest& request) {
 }
 
 Result<DatomsResult> ClusterBackend::Datoms(const DatomsRequest& request) {
-  if (request.as_of) return NotYet("datoms with as-of");
   cluster::Coordinator& c = node_->coordinator();
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, c.ClusterView(c.Deadline()));
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view,
+                         c.ClusterView(c.Deadline(), SpecOf(request.as_of, std::nullopt, false)));
   // Components are a prefix of the index's order: bind them in a pattern.
   static constexpr int kOrder[4][3] = {{0, 1, 2}, {1, 0, 2}, {1, 2, 0}, {2, 1, 0}};  // eavt aevt avet vaet
   int which = static_cast<int>(request.index);
@@ -101,7 +118,14 @@ Result<DatomsResult> ClusterBackend::Datoms(const DatomsRequest& request) {
   return r;
 }
 
-Result<std::vector<Datom>> ClusterBackend::Diff(TxTime, TxTime) { return NotYet("diff"); }
+Result<std::vector<Datom>> ClusterBackend::Diff(TxTime from, TxTime to) {
+  if (from > to) {
+    return Status::InvalidArgument("diff: from (" + std::to_string(from.raw) + ") is after to (" +
+                                   std::to_string(to.raw) + ")");
+  }
+  cluster::Coordinator& c = node_->coordinator();
+  return c.Diff(from, to, c.Deadline());
+}
 
 namespace {
 
@@ -140,7 +164,12 @@ BackendStatus ClusterBackend::GetStatus() {
   s.transactions = counters_->transactions.load(std::memory_order_relaxed);
   cluster::NodeHost& host = node_->host();
   std::map<uint32_t, bool> live = host.peers_live();
-  for (const cluster::NodeAddress& n : node_->map().nodes()) {
+  std::shared_ptr<const cluster::ShardMap> map = node_->map();
+  MapStatus ms;
+  ms.version = node_->coordinator().map_cache().version();
+  for (uint32_t sh = 1; sh <= map->shards(); ++sh) ms.shards.push_back({sh, map->ReplicasOf(sh), map->LeaderHint(sh)});
+  s.map = std::move(ms);
+  for (const cluster::NodeAddress& n : map->nodes()) {
     NodeStatus ns;
     ns.id = n.id;
     ns.http = n.http;
@@ -175,5 +204,9 @@ BackendStatus ClusterBackend::GetStatus() {
 }
 
 Status ClusterBackend::Health() { return node_->Health(); }
+
+// The node's hybrid clock: at least every t applied here and every peer's
+// clock in the replies this node read (docs/cluster.md "Time").
+TxTime ClusterBackend::KnownTime() { return node_->host().LatestTime(); }
 
 }  // namespace cairn::server

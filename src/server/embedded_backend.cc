@@ -132,4 +132,6 @@ Status EmbeddedBackend::Health() {
   return Status::OK();
 }
 
+TxTime EmbeddedBackend::KnownTime() { return db_->latest_t(); }
+
 }  // namespace cairn::server

@@ -14,8 +14,8 @@
 
 #include "core/check.h"
 #include "core/edn.h"
-#include "shard/replica_source.h"
 #include "shard/seq_allocator.h"
+#include "shard/store_source.h"
 #include "shard/transactor.h"
 
 namespace cairn::shard {
@@ -248,10 +248,15 @@ Status Replica::LoadState() {
   std::vector<storage::IndexEntry> log;
   log.reserve(store_->datom_count());
   CAIRN_RETURN_IF_ERROR(store_->ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
+  // The history index (every assertion and retraction: as-of and history
+  // views) from the same log, as the embedded Database builds its own.
+  auto history = std::make_shared<storage::HistoryIndex>();
+  history->Build(log);
   auto index = std::make_shared<storage::CurrentIndex>();
   index->Build(std::move(log));
   schema_ = LoadSchemaFromIndex(*index, *store_->attrs());
   index_ = std::move(index);
+  history_ = std::move(history);
 
   stmts_ = std::make_unique<Statements>();
   CAIRN_ASSIGN_OR_RETURN(stmts_->set_applied,
@@ -422,7 +427,8 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   topts.owns_partition = options_.owns_partition;  // cross-shard refs: checked by the coordinator
   Transactor transactor(topts);
   Result<TxResult> prepared = [&] {
-    ReplicaSource view(index_, store_->attrs(), schema_);
+    StoreSource view(Snapshot{store_->last_t(), index_, store_->attrs(), schema_}, StoreSource::Kind::kCurrent,
+                     store_->last_t(), {});
     return transactor.Prepare(*tx_data, view, t, ids);
   }();
   if (!prepared.ok()) return fail(prepared.status());
@@ -442,16 +448,9 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   batch.datoms = prepared->datoms;
   batch.next_seqs = ids.advanced();
   CAIRN_ASSIGN_OR_RETURN(std::vector<storage::IndexEntry> entries, store_->Commit(batch));
-  if (index_.use_count() == 1) {
-    // Nobody else holds this state: update in place. The fence pairs with
-    // the release of the last other holder's reference.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    const_cast<storage::CurrentIndex&>(*index_).Apply(entries);
-  } else {
-    auto copy = std::make_shared<storage::CurrentIndex>(*index_);
-    copy->Apply(entries);
-    index_ = std::move(copy);
-  }
+  // Both indexes, in place when no published value holds them.
+  index_ = ApplyTo(std::move(index_), entries);
+  history_ = ApplyTo(std::move(history_), entries);
   if (!prepared->schema_changes.empty()) {
     auto schema = std::make_shared<Schema>(*schema_);
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);
@@ -569,7 +568,9 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
 }
 
 std::shared_ptr<const datalog::IndexSource> Replica::db() const {
-  return std::make_shared<ReplicaSource>(index_, store_->attrs(), schema_);
+  std::shared_ptr<const storage::AttrTable> attrs = store_->attrs();
+  return std::make_shared<StoreSource>(Snapshot{store_->last_t(), index_, attrs, schema_}, StoreSource::Kind::kCurrent,
+                                       store_->last_t(), HistoryState{history_, attrs});
 }
 
 std::optional<ApplyOutcome> Replica::Outcome(const std::string& request_id) const {

@@ -33,6 +33,16 @@
 // lost. A file with datoms but no replica_state (an older build, or not a
 // replica's file) is refused (Corruption), never silently replayed onto.
 //
+// Indexes and views: the replica keeps the embedded store's two memory
+// indexes — the current index and the history index (every assertion and
+// retraction with its t) — built from the datom file at open (and after a
+// snapshot install or a failed batch, by the same LoadState) and both
+// updated by every applied transaction, in place when no published value
+// holds them. db() is a shard::StoreSource, the same view code the embedded
+// Database uses, so current, as-of(T), since(T) and history reads of a
+// replica answer exactly what the embedded store answers for the same
+// transactions.
+//
 // Request outcomes (idempotence) are kept for `outcome_window_entries` log
 // entries: an outcome recorded at index i deduplicates a retry applied at
 // index k only while k - i < window, and rows with i <= applied - window are
@@ -181,7 +191,9 @@ class Replica {
   // leader, since it was opened.
   uint64_t snapshots_taken() const { return snapshots_taken_; }
   uint64_t snapshots_installed() const { return snapshots_installed_; }
-  // The current database value (as of the last applied entry).
+  // The current database value (as of the last applied entry): a
+  // shard::StoreSource whose View() (or shard::ViewOf) gives its as-of,
+  // since and history views, exactly as the embedded Database defines them.
   std::shared_ptr<const datalog::IndexSource> db() const;
   // The outcome of a request id once applied (nullopt before, and after it
   // left the outcome window).
@@ -212,6 +224,7 @@ class Replica {
   std::unique_ptr<storage::DatomStore> store_;
   std::unique_ptr<Statements> stmts_;  // on store_'s connection; reset before it
   std::shared_ptr<const storage::CurrentIndex> index_;
+  std::shared_ptr<const storage::HistoryIndex> history_;  // every assertion and retraction
   std::shared_ptr<const Schema> schema_;
 
   raft::LogIndex applied_;  // durable in the datom file

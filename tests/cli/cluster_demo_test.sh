@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README demo's cluster path: `cairn cluster up` (3 nodes x 4 shards),
 # `cairn demo --connect` loads iso-codes through cairn::Client, every node
-# answers the counts, `cairn status` shows the groups, `cairn cluster down`
+# answers the counts and the as-of step, `cairn status` shows the groups, `cairn cluster down`
 # stops every process (and is idempotent). Bounded: cluster up waits at most
 # 60 s, the trap stops the nodes on any exit.
 set -uo pipefail
@@ -48,6 +48,22 @@ for ep in "${HTTP[@]}"; do
 done
 n=$("$CAIRN" q --connect "${HTTP[2]}" '[:find ?n . :where [?s :subdivision/code "FR-75"] [?s :subdivision/country ?c] [?c :country/name ?n]]' 2>&1)
 [[ $n == '"France"' ]] || fail "the ref from FR-75 to its country: got $n"
+
+# Time travel through the cluster: the demo's as-of step answers (no error), and as of the countries'
+# transaction every node sees every country and no subdivision.
+grep -A3 "^Time travel: subdivisions as of the countries' transaction" <<<"$out" | grep -q "error" &&
+  fail "the demo's time-travel step failed: $(grep -A3 '^Time travel' <<<"$out")"
+T=$(grep -o "as of the countries' transaction (t=[0-9]*)" <<<"$out" | grep -o "[0-9][0-9]*")
+if [[ -z $T ]]; then
+  fail "the demo printed no time-travel step"
+else
+  for ep in "${HTTP[@]}"; do
+    n=$("$CAIRN" q --connect "$ep" --as-of "$T" '[:find (count ?c) . :where [?c :country/alpha2]]' 2>&1)
+    [[ $n == "$countries" ]] || fail "countries as of t=$T through $ep: got $n want $countries"
+    n=$("$CAIRN" q --connect "$ep" --as-of "$T" '[:find (count ?s) . :where [?s :subdivision/code]]' 2>&1)
+    [[ $n == "nil" || $n == "0" || -z $n ]] || fail "subdivisions as of t=$T through $ep: got $n, want none"
+  done
+fi
 
 out=$("$CAIRN" status --connect "${HTTP[0]}" 2>&1); rc=$?
 echo "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-process cluster tests (issue 5, docs/cluster.md "Tests").
 
-Usage: cluster_test.py --cairn PATH [--client-writer PATH] [--keep] TEST
+Usage: cluster_test.py --cairn PATH [--client-writer PATH] [--client-time-travel PATH] [--keep] TEST
 where TEST is one of the names in TESTS below. Each test starts its own
 3-node x 4-shard cluster (replication 3) of `cairn serve --config` processes
 on loopback, and stops every process it started, also on failure.
@@ -971,6 +971,151 @@ def test_request_id_retry(work, register):
         check(got == [[eid, 4242]], "node %d: after 5 sends of once-1 it holds %r, want [[%d, 4242]]" % (n.id, got, eid))
 
 
+def tx_t(v):
+    """A query's ?tx value (the transaction entity id, bit 63 set, as a signed JSON integer) -> its t."""
+    if v < 0:
+        v += 1 << 64
+    return v & ~(1 << 63)
+
+
+def test_time_travel(work, register):
+    """As-of, since, history, diff and datoms as-of through every node of a 4-node cluster (replication 3: node 4
+    holds no meta replica and no replica of shard 1, so it reads them from other nodes) equal what a model of the
+    writes says."""
+    c = Cluster(ARGS.cairn, work, nodes=4)
+    register(c)
+    c.start()
+    install_schema(c.node(4))
+    events = []  # (t, e, v, added) of :t/val
+    current = {}  # e -> (v, t asserted)
+    ts = []
+    k = 0
+
+    def write(tx, what):
+        nonlocal k
+        n = c.nodes[k % len(c.nodes)]
+        k += 1
+        r = n.transact(tx, request_id="tt-%d" % k)
+        check(r.status == 200, "node %d: %s: %s -> %r" % (n.id, what, tx, r))
+        doc = r.json()
+        ts.append(doc["t"])
+        return doc
+
+    # Entities on every shard (partitions 1..8: two per shard), each written through another node.
+    eids = []
+    for i in range(8):
+        doc = write("[{:db/id \"e\" :db/partition %d :t/val %d :t/writer %d}]" % (1 + i, 100 + i, i), "create")
+        e = doc["tempids"]["e"]
+        eids.append(e)
+        events.append((doc["t"], e, 100 + i, True))
+        current[e] = (100 + i, doc["t"])
+    # Cardinality-one updates (a retraction and an assertion in one transaction), then a retracted entity.
+    for i in (0, 3, 5, 6, 3):
+        e = eids[i]
+        v = 200 + 10 * i + len(ts)
+        doc = write("[[:db/add %d :t/val %d]]" % (e, v), "update")
+        old = current[e][0]
+        events += [(doc["t"], e, old, False), (doc["t"], e, v, True)]
+        current[e] = (v, doc["t"])
+    doc = write("[[:db/retractEntity %d]]" % eids[2], "retract entity")
+    events.append((doc["t"], eids[2], current.pop(eids[2])[0], False))
+    check(len(events) == 8 + 10 + 1, "model has %d events" % len(events))
+    log("wrote %d transactions on %d shards; t from %d to %d" % (len(ts), SHARDS, min(ts), max(ts)))
+
+    def as_of(T):
+        state = {}
+        for t, e, v, added in sorted(events, key=lambda x: (x[0], x[3])):
+            if t > T:
+                continue
+            if added:
+                state[(e, v)] = t
+            else:
+                state.pop((e, v), None)
+        return state  # (e, v) -> t asserted
+
+    def pairs(got):
+        return {tuple(r) for r in got}
+
+    # A few points in time: before everything, after the creates, in the updates, after the last write.
+    points = sorted(set([ts[0] - 1, ts[3], ts[7], ts[9], ts[11], ts[-2], ts[-1]]))
+    q = "[:find ?e ?v :where [?e :t/val ?v]]"
+    hq = "[:find ?e ?v ?tx ?added :where [?e :t/val ?v ?tx ?added]]"
+    want_history = {(e, v, t, added) for t, e, v, added in events}
+    for n in c.nodes:
+        for T in points:
+            want = as_of(T)
+            got = pairs(rows_view(n, q, **{"as-of": T}))
+            check(got == set(want), "node %d: as-of %d: %d rows, want %d; missing %r; extra %r" %
+                  (n.id, T, len(got), len(want), sorted(set(want) - got)[:4], sorted(got - set(want))[:4]))
+            want_since = {ev for ev, t in as_of(max(ts)).items() if t > T}
+            got = pairs(rows_view(n, q, since=T))
+            check(got == want_since, "node %d: since %d: got %r, want %r" % (n.id, T, sorted(got), sorted(want_since)))
+            got = {(d[0], d[2], d[3]) for d in n.datoms("aevt", a=":t/val", **{"as-of": str(T)})}
+            want_datoms = {(e, v, t) for (e, v), t in want.items()}
+            check(got == want_datoms, "node %d: datoms as-of %d: got %r, want %r" %
+                  (n.id, T, sorted(got), sorted(want_datoms)))
+        got = {(e, v, tx_t(tx), added) for e, v, tx, added in rows_view(n, hq, history=True)}
+        check(got == want_history, "node %d: history: missing %r; extra %r" %
+              (n.id, sorted(want_history - got)[:4], sorted(got - want_history)[:4]))
+        for t1, t2 in ((ts[0], ts[7]), (ts[7], ts[-1]), (ts[9], ts[11]), (ts[0] - 1, ts[-1])):
+            r = n.get("/v1/diff?from=%d&to=%d" % (t1, t2))
+            check(r.status == 200, "node %d: diff %d..%d -> %r" % (n.id, t1, t2, r))
+            doc = r.json()
+            check(doc.get("from") == t1 and doc.get("to") == t2, "node %d: diff answer bounds %r" % (n.id, doc))
+            datoms = doc["datoms"]
+            check([d[3] for d in datoms] == sorted(d[3] for d in datoms), "node %d: diff not in t order" % n.id)
+            check(all(t1 < d[3] <= t2 for d in datoms), "node %d: diff %d..%d holds a datom outside: %r" %
+                  (n.id, t1, t2, [d for d in datoms if not t1 < d[3] <= t2][:3]))
+            got = {(d[0], d[2], d[3], d[4]) for d in datoms if d[1] == ":t/val"}
+            want = {(e, v, t, added) for t, e, v, added in events if t1 < t <= t2}
+            check(got == want, "node %d: diff %d..%d: missing %r; extra %r" %
+                  (n.id, t1, t2, sorted(want - got)[:4], sorted(got - want)[:4]))
+    # Bad input is refused with the embedded server's error.
+    r = c.node(4).get("/v1/diff?from=%d&to=%d" % (ts[-1], ts[0]))
+    check(r.status == 400, "diff with from after to -> %r" % r)
+    # An as-of a minute ahead of every clock cannot be closed: 400, and nothing changes.
+    ahead = ts[-1] + (60000 << 16)
+    r = c.node(4).query(q, **{"as-of": ahead})
+    check(r.status == 400 and "clock" in r.body.decode(errors="replace"), "as-of a minute ahead -> %r" % r)
+    check(pairs(rows_view(c.node(1), q)) == set(as_of(max(ts))), "the current view changed")
+
+    # The same through cairn::Client (db().as_of/since/history, datoms as-of, diff), starting at node 4.
+    prog = ARGS.client_time_travel
+    check(prog and os.path.exists(prog), "the client time-travel reader %r is missing (--client-time-travel)" % prog)
+    eps = ",".join(n.http for n in reversed(c.nodes))
+    out = subprocess.run([prog, eps] + [str(T) for T in points], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "client reader exited %d: %s" % (out.returncode, out.stderr[-2000:]))
+    got = collections.defaultdict(set)
+    for line in out.stdout.splitlines():
+        f = line.split()
+        got[f[0]].add(tuple(int(x) for x in f[1:]))
+    want = collections.defaultdict(set)
+    for T in points:
+        for (e, v), t in as_of(T).items():
+            want["asof"].add((T, e, v))
+            want["datoms"].add((T, e, v, t))
+        for (e, v), t in as_of(max(ts)).items():
+            if t > T:
+                want["since"].add((T, e, v))
+    want["history"] = {(e, v, t, int(added)) for t, e, v, added in events}
+    got["history"] = {(e, v, tx_t(tx), added) for e, v, tx, added in got["history"]}
+    for i in range(len(points) - 1):
+        for j in (i + 1, len(points) - 1):
+            t1, t2 = points[i], points[j]
+            want["diff"] |= {(t1, t2, e, v, t, int(added)) for t, e, v, added in events if t1 < t <= t2}
+    for kind in ("asof", "since", "datoms", "history", "diff"):
+        check(got[kind] == want[kind], "client %s: %d lines, want %d; missing %r; extra %r" %
+              (kind, len(got[kind]), len(want[kind]), sorted(want[kind] - got[kind])[:4],
+               sorted(got[kind] - want[kind])[:4]))
+    log("cairn::Client read %d lines of time views and diffs" % len(out.stdout.splitlines()))
+
+
+def rows_view(node, q, **view):
+    r = node.query(q, **view)
+    check(r.status == 200, "node %d: query %s %r -> %r" % (node.id, q, view, r))
+    return r.json()["rows"]
+
+
 # ---------------------------------------------------------------------------
 # 11. a query through a node that holds no replica of shard 1 while the replica serving its reads is killed -9
 
@@ -1060,9 +1205,139 @@ def test_remote_read_failover(work, register):
     raise TestFailure("in 4 rounds node 4 never counted a remote read that failed at node 1 and moved to another "
                       "replica while a query ran (cairn_remote_read_failures_total %r)" % failures)
 
+# ---------------------------------------------------------------------------
+# 12. every node follows the shard map recorded in the meta group (admin edits through POST /v1/cluster/meta)
+
+
+def map_entry(status, shard):
+    m = status.get("map") or {}
+    for e in m.get("shards", []):
+        if e.get("shard") == shard:
+            return e
+    return None
+
+
+def test_meta_map_follow(work, register):
+    c = Cluster(ARGS.cairn, work, nodes=4, replication=3)
+    register(c)
+    c.start()
+    install_schema(c.node(1))
+    # Every node reads the map from the meta group (nodes 1-3 from their meta replica, node 4 from a member).
+    def all_from_meta():
+        sts = c.statuses()
+        return sts if all((st.get("map") or {}).get("source") == "meta" for st in sts.values()) else None
+
+    sts = wait_until("every node's map read from the meta group", all_from_meta, 10)
+    for nid, st in sts.items():
+        check(map_entry(st, 3)["replicas"] == [3, 4, 1], "node %d: shard 3 replicas %r, want the config's [3, 4, 1]" %
+              (nid, map_entry(st, 3)))
+        check(sorted(n["id"] for n in st["nodes"]) == [1, 2, 3, 4], "node %d: nodes %r" % (nid, st["nodes"]))
+    versions = {nid: st["map"]["version"] for nid, st in sts.items()}
+    # The admin path, through node 4 (no meta replica: forwarded to the meta leader): a leader hint for shard 2,
+    # shard 3's replica set {1,3,4} -> {2,3,4}, a node record for node 9.
+    edit = ("[{:cairn.shard/id 2 :cairn.shard/leader 3}"
+            " [:db/retract [:cairn.shard/id 3] :cairn.shard/replicas 1]"
+            " [:db/add [:cairn.shard/id 3] :cairn.shard/replicas 2]"
+            " {:cairn.node/id 9 :cairn.node/peer \"127.0.0.1:1\" :cairn.node/http \"127.0.0.1:2\"}]")
+    r = c.node(4).post("/v1/cluster/meta", {"tx-data": edit, "request-id": "map-edit-1"})
+    check(r.status == 200, "POST /v1/cluster/meta through node 4 -> %r" % r)
+    t_edit = time.monotonic()
+
+    def followed():
+        sts = c.statuses()
+        for nid, st in sts.items():
+            e2, e3 = map_entry(st, 2), map_entry(st, 3)
+            if not (e2 and e2["leader_hint"] == 3 and e3 and e3["replicas"] == [2, 3, 4]):
+                return None
+            n9 = [n for n in st["nodes"] if n["id"] == 9]
+            if not (n9 and n9[0]["http"] == "127.0.0.1:2" and n9[0]["live"] is False):
+                return None
+            if st["map"]["version"] <= versions[nid]:
+                return None
+        return sts
+
+    wait_until("every node's map and /v1/status to follow the edit", followed, 2.0)
+    log("every node followed the map edit within %.3f s" % (time.monotonic() - t_edit))
+    # The map a node routes with changed: writes to every shard still commit through every node (shard 3 is now
+    # "on" node 2 in the records, which hosts no replica of it: the coordinator skips it).
+    for n in c.nodes:
+        for p in range(1, 5):
+            r = n.transact("[{:db/id \"x\" :db/partition %d :t/val %d}]" % (p, 1000 * n.id + p),
+                           request_id="after-edit-%d-%d" % (n.id, p))
+            check(r.status == 200, "node %d: write to partition %d after the map edit -> %r" % (n.id, p, r))
+    # A bad edit changes nothing and names the problem.
+    r = c.node(1).post("/v1/cluster/meta", {"tx-data": "[{:cairn.shard/id 2 :cairn.shard/leader \"x\"}]"})
+    check(r.status == 400, "a mistyped record edit -> %r" % r)
+    # A node restarted: the meta copy (which now differs from its config) wins at once, with a warning.
+    victim = c.node(4)
+    victim.stop()
+    victim.start()
+    c.wait_healthy(nodes=[victim], timeout_s=30)
+    st = wait_until("node 4 restarted to read the map from meta",
+                    lambda: (lambda st: st if (st.get("map") or {}).get("source") == "meta" else None)(victim.status()),
+                    10)
+    check(map_entry(st, 3)["replicas"] == [2, 3, 4] and map_entry(st, 2)["leader_hint"] == 3,
+          "node 4 after a restart: map %r" % st.get("map"))
+    text = victim.log_text()
+    check("differs from the config" in text and "shard 3 replicas [2 3 4]" in text,
+          "node 4's log has no warning that the meta group's map differs from its config:\n%s" % victim.log_tail(40))
+
 
 # ---------------------------------------------------------------------------
-# 12. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
+# 13. a schema transaction that reached only the meta group reaches every shard without a restart
+
+
+def test_schema_repair(work, register):
+    c = Cluster(ARGS.cairn, work)
+    register(c)
+    c.start()
+    install_schema(c.node(1))
+    # Every node done with its start-up work (bootstrap and the schema re-send at start, which would also
+    # repair): its map then comes from the meta group.
+    wait_until("every node's map read from the meta group",
+               lambda: all((st.get("map") or {}).get("source") == "meta" for st in c.statuses().values()), 10)
+    # A cardinality-many attribute: a shard that lacks the definition treats :t/tags as cardinality one (user
+    # attributes need no schema on a shard's transactor), so two values on one entity do not both stay.
+    extra = "[{:db/ident :t/tags :db/valueType :db.type/string :db/cardinality :db.cardinality/many}]"
+    # Committed to the meta group only: as if the push to the shards had failed (leader down, coordinator died).
+    r = c.node(2).post("/v1/cluster/meta", {"tx-data": extra, "request-id": "extra-schema"})
+    check(r.status == 200, "schema to the meta group only -> %r" % r)
+    t0 = time.monotonic()
+    attempt = [0]
+
+    def two_tags(node, p):
+        attempt[0] += 1
+        tag = "p%d-%d" % (p, attempt[0])
+        r = node.transact("[{:db/id \"x\" :db/partition %d :t/val %d :t/tags \"%s-a\"} [:db/add \"x\" :t/tags \"%s-b\"]]"
+                          % (p, 100000 + attempt[0], tag, tag), request_id="tags-%d" % attempt[0])
+        if r.status != 200:
+            return None, r
+        e = r.json()["tempids"]["x"]
+        got = sorted(v for (v,) in rows(node, "[:find ?t :in $ ?e :where [?e :t/tags ?t]]", args=[e]))
+        return got == [tag + "-a", tag + "-b"], (e, got)
+
+    # The shards do not have it yet: both values do not stay (refused, or one replaces the other).
+    ok, what = two_tags(c.node(1), 1)
+    check(not ok, "shard 1 kept two :t/tags values before any shard had the definition: %r" % (what,))
+    log("before the repair: %r" % (what,))
+
+    def repaired():
+        return all(two_tags(c.node(1 + p % 3), p)[0] for p in range(1, 5))
+
+    wait_until("every shard to keep two :t/tags values (background schema repair)", repaired, 15, interval_s=0.5)
+    log("every shard repaired %.2f s after the meta-only schema transaction" % (time.monotonic() - t0))
+    check(any("schema repair: re-sent" in n.log_text() for n in c.nodes),
+          "no node logged a schema repair:\n%s" % "\n".join(n.log_tail(10) for n in c.nodes))
+    # Every shard takes it through every node.
+    c.wait_applied_equal(timeout_s=15)
+    for n in c.nodes:
+        for p in range(1, 5):
+            ok, what = two_tags(n, p)
+            check(ok, "node %d, partition %d: %r" % (n.id, p, what))
+
+
+# ---------------------------------------------------------------------------
+# 14. causal t across shards and leaders (ARCHITECTURE §3, docs/cluster.md "Time")
 
 
 def test_time_causality(work, register):
@@ -1140,7 +1415,10 @@ TESTS = {
     "cli_up_down": test_cli_up_down,
     "config_errors": test_config_errors,
     "request_id_retry": test_request_id_retry,
+    "time_travel": test_time_travel,
     "remote_read_failover": test_remote_read_failover,
+    "meta_map_follow": test_meta_map_follow,
+    "schema_repair": test_schema_repair,
     "time_causality": test_time_causality,
 }
 
@@ -1150,6 +1428,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cairn", required=True, help="the cairn binary")
     ap.add_argument("--client-writer", default="", help="the cairn::Client writer program (test client_failover)")
+    ap.add_argument("--client-time-travel", default="",
+                    help="the cairn::Client time-travel reader program (test time_travel)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory even on success")
     ap.add_argument("test", choices=sorted(TESTS))
     ARGS = ap.parse_args()

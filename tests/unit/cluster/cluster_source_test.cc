@@ -17,14 +17,13 @@
 #include <random>
 #include <sstream>
 
-#include "cluster/since_view.h"
 #include "datalog/engine.h"
 #include "split_cluster.h"
 
 namespace cairn::cluster {
 namespace {
 
-using internal::StoreSource;
+using shard::StoreSource;
 using testing::SplitCluster;
 using Kind = StoreSource::Kind;
 
@@ -236,47 +235,6 @@ TEST(ClusterSource, RandomQueriesMatchOneStoreInEveryView) {
   }
   // The comparison must have had something to compare.
   EXPECT_GT(nonempty, cases / 2);
-}
-
-TEST(ClusterSource, ReplicaSourcesMergeLikeStoreSources) {
-  SplitCluster c("replica", 4, 32);
-  LoadData(c, Seed() + 1, 150);
-  ASSERT_FALSE(HasFailure());
-  auto cluster = c.ReplicaClusterView();
-  auto reference = c.ReferenceView(Kind::kCurrent);
-  for (const char* q : {"[:find ?n ?fn :where [?e :p/name ?n] [?e :p/friend ?f] [?f :p/name ?fn]]",
-                        "[:find ?a (count ?e) :where [?e ?a _]]",
-                        "[:find ?n ?c :where [?e :p/color ?col] [?col :db/ident ?c] [?e :p/name ?n]]"}) {
-    std::string want = RunRows(*reference, q, {});
-    EXPECT_NE(want.rfind("0 rows", 0), 0u) << q;
-    EXPECT_EQ(want, RunRows(*cluster, q, {})) << q;
-  }
-}
-
-// since(T) built from the replicas' current views (SinceView) equals the
-// one store's since(T).
-TEST(ClusterSource, SinceViewsOverReplicaSourcesMatchOneStore) {
-  SplitCluster c("since", 3, 16);
-  LoadData(c, Seed() + 3, 200);
-  ASSERT_FALSE(HasFailure());
-  for (size_t k : {size_t{0}, c.ts().size() / 3, c.ts().size() - 2}) {
-    TxTime t = c.ts()[k];
-    std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
-    for (uint32_t s = 1; s <= 3; ++s) shards.push_back(std::make_shared<SinceView>(c.shard(s).ReplicaView(), t));
-    ClusterSource cluster(std::make_shared<SinceView>(c.meta().ReplicaView(), t), shards, 16,
-                          [](uint32_t p) { return testing::ContractShardOf(p, 3); });
-    // Idents asserted before t are hidden in since views: map them from the
-    // current views.
-    cluster.SetIdentViews(c.meta().ReplicaView(),
-                          {c.shard(1).ReplicaView(), c.shard(2).ReplicaView(), c.shard(3).ReplicaView()});
-    auto reference = c.ReferenceView(Kind::kSince, t);
-    for (const char* q : {"[:find ?e ?a ?v ?tx :where [?e ?a ?v ?tx]]",
-                          "[:find ?n ?age :where [?e :p/name ?n] [?e :p/age ?age] [(> ?age 20)]]",
-                          "[:find ?n ?c :where [?e :p/color ?col] [?col :db/ident ?c] [?e :p/name ?n]]"}) {
-      std::string want = RunRows(*reference, q, {});
-      EXPECT_EQ(want, RunRows(cluster, q, {})) << q << " since " << t.raw;
-    }
-  }
 }
 
 // Scan follows the order contract, equals the reference's scan, and a caller

@@ -596,5 +596,107 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   EXPECT_EQ(c.at(follower)->ReadAt(9, last).get().status().code(), StatusCode::kNotFound);
 }
 
+// Many concurrent ReadAt(T) share close entries: the leader proposes one
+// close while one is pending and answers at once once T is closed.
+TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("read_at_many", 0, false, 10000, &clock);
+  ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
+  ProposeResult schema = c.Propose(1, "schema", kSchema);
+  ASSERT_TRUE(schema.status.ok()) << schema.status.ToString();
+  ASSERT_TRUE(c.WaitApplied(1, schema.index, 3000ms));
+  uint32_t leader = c.Leader(1);
+  uint64_t commit_before = c.at(leader)->status(1)->commit;
+  const TxTime t = TxTime::FromParts(kBaseMs + 1500, 0);
+  std::vector<std::future<NodeHost::DbResult>> reads;
+  for (int i = 0; i < 30; ++i) reads.push_back(c.at(1 + i % 3)->ReadAt(1, t));
+  for (auto& f : reads) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    NodeHost::DbResult db = f.get();
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+  }
+  std::this_thread::sleep_for(50ms);
+  uint64_t entries = c.at(leader)->status(1)->commit - commit_before;
+  EXPECT_GE(entries, 1u);
+  EXPECT_LE(entries, 4u) << "30 reads at one T should share a few close entries";
+}
+
+// The closed time is replicated state: after the leader's node goes away, a
+// new leader whose clock is far behind still commits above it; a ReadAt
+// issued during the election answers (OK or a retryable error), never hangs,
+// and one retried after it closes again.
+TEST(NodeHost, ClosedTimeSurvivesALeaderChange) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("read_at_failover", 0, false, 10000, &clock);
+  ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
+  ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
+  uint32_t leader = c.Leader(1);
+  uint32_t follower = leader % 3 + 1;
+  const TxTime t1 = TxTime::FromParts(kBaseMs + 2000, 0);
+  NodeHost::DbResult db = c.at(follower)->ReadAt(1, t1).get();
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE(c.WaitApplied(1, c.at(leader)->status(1)->commit, 3000ms));
+
+  c.StopNode(leader);
+  const TxTime t2 = TxTime::FromParts(kBaseMs + 3000, 0);
+  std::future<NodeHost::DbResult> during = c.at(follower)->ReadAt(1, t2);
+  // Answered once the follower learns the new leader, well before the 5 s
+  // propose timeout.
+  ASSERT_EQ(during.wait_for(4s), std::future_status::ready) << "ReadAt waited out its timeout across the leader change";
+  NodeHost::DbResult d = during.get();
+  if (!d.ok()) {
+    StatusCode code = d.status().code();
+    EXPECT_TRUE(code == StatusCode::kNotLeader || code == StatusCode::kUnavailable || code == StatusCode::kTimeout)
+        << d.status().ToString();
+  }
+  ASSERT_NE(c.WaitLeader(1, 3000ms), 0u);
+  ProposeResult r = c.Propose(1, "after-failover", PersonTx("after", 1));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_GT(r.t, t1) << "the new leader ignored the replicated closed time";
+  if (d.ok()) {
+    EXPECT_GT(r.t, t2);
+  }
+  // Retried after the election: closes t2 if it was not.
+  Clock::time_point end = Clock::now() + 5s;
+  NodeHost::DbResult again = Status::Unavailable("not tried");
+  while (Clock::now() < end) {
+    uint32_t l = c.Leader(1);
+    uint32_t reader = 0;  // a live follower (the close goes through a close request)
+    for (uint32_t id = 1; id <= 3; ++id) {
+      if (id != leader && id != l) reader = id;
+    }
+    again = c.at(reader)->ReadAt(1, TxTime::FromParts(kBaseMs + 4000, 0)).get();
+    if (again.ok()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ProposeResult r2 = c.Propose(1, "after-close", PersonTx("after2", 2));
+  ASSERT_TRUE(r2.status.ok()) << r2.status.ToString();
+  EXPECT_GT(r2.t, TxTime::FromParts(kBaseMs + 4000, 0));
+}
+
+// Every peer request and reply carries the sender's hybrid clock and the
+// receiver observes it: after a request/reply exchange both nodes' clocks are
+// at least the other's (so data read from a peer bounds later proposals).
+TEST(NodeHost, RequestsAndRepliesCarryTheClock) {
+  ManualClock clock(kBaseMs);
+  TestCluster c("clock_exchange", 0, false, 10000, &clock);
+  c.at(2)->SetRequestHandler([](uint32_t, std::string payload, NodeHost::RequestReply reply) { reply(payload); });
+  const TxTime x = TxTime::FromParts(kBaseMs + 20'000, 1);
+  ASSERT_TRUE(c.at(1)->ObserveTime(x).ok());
+  ASSERT_LT(c.at(2)->LatestTime(), x);
+  Result<std::string> r = c.at(1)->SendRequest(2, "ping", 3000).get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "ping");
+  EXPECT_GE(c.at(2)->LatestTime(), x) << "the request's clock was not observed";
+  const TxTime y = TxTime::FromParts(kBaseMs + 40'000, 2);
+  ASSERT_TRUE(c.at(2)->ObserveTime(y).ok());
+  r = c.at(1)->SendRequest(2, "pong", 3000).get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(c.at(1)->LatestTime(), y) << "the reply's clock was not observed";
+  // Node 3 never talked to them.
+  EXPECT_LT(c.at(3)->LatestTime(), x);
+}
+
 }  // namespace
 }  // namespace cairn::cluster

@@ -18,7 +18,7 @@
 namespace cairn::cluster {
 namespace {
 
-using internal::StoreSource;
+using shard::StoreSource;
 using testing::SplitCluster;
 
 const char* kSchema =
@@ -204,7 +204,8 @@ struct Loopback {
 
   Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(uint32_t shard, const ViewSpec& spec) const {
     static const StoreSource::Kind kKinds[] = {StoreSource::Kind::kCurrent, StoreSource::Kind::kAsOf,
-                                               StoreSource::Kind::kSince, StoreSource::Kind::kHistory};
+                                               StoreSource::Kind::kSince, StoreSource::Kind::kHistory,
+                                               StoreSource::Kind::kHistory};  // history after t: filtered by the server
     if (shard > cluster->shards()) return Status::NotFound("group " + std::to_string(shard) + " is not on this node");
     testing::TestStore& store = shard == 0 ? cluster->meta() : cluster->shard(shard);
     return store.View(kKinds[static_cast<int>(spec.kind)], spec.t);
@@ -297,6 +298,56 @@ TEST(RemoteSource, ClusterOfRemoteShardsMatchesOneStoreInEveryView) {
     for (const char* q : queries) EXPECT_EQ(Rows(*reference, q), Rows(*remote, q)) << q;
   }
   EXPECT_GT(net.requests, 20);
+}
+
+// History after T (what a diff reads from a remote group): the serving node
+// drops the datoms with tx <= T before they travel, and returns exactly the
+// reference's history datoms with tx > T, in order, also when resumed from
+// the middle (skip counts the filtered stream).
+TEST(RemoteSource, HistoryAfterIsFilteredByTheServingNode) {
+  SplitCluster c("history_after", 3, 16);
+  Load(c, 600);
+  ASSERT_FALSE(HasFailure());
+  auto ref_current = c.ReferenceView(StoreSource::Kind::kCurrent);
+  std::shared_ptr<const Schema> schema(ref_current, &ref_current->schema());
+  TxTime t = c.ts()[c.ts().size() - 40];  // inside the age updates: some on every shard
+  datalog::DatomPattern p;
+  p.a = Keyword::Intern("p/age");
+  for (uint32_t s = 1; s <= 3; ++s) {
+    Loopback net{&c};
+    RemoteSource remote(s, s, ViewSpec{ViewSpec::Kind::kHistoryAfter, t}, schema, net.Fn());
+    EXPECT_TRUE(remote.is_history());
+    std::vector<Datom> want, all, got;
+    ASSERT_TRUE(c.shard(s).View(StoreSource::Kind::kHistory)->Scan(p, [&](const Datom& d) {
+      all.push_back(d);
+      if (d.tx > t) want.push_back(d);
+      return true;
+    }).ok());
+    ASSERT_TRUE(remote.ScanFrom(p, nullptr, 0, 0, [&](const Datom& d) {
+      got.push_back(d);
+      return true;
+    }).ok());
+    ASSERT_FALSE(want.empty()) << "shard " << s;
+    ASSERT_LT(want.size(), all.size()) << "shard " << s;
+    EXPECT_EQ(got, want) << "shard " << s;
+    EXPECT_EQ(net.datoms, want.size()) << "shard " << s << ": datoms at or before T travelled";
+    // Resumed from the middle of the filtered stream.
+    got.clear();
+    ASSERT_TRUE(remote.ScanFrom(p, nullptr, want.size() / 2, 0, [&](const Datom& d) {
+      got.push_back(d);
+      return true;
+    }).ok());
+    EXPECT_EQ(got, std::vector<Datom>(want.begin() + static_cast<long>(want.size() / 2), want.end())) << "shard " << s;
+  }
+  ScanRequest r;
+  r.view = ViewSpec{ViewSpec::Kind::kHistoryAfter, t};
+  Result<ScanRequest> back = DecodeScanRequest(EncodeScanRequest(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->view, r.view);
+  r.view.kind = static_cast<ViewSpec::Kind>(5);
+  back = DecodeScanRequest(EncodeScanRequest(r));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("unknown view 5"), std::string::npos) << back.status().ToString();
 }
 
 TEST(RemoteSource, BatchesAreBoundedAndEarlyStopsFetchLittle) {

@@ -13,7 +13,8 @@
 //  - user entities -> the shard of their partition;
 //  - the transaction entity -> every store that received any datom of it.
 // So a query over ClusterSource(meta, shards) must equal the same query over
-// the reference, in every view (current, as-of, since, history).
+// the reference, in every view (current, as-of, since, history). Every store
+// is read through shard::StoreSource, the view a shard Replica hands out.
 #pragma once
 
 #include <unistd.h>
@@ -25,12 +26,11 @@
 #include <string>
 #include <vector>
 
-#include "api/store_source.h"
+#include "shard/store_source.h"
 #include "cluster/cluster_source.h"
 #include "cluster/shard_map.h"
 #include "core/check.h"
 #include "core/edn.h"
-#include "shard/replica_source.h"
 #include "shard/seq_allocator.h"
 #include "shard/transactor.h"
 #include "storage/datom_store.h"
@@ -71,13 +71,9 @@ class TestStore {
   }
 
   // kind: current / as-of t / since t / history.
-  std::shared_ptr<const datalog::IndexSource> View(internal::StoreSource::Kind kind, TxTime t = TxTime{}) const {
-    internal::Snapshot snap{store_->last_t(), current_, store_->attrs(), schema_};
-    return std::make_shared<internal::StoreSource>(snap, kind, t, internal::HistoryState{history_, store_->attrs()});
-  }
-  // The shard replica's own view type (current only).
-  std::shared_ptr<const datalog::IndexSource> ReplicaView() const {
-    return std::make_shared<shard::ReplicaSource>(current_, store_->attrs(), schema_);
+  std::shared_ptr<const datalog::IndexSource> View(shard::StoreSource::Kind kind, TxTime t = TxTime{}) const {
+    shard::Snapshot snap{store_->last_t(), current_, store_->attrs(), schema_};
+    return std::make_shared<shard::StoreSource>(snap, kind, t, shard::HistoryState{history_, store_->attrs()});
   }
 
   storage::DatomStore& store() { return *store_; }
@@ -124,7 +120,7 @@ class SplitCluster {
     topts.partitions = partitions_;
     topts.tx_instant_ms = 1700000000000 + static_cast<int64_t>(next_t_);
     shard::Transactor transactor(topts);
-    auto view = reference_->View(internal::StoreSource::Kind::kCurrent);
+    auto view = reference_->View(shard::StoreSource::Kind::kCurrent);
     CAIRN_ASSIGN_OR_RETURN(shard::TxResult r, transactor.Prepare(tx, *view, t, ids));
     view.reset();
     CAIRN_RETURN_IF_ERROR(reference_->Commit(t, r.datoms, ids.advanced()));
@@ -174,33 +170,24 @@ class SplitCluster {
   }
 
   // The cluster's view of `kind` (same kind on every store).
-  std::shared_ptr<ClusterSource> ClusterView(internal::StoreSource::Kind kind, TxTime t = TxTime{}) const {
+  std::shared_ptr<ClusterSource> ClusterView(shard::StoreSource::Kind kind, TxTime t = TxTime{}) const {
     std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
     for (const auto& s : shard_stores_) shards.push_back(s->View(kind, t));
     uint32_t n = shards_;
     auto cluster = std::make_shared<ClusterSource>(meta_->View(kind, t), std::move(shards), partitions_,
                                                    [n](uint32_t p) { return ContractShardOf(p, n); });
-    if (kind == internal::StoreSource::Kind::kSince) {
+    if (kind == shard::StoreSource::Kind::kSince) {
       std::vector<std::shared_ptr<const datalog::IndexSource>> current;
-      for (const auto& s : shard_stores_) current.push_back(s->View(internal::StoreSource::Kind::kCurrent));
-      cluster->SetIdentViews(meta_->View(internal::StoreSource::Kind::kCurrent), std::move(current));
+      for (const auto& s : shard_stores_) current.push_back(s->View(shard::StoreSource::Kind::kCurrent));
+      cluster->SetIdentViews(meta_->View(shard::StoreSource::Kind::kCurrent), std::move(current));
     }
     return cluster;
   }
-  // Current view built from the replica's own source type.
-  std::shared_ptr<ClusterSource> ReplicaClusterView() const {
-    std::vector<std::shared_ptr<const datalog::IndexSource>> shards;
-    for (const auto& s : shard_stores_) shards.push_back(s->ReplicaView());
-    NodeAddress node;
-    node.id = 1;
-    ShardMap map(shards_, 1, partitions_, {node});
-    return std::make_shared<ClusterSource>(meta_->ReplicaView(), std::move(shards), map);
-  }
   // One shard's own current view (what its transactor reads).
   std::shared_ptr<const datalog::IndexSource> ShardView(uint32_t s) const {
-    return shard_stores_[s - 1]->View(internal::StoreSource::Kind::kCurrent);
+    return shard_stores_[s - 1]->View(shard::StoreSource::Kind::kCurrent);
   }
-  std::shared_ptr<const datalog::IndexSource> ReferenceView(internal::StoreSource::Kind kind, TxTime t = TxTime{}) const {
+  std::shared_ptr<const datalog::IndexSource> ReferenceView(shard::StoreSource::Kind kind, TxTime t = TxTime{}) const {
     return reference_->View(kind, t);
   }
 

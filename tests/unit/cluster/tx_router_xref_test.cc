@@ -16,7 +16,7 @@
 namespace cairn::cluster {
 namespace {
 
-using internal::StoreSource;
+using shard::StoreSource;
 using testing::SplitCluster;
 
 constexpr uint32_t kShards = 3;

@@ -5,7 +5,8 @@
 // once, that the applied index and the datoms always agree in the file,
 // snapshots (compaction, catch-up of a follower behind the compacted log,
 // refusal of a corrupt snapshot, exact recovery after a restart), the
-// pruning of request outcomes and the shard ownership guard.
+// pruning of request outcomes, the shard ownership guard, and that the
+// replica's as-of/since/history views equal the embedded Database's.
 #include "shard/replica.h"
 
 #include <unistd.h>
@@ -16,8 +17,11 @@
 #include <map>
 #include <set>
 
+#include "api/db_impl.h"
+#include "cairn/database.h"
 #include "gtest/gtest.h"
 #include "shard/raft_codec.h"
+#include "shard/store_source.h"
 
 namespace cairn::shard {
 namespace {
@@ -1040,6 +1044,167 @@ TEST(Replica, RefusesTxDataThatIsNotEdn) {
   Result<LogIndex> nl = c.at(follower).Propose(ReplicaCommand{"x", TxTime::FromParts(kBaseMs, 0), "[]"});
   ASSERT_FALSE(nl.ok());
   EXPECT_EQ(nl.status().code(), StatusCode::kNotLeader);
+}
+
+// The time views a replica hands out (as-of each t, since each t, history,
+// current) equal the embedded Database's views after the same transactions:
+// while it applies, after a restart (indexes rebuilt from the datom file) and
+// on a follower that caught up by installing a snapshot. The two stores have
+// different clocks, so datoms are compared with each t replaced by the
+// number of the transaction that wrote it.
+class TimeViews {
+ public:
+  explicit TimeViews(const std::string& dir) {
+    Options o;
+    o.sync = false;
+    o.partitions = 16;  // as the replicas (Cluster::Start)
+    auto db = Database::open(dir + "/embedded.db", o);
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(*db);
+  }
+
+  // Runs `edn` on the embedded store and records the replica's t for it.
+  void Record(const std::string& edn, TxTime replica_t) {
+    Result<TxReport> r = db_->transact(edn);
+    ASSERT_TRUE(r.ok()) << r.status().ToString() << " for " << edn;
+    ASSERT_TRUE(replica_t.valid());
+    replica_ts_.push_back(replica_t);
+    embedded_ts_.push_back(r->t);
+  }
+  size_t size() const { return replica_ts_.size(); }
+
+  // Compares every view of `r` with the embedded store's.
+  void Compare(Replica& r, const std::string& what) {
+    using Kind = StoreSource::Kind;
+    std::shared_ptr<const datalog::IndexSource> current = r.db();
+    ASSERT_NE(dynamic_cast<const StoreSource*>(current.get()), nullptr);
+    struct V {
+      Kind kind;
+      size_t k;  // the transaction whose t the view takes (as-of, since)
+    };
+    std::vector<V> views = {{Kind::kCurrent, 0}, {Kind::kHistory, 0}};
+    for (size_t k = 0; k < size(); ++k) views.push_back({Kind::kAsOf, k}), views.push_back({Kind::kSince, k});
+    int nonempty = 0;
+    for (const V& v : views) {
+      Db want_db = db_->db();
+      TxTime rt, et;
+      if (v.kind == Kind::kAsOf || v.kind == Kind::kSince) rt = replica_ts_[v.k], et = embedded_ts_[v.k];
+      if (v.kind == Kind::kAsOf) want_db = want_db.as_of(et);
+      if (v.kind == Kind::kSince) want_db = want_db.since(et);
+      if (v.kind == Kind::kHistory) want_db = want_db.history();
+      Result<std::shared_ptr<const datalog::IndexSource>> got = ViewOf(current, v.kind, rt);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const auto& want = *want_db.impl()->source;
+      std::string name = what + ", view " + std::to_string(static_cast<int>(v.kind)) + " of tx " + std::to_string(v.k);
+      EXPECT_EQ(want.is_history(), (*got)->is_history()) << name;
+      for (const datalog::DatomPattern& p : Patterns()) {
+        std::string w = Scan(want, p, embedded_ts_), g = Scan(**got, p, replica_ts_);
+        if (!w.empty()) ++nonempty;
+        EXPECT_EQ(w, g) << name;
+      }
+      // The index access of Db::datoms (its own code path over the view).
+      const auto* store = dynamic_cast<const StoreSource*>(got->get());
+      ASSERT_NE(store, nullptr);
+      for (IndexType index : {IndexType::kEavt, IndexType::kAevt, IndexType::kVaet}) {
+        Result<std::vector<Datom>> w = want_db.datoms(index, {});
+        Result<std::vector<Datom>> g = store->Datoms(index, {});
+        ASSERT_TRUE(w.ok() && g.ok()) << name;
+        EXPECT_EQ(Normalize(*w, embedded_ts_), Normalize(*g, replica_ts_)) << name << " index " << static_cast<int>(index);
+      }
+    }
+    EXPECT_GT(nonempty, static_cast<int>(views.size())) << "the views compared nothing";
+  }
+
+ private:
+  static std::vector<datalog::DatomPattern> Patterns() {
+    std::vector<datalog::DatomPattern> out(1);  // everything
+    datalog::DatomPattern by_attr;
+    by_attr.a = Keyword::Intern("person/age");
+    out.push_back(by_attr);
+    datalog::DatomPattern by_value;
+    by_value.a = Keyword::Intern("person/name");
+    by_value.v = Value::String("p2");
+    out.push_back(by_value);
+    datalog::DatomPattern retracted;
+    retracted.added = false;
+    out.push_back(retracted);
+    return out;
+  }
+
+  // Datoms in scan order, each t replaced by "t<k>" (k = the transaction's
+  // number) and :db/txInstant values dropped (the clocks differ).
+  static std::string Normalize(const std::vector<Datom>& ds, const std::vector<TxTime>& ts) {
+    auto tnum = [&](TxTime t) {
+      auto it = std::find(ts.begin(), ts.end(), t);
+      return it == ts.end() ? "t?" + std::to_string(t.raw) : "t" + std::to_string(it - ts.begin());
+    };
+    std::string out;
+    for (const Datom& d : ds) {
+      std::string e = d.e.is_tx() ? tnum(d.e.tx_time()) : std::to_string(d.e.raw);
+      std::string v = d.a.str() == "db/txInstant" ? "inst" : d.v.ToString();
+      out += "[" + e + " " + d.a.ToString() + " " + v + " " + tnum(d.tx) + (d.added ? " +" : " -") + "]\n";
+    }
+    return out;
+  }
+
+  static std::string Scan(const datalog::IndexSource& src, const datalog::DatomPattern& p, const std::vector<TxTime>& ts) {
+    std::vector<Datom> ds;
+    Status st = src.Scan(p, [&](const Datom& d) {
+      ds.push_back(d);
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return Normalize(ds, ts);
+  }
+
+  std::unique_ptr<Database> db_;
+  std::vector<TxTime> replica_ts_, embedded_ts_;
+};
+
+TEST(Replica, TimeViewsEqualTheEmbeddedDatabase) {
+  std::string dir = TempDir("time_views");
+  Cluster c(dir, SmallSnapshots);
+  TimeViews ref(dir);
+  uint64_t leader = c.WaitLeader();
+  uint64_t down = leader == 3 ? 2 : 3;
+  uint64_t other = 6 - leader - down;
+  int n = 0;
+  auto run = [&](const std::string& edn) {
+    std::string id = "tv" + std::to_string(n++);
+    c.Propose(leader, id, 10 + n, edn);
+    c.Settle();
+    std::optional<ApplyOutcome> o = c.at(leader).Outcome(id);
+    ASSERT_TRUE(o.has_value() && o->status.ok()) << edn << ": " << (o ? o->status.ToString() : "not applied");
+    ref.Record(edn, o->t);
+  };
+  // Assertions, cardinality-one updates (retraction + assertion), a
+  // cardinality-many retraction, an entity retraction and a re-assertion.
+  run(kSchema);
+  for (int i = 0; i < 4; ++i) run(PersonTx(i));
+  run("[[:db/add [:person/name \"p1\"] :person/age 41]]");
+  run("[[:db/retract [:person/name \"friend-of-2\"] :person/friend [:person/name \"p2\"]]]");
+  c.Stop(down);  // misses the rest and catches up by a snapshot
+  run("[[:db/retractEntity [:person/name \"p0\"]]]");
+  run("[[:db/add [:person/name \"p2\"] :person/age 52] [:db/add [:person/name \"p3\"] :person/age 53]]");
+  for (int i = 4; i < 14; ++i) run(PersonTx(i));  // past several snapshots (SmallSnapshots: every 5 entries)
+  run("[{:person/name \"p0\" :person/age 7}]");
+  run("[[:db/add [:person/name \"p2\"] :person/age 62]]");
+  ASSERT_FALSE(HasFailure());
+  ref.Compare(c.at(leader), "leader while applying");
+  ref.Compare(c.at(other), "follower while applying");
+  // Restarted: both indexes rebuilt from the datom file.
+  c.Stop(other);
+  c.Start(other);
+  c.Settle();
+  ref.Compare(c.at(other), "follower after a restart");
+  // Behind the compacted log: installs a snapshot, then applies the log.
+  c.Start(down);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ref.Compare(c.at(down), "follower after a snapshot install");
+  run("[[:db/add [:person/name \"p3\"] :person/age 73] [:db/retract [:person/name \"p4\"] :person/age 4]]");
+  ref.Compare(c.at(down), "follower applying after the install");
+  ref.Compare(c.at(leader), "leader");
 }
 
 TEST(ReplicaCommand, RoundTripsAndRefusesMalformedBytes) {

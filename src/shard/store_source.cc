@@ -1,10 +1,12 @@
-#include "api/store_source.h"
+#include "shard/store_source.h"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "core/check.h"
 
-namespace cairn::internal {
+namespace cairn::shard {
 
 using storage::IndexBounds;
 using storage::IndexEntry;
@@ -283,4 +285,103 @@ Result<std::vector<Datom>> StoreSource::Datoms(IndexType index, const std::vecto
   return out;
 }
 
-}  // namespace cairn::internal
+Result<std::shared_ptr<const StoreSource>> StoreSource::View(Kind kind, TxTime t) const {
+  if ((kind == Kind::kAsOf || kind == Kind::kHistory) && history_.index == nullptr)
+    return Status::Unavailable("this database value holds no history index (as-of and history need one)");
+  return std::make_shared<const StoreSource>(snap_, kind, t, history_);
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
+                                                            StoreSource::Kind kind, TxTime t) {
+  const auto* store = dynamic_cast<const StoreSource*>(db.get());
+  if (store == nullptr) return Status::InvalidArgument("this database value offers no as-of, since or history views");
+  bool same_t = kind == StoreSource::Kind::kCurrent || kind == StoreSource::Kind::kHistory || t == store->t();
+  if (kind == store->kind() && same_t) return db;
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const StoreSource> view, store->View(kind, t));
+  return std::shared_ptr<const datalog::IndexSource>(std::move(view));
+}
+
+// The attribute definitions are datoms of entities with :db/ident (in the
+// system partition); this mirrors how the embedded Database rebuilds them.
+std::shared_ptr<const Schema> LoadSchemaFromIndex(const storage::CurrentIndex& index,
+                                                  const storage::AttrTable& attrs) {
+  auto schema = std::make_shared<Schema>();
+  std::optional<uint32_t> ident_aid = attrs.Find(Keyword::Intern("db/ident"));
+  if (!ident_aid) return schema;
+  auto keyword_of = [&](const Value& v) -> std::optional<Keyword> {
+    if (v.type() == ValueType::kKeyword) return v.as_keyword();
+    if (v.type() == ValueType::kRef) {
+      storage::IndexBounds b;
+      b.e = v.as_ref();
+      b.aid = ident_aid;
+      std::optional<Keyword> k;
+      index.Scan(storage::IndexOrder::kEavt, b, [&](const storage::IndexEntry& x) {
+        if (x.v.type() == ValueType::kKeyword) k = x.v.as_keyword();
+        return false;
+      });
+      return k;
+    }
+    return std::nullopt;
+  };
+  auto type_of = [&](const Value& v) -> std::optional<ValueType> {
+    std::optional<Keyword> k = keyword_of(v);
+    if (!k) return std::nullopt;
+    auto t = Schema::ParseValueType(*k);
+    if (!t.ok()) return std::nullopt;
+    return *t;
+  };
+  std::vector<std::pair<EntityId, Keyword>> idents;
+  storage::IndexBounds by_attr;
+  by_attr.aid = ident_aid;
+  index.Scan(storage::IndexOrder::kAevt, by_attr, [&](const storage::IndexEntry& x) {
+    if (x.v.type() == ValueType::kKeyword) idents.emplace_back(x.e, x.v.as_keyword());
+    return true;
+  });
+  for (const auto& [e, ident] : idents) {
+    if (Schema::IsBuiltin(ident)) continue;
+    Attribute a;
+    a.ident = ident;
+    a.id = e;
+    bool any = false;
+    storage::IndexBounds b;
+    b.e = e;
+    index.Scan(storage::IndexOrder::kEavt, b, [&](const storage::IndexEntry& x) {
+      std::string_view name = attrs.Name(x.aid).str();
+      const Value& v = x.v;
+      if (name == "db/valueType") {
+        if (auto t = type_of(v)) a.value_type = *t, any = true;
+      } else if (name == "db/cardinality") {
+        auto k = keyword_of(v);
+        a.cardinality = k && k->str() == "db.cardinality/many" ? Cardinality::kMany : Cardinality::kOne;
+        any = true;
+      } else if (name == "db/unique") {
+        auto k = keyword_of(v);
+        a.unique = k && k->str() == "db.unique/identity" ? Uniqueness::kIdentity : Uniqueness::kValue;
+        any = true;
+      } else if (name == "db/index" && v.type() == ValueType::kBool) {
+        a.indexed = v.as_bool(), any = true;
+      } else if (name == "db/isComponent" && v.type() == ValueType::kBool) {
+        a.is_component = v.as_bool(), any = true;
+      } else if (name == "db/doc" && v.type() == ValueType::kString) {
+        a.doc = v.as_string(), any = true;
+      } else if (name == "db/tupleAttrs" && v.type() == ValueType::kTuple) {
+        for (const Value& item : v.as_tuple())
+          if (auto k = keyword_of(item)) a.tuple_attrs.push_back(*k);
+        any = true;
+      } else if (name == "db/tupleTypes" && v.type() == ValueType::kTuple) {
+        for (const Value& item : v.as_tuple())
+          if (auto t = type_of(item)) a.tuple_types.push_back(*t);
+        any = true;
+      } else if (name == "db/tupleType") {
+        if (auto t = type_of(v)) a.tuple_type = *t, any = true;
+      }
+      return true;
+    });
+    if (!any) continue;
+    a.declared = true;
+    schema->Put(std::move(a));
+  }
+  return schema;
+}
+
+}  // namespace cairn::shard

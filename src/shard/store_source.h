@@ -1,4 +1,7 @@
-// StoreSource: the IndexSource (database value) of the embedded store.
+// StoreSource: the database value (datalog::IndexSource) of one store's memory
+// index, shared by the embedded Database (src/api) and a shard Replica
+// (shard/replica.h): both hand out the same views, so time travel means the
+// same thing on one store and on every replica of a cluster.
 //
 // A StoreSource reads one committed Snapshot of the memory index: the current
 // view, since(T) (the current view restricted to datoms asserted after T),
@@ -12,10 +15,14 @@
 // before building datoms (the storage index has no seek into AVET by value
 // range yet).
 //
+// LoadSchemaFromIndex rebuilds the schema from the attribute entities of a
+// current index (used when a store is opened or a replica reloads).
+//
 // Thread-safety: immutable apart from the internally locked statistics
 // cache; all methods are safe to call concurrently.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -28,7 +35,7 @@
 #include "storage/datom_store.h"
 #include "storage/memory_index.h"
 
-namespace cairn::internal {
+namespace cairn::shard {
 
 // Planner statistics of one attribute in one snapshot's current index: the
 // datom count, an estimate of its distinct values and a sorted sample of its
@@ -53,7 +60,7 @@ class AttrStatsCache {
   std::unordered_map<uint32_t, std::shared_ptr<const AttrValueStats>> by_attr_;  // guarded by mu_
 };
 
-// One committed state of the embedded database.
+// One committed state of a store (the embedded database or a replica).
 struct Snapshot {
   TxTime basis_t;  // the last transaction it contains
   std::shared_ptr<const storage::CurrentIndex> current;
@@ -91,6 +98,11 @@ class StoreSource : public datalog::IndexSource {
   // an AVET scan of an attribute that is not indexed.
   Result<std::vector<Datom>> Datoms(IndexType index, const std::vector<Value>& components) const;
 
+  // A sibling view of the same snapshot and history (Db::as_of/since/
+  // history). Unavailable if `kind` needs the history index and this value
+  // has none (the embedded Database was closed).
+  Result<std::shared_ptr<const StoreSource>> View(Kind kind, TxTime t) const;
+
   Kind kind() const { return kind_; }
   TxTime t() const { return t_; }
   const Snapshot& snapshot() const { return snap_; }
@@ -113,4 +125,31 @@ class StoreSource : public datalog::IndexSource {
   HistoryState history_;
 };
 
-}  // namespace cairn::internal
+// `db` as a view of `kind` at `t`, if `db` is a StoreSource (a replica's or
+// the embedded store's value); InvalidArgument otherwise.
+Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr<const datalog::IndexSource>& db,
+                                                            StoreSource::Kind kind, TxTime t);
+
+// `index` updated by one transaction's entries: in place when the caller
+// holds the only reference (nobody can see it change), else a copy-on-write
+// copy (other holders keep theirs). Used by the embedded Database and the
+// Replica alike for their current and history indexes.
+template <typename Index>
+std::shared_ptr<const Index> ApplyTo(std::shared_ptr<const Index> index,
+                                     const std::vector<storage::IndexEntry>& entries) {
+  if (index.use_count() == 1) {
+    // Pairs with the release in the last other holder's reference drop, so
+    // its reads happen before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const_cast<Index&>(*index).Apply(entries);
+    return index;
+  }
+  auto copy = std::make_shared<Index>(*index);
+  copy->Apply(entries);
+  return copy;
+}
+
+std::shared_ptr<const Schema> LoadSchemaFromIndex(const storage::CurrentIndex& index,
+                                                  const storage::AttrTable& attrs);
+
+}  // namespace cairn::shard
