@@ -2,9 +2,9 @@
 // across shards" — the byte format is written up there).
 //
 //  - ScanRequest / ScanReply and their encodings: one request asks one
-//    shard's view (current, as-of t, since t, history) for a datom scan
-//    (pattern, skip, limit), an EstimateCount, an EstimateDistinct or a
-//    Lookup; the reply carries the datoms (at most `limit`, at most about
+//    shard's view (current, as-of t, since t, history, history after t)
+//    for a datom scan (pattern, skip, limit), an EstimateCount, an
+//    EstimateDistinct or a Lookup; the reply carries the datoms (at most `limit`, at most about
 //    reply_bytes_max bytes; `more` says the scan goes on: ask again with
 //    skip + datoms.size()), the figure, or the serving node's error.
 //  - ServeScanRequest: the serving side. Decodes a request, takes the view
