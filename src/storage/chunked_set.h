@@ -27,8 +27,9 @@
 
 namespace cairn::storage {
 
+// FlatChunkedSet: one run of chunks (the lower level of ChunkedSet below).
 template <typename T, typename Less>
-class ChunkedSet {
+class FlatChunkedSet {
  public:
   // Small enough that a scattered insert copies little, large enough that
   // the chunk pointer vector stays short.
@@ -43,11 +44,22 @@ class ChunkedSet {
     size_t index = 0;
   };
 
-  ChunkedSet() = default;
+  FlatChunkedSet() = default;
 
   size_t size() const { return prefix_.empty() ? 0 : prefix_.back(); }
   bool empty() const { return size() == 0; }
   size_t chunk_count() const { return chunks_.size(); }
+  // REQUIRES: !empty().
+  const T& front() const { return chunks_.front()->items.front(); }
+  const T& back() const { return lasts_.back(); }
+  // Chunks [begin, end) as a set of their own (sharing them).
+  FlatChunkedSet Slice(size_t begin, size_t end) const {
+    FlatChunkedSet out;
+    out.chunks_.assign(chunks_.begin() + static_cast<std::ptrdiff_t>(begin),
+                       chunks_.begin() + static_cast<std::ptrdiff_t>(end));
+    out.RebuildPrefix();
+    return out;
+  }
   // Bytes held by items of this snapshot (shared chunks counted in full).
   size_t MemoryBytes() const {
     size_t bytes = chunks_.capacity() * sizeof(chunks_[0]) + prefix_.capacity() * sizeof(size_t) +
@@ -471,6 +483,245 @@ class ChunkedSet {
   // changes read this contiguous array instead of chasing two pointers per
   // probed chunk (cache misses that dominated bulk commits).
   std::vector<T> lasts_;
+};
+
+// ChunkedSet<T, Less>: a sorted set as a sequence of segments, each a
+// FlatChunkedSet of up to ~2 x kSegmentChunks chunks (a three-level
+// persistent B-tree: segments -> chunks -> items).
+//
+// A copy shares every segment: copying costs O(segments) (= size / ~4,000)
+// where a flat set's copy cost O(chunks) (= size / ~50), and that copy is
+// what every commit pays while a reader holds the previous snapshot. Apply()
+// copies only the segments it touches when they are shared (their chunks stay
+// shared until touched in turn), splits a segment that grew past twice the
+// target and drops one that emptied.
+//
+// Positions, ranges and probes work as in FlatChunkedSet (see there).
+//
+// Thread-safety: const methods are safe concurrently; Apply() needs
+// exclusive access to this object (other snapshots are unaffected).
+template <typename T, typename Less>
+class ChunkedSet {
+ public:
+  using Flat = FlatChunkedSet<T, Less>;
+  static constexpr size_t kChunkTarget = Flat::kChunkTarget;
+  static constexpr size_t kSegmentChunks = 64;
+
+  struct Pos {
+    size_t segment = 0;
+    typename Flat::Pos inner;
+  };
+
+  size_t size() const { return prefix_.empty() ? 0 : prefix_.back(); }
+  bool empty() const { return size() == 0; }
+  size_t segment_count() const { return segs_.size(); }
+  size_t chunk_count() const {
+    size_t n = 0;
+    for (const auto& seg : segs_) n += seg->chunk_count();
+    return n;
+  }
+  // Bytes held by this snapshot (shared segments and chunks counted in full).
+  size_t MemoryBytes() const {
+    size_t bytes = segs_.capacity() * sizeof(segs_[0]) + prefix_.capacity() * sizeof(size_t) +
+                   lasts_.capacity() * sizeof(T);
+    for (const auto& seg : segs_) bytes += sizeof(Flat) + seg->MemoryBytes();
+    return bytes;
+  }
+
+  template <typename Probe>
+  Pos LowerBound(const Probe& probe) const {
+    return Bound(probe, [](int c) { return c < 0; }, [&](const Flat& f) { return f.LowerBound(probe); });
+  }
+  template <typename Probe>
+  Pos UpperBound(const Probe& probe) const {
+    return Bound(probe, [](int c) { return c <= 0; }, [&](const Flat& f) { return f.UpperBound(probe); });
+  }
+  size_t Rank(Pos p) const {
+    if (p.segment >= segs_.size()) return size();
+    return (p.segment == 0 ? 0 : prefix_[p.segment - 1]) + segs_[p.segment]->Rank(p.inner);
+  }
+  template <typename Probe>
+  size_t CountRange(const Probe& probe) const {
+    return Rank(UpperBound(probe)) - Rank(LowerBound(probe));
+  }
+
+  template <typename Probe, typename Fn>
+  bool ForEach(const Probe& probe, const Fn& fn) const {
+    for (size_t k = FirstSegment(probe, [](int c) { return c < 0; }); k < segs_.size(); ++k) {
+      if (!segs_[k]->ForEach(probe, fn)) return false;
+      if (probe(lasts_[k]) > 0) return true;  // the range ended inside this segment
+    }
+    return true;
+  }
+  template <typename Fn>
+  bool ForEachAll(const Fn& fn) const {
+    for (const auto& seg : segs_)
+      if (!seg->ForEachAll(fn)) return false;
+    return true;
+  }
+
+  // As FlatChunkedSet::Apply: removes the items equal (under Less) to those
+  // in `erase`, then inserts `insert`, replacing equal items.
+  void Apply(std::vector<T> erase, std::vector<T> insert) {
+    Less less;
+    if (!std::is_sorted(erase.begin(), erase.end(), less)) std::sort(erase.begin(), erase.end(), less);
+    if (!std::is_sorted(insert.begin(), insert.end(), less)) std::sort(insert.begin(), insert.end(), less);
+    if (erase.empty() && insert.empty()) return;
+    if (segs_.empty()) {
+      Flat all;
+      all.Apply(std::move(erase), std::move(insert));
+      if (all.empty()) return;
+      std::vector<std::shared_ptr<const Flat>> pieces;
+      Split(all, &pieces);
+      segs_ = std::move(pieces);
+      RebuildIndex();
+      return;
+    }
+    // The changes of each touched segment: items up to and including a
+    // segment's last item belong to it; the last segment takes the rest.
+    struct Touch {
+      size_t segment, e_begin, e_end, i_begin, i_end;
+    };
+    std::vector<Touch> touches;
+    size_t ei = 0, ii = 0;
+    while (ei < erase.size() || ii < insert.size()) {
+      bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
+      const T& x = from_erase ? erase[ei] : insert[ii];
+      size_t k = static_cast<size_t>(
+          std::lower_bound(lasts_.begin(), lasts_.end(), x, [&](const T& last, const T& v) { return less(last, v); }) -
+          lasts_.begin());
+      k = std::min(k, segs_.size() - 1);
+      size_t e_end = erase.size(), i_end = insert.size();
+      if (k + 1 < segs_.size()) {
+        const T& back = lasts_[k];
+        e_end = static_cast<size_t>(std::upper_bound(erase.begin() + static_cast<std::ptrdiff_t>(ei), erase.end(),
+                                                     back, less) - erase.begin());
+        i_end = static_cast<size_t>(std::upper_bound(insert.begin() + static_cast<std::ptrdiff_t>(ii), insert.end(),
+                                                     back, less) - insert.begin());
+      }
+      touches.push_back(Touch{k, ei, e_end, ii, i_end});
+      ei = e_end;
+      ii = i_end;
+    }
+    bool reshaped = false;  // a segment split or emptied
+    std::vector<std::vector<std::shared_ptr<const Flat>>> replacements(touches.size());
+    for (size_t t = 0; t < touches.size(); ++t) {
+      const Touch& touch = touches[t];
+      std::vector<T> seg_erase, seg_insert;
+      if (touches.size() == 1) {  // the usual small commit: no copies of the change lists
+        seg_erase = std::move(erase);
+        seg_insert = std::move(insert);
+      } else {
+        seg_erase.assign(std::make_move_iterator(erase.begin() + static_cast<std::ptrdiff_t>(touch.e_begin)),
+                         std::make_move_iterator(erase.begin() + static_cast<std::ptrdiff_t>(touch.e_end)));
+        seg_insert.assign(std::make_move_iterator(insert.begin() + static_cast<std::ptrdiff_t>(touch.i_begin)),
+                          std::make_move_iterator(insert.begin() + static_cast<std::ptrdiff_t>(touch.i_end)));
+      }
+      std::shared_ptr<const Flat>& slot = segs_[touch.segment];
+      Flat* own;
+      if (slot.use_count() == 1) {
+        std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the last other holder's release
+        own = const_cast<Flat*>(slot.get());
+      } else {
+        auto copy = std::make_shared<Flat>(*slot);  // shares its chunks
+        own = copy.get();
+        slot = std::move(copy);
+      }
+      own->Apply(std::move(seg_erase), std::move(seg_insert));
+      if (own->empty() || own->chunk_count() > 2 * kSegmentChunks) {
+        reshaped = true;
+        if (!own->empty()) Split(*own, &replacements[t]);
+      }
+    }
+    if (!reshaped) {
+      for (const Touch& touch : touches) lasts_[touch.segment] = segs_[touch.segment]->back();
+      RebuildPrefixFrom(touches.front().segment);
+      return;
+    }
+    std::vector<std::shared_ptr<const Flat>> next;
+    next.reserve(segs_.size() + touches.size());
+    size_t t = 0;
+    for (size_t k = 0; k < segs_.size(); ++k) {
+      if (t < touches.size() && touches[t].segment == k) {
+        const Flat& seg = *segs_[k];
+        if (seg.empty()) {
+          // dropped
+        } else if (replacements[t].empty()) {
+          next.push_back(std::move(segs_[k]));
+        } else {
+          for (auto& piece : replacements[t]) next.push_back(std::move(piece));
+        }
+        ++t;
+      } else {
+        next.push_back(std::move(segs_[k]));
+      }
+    }
+    segs_ = std::move(next);
+    RebuildIndex();
+  }
+
+  // Validates the ordering invariant (tests).
+  bool CheckInvariants() const {
+    Less less;
+    if (prefix_.size() != segs_.size() || lasts_.size() != segs_.size()) return false;
+    size_t total = 0;
+    for (size_t k = 0; k < segs_.size(); ++k) {
+      const Flat& seg = *segs_[k];
+      if (seg.empty() || !seg.CheckInvariants()) return false;
+      total += seg.size();
+      if (prefix_[k] != total) return false;
+      if (less(seg.back(), lasts_[k]) || less(lasts_[k], seg.back())) return false;
+      if (k > 0 && !less(lasts_[k - 1], seg.front())) return false;
+    }
+    return true;
+  }
+
+ private:
+  // First segment whose last item is not `before` the bound.
+  template <typename Probe, typename Before>
+  size_t FirstSegment(const Probe& probe, const Before& before) const {
+    size_t lo = 0, hi = segs_.size();
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (before(probe(lasts_[mid]))) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+  template <typename Probe, typename Before, typename Inner>
+  Pos Bound(const Probe& probe, const Before& before, const Inner& inner) const {
+    size_t k = FirstSegment(probe, before);
+    if (k == segs_.size()) return Pos{segs_.size(), {}};
+    return Pos{k, inner(*segs_[k])};
+  }
+  // `seg` cut into segments of kSegmentChunks chunks (the last takes up to
+  // twice that), appended to `out`.
+  static void Split(const Flat& seg, std::vector<std::shared_ptr<const Flat>>* out) {
+    const size_t n = seg.chunk_count();
+    for (size_t begin = 0; begin < n;) {
+      size_t end = n - begin <= 2 * kSegmentChunks ? n : begin + kSegmentChunks;
+      out->push_back(std::make_shared<Flat>(seg.Slice(begin, end)));
+      begin = end;
+    }
+  }
+  void RebuildIndex() {
+    prefix_.resize(segs_.size());
+    lasts_.clear();
+    lasts_.reserve(segs_.size());
+    for (const auto& seg : segs_) lasts_.push_back(seg->back());
+    RebuildPrefixFrom(0);
+  }
+  void RebuildPrefixFrom(size_t first) {
+    size_t total = first == 0 ? 0 : prefix_[first - 1];
+    for (size_t k = first; k < segs_.size(); ++k) {
+      total += segs_[k]->size();
+      prefix_[k] = total;
+    }
+  }
+
+  std::vector<std::shared_ptr<const Flat>> segs_;
+  std::vector<size_t> prefix_;  // prefix_[k] = items in segments 0..k
+  std::vector<T> lasts_;        // lasts_[k] = a copy of segment k's last item
 };
 
 }  // namespace cairn::storage

@@ -92,6 +92,62 @@ TEST(ChunkedSet, SmallChangesToSharedChunksKeepEverySnapshot) {
   }
 }
 
+// Sets large enough for many segments: a dense insert run splits its
+// segment, erasing whole runs drops segments, and ranges, ranks and every
+// snapshot stay exact; a copy shares every segment.
+TEST(ChunkedSet, SegmentsSplitAndDropWithSnapshotsKept) {
+  std::mt19937 rng(11);
+  Set s;
+  std::set<int> model;
+  std::vector<int> seed;
+  for (int i = 0; i < 200000; ++i) seed.push_back(i * 10);
+  s.Apply({}, seed);
+  model.insert(seed.begin(), seed.end());
+  ASSERT_TRUE(s.CheckInvariants());
+  const size_t segments_at_start = s.segment_count();
+  EXPECT_GT(segments_at_start, 20u);
+  std::vector<std::pair<Set, std::vector<int>>> held;
+  bool split_seen = false, drop_seen = false;
+  for (int round = 0; round < 40; ++round) {
+    if (round % 4 == 0) held.emplace_back(s, std::vector<int>(model.begin(), model.end()));
+    std::vector<int> ins, del;
+    if (round % 2 == 0) {
+      // 20,000 new items in one gap-rich region: that segment must split.
+      int base = static_cast<int>(rng() % 1900000);
+      for (int i = 0; i < 20000; ++i) ins.push_back(base + static_cast<int>(rng() % 50000));
+    } else {
+      // Erase a run of ~60,000 consecutive items: whole segments go.
+      int base = static_cast<int>(rng() % 140000) * 10;  // on the seeded multiples of 10
+      for (int x = base; x < base + 600000; x += 10) del.push_back(x);
+      for (int i = 0; i < 50; ++i) ins.push_back(static_cast<int>(rng() % 2000000));
+    }
+    for (int x : ins) model.insert(x);
+    for (int x : del) model.erase(x);
+    const size_t before = s.segment_count();
+    s.Apply(del, ins);
+    ASSERT_TRUE(s.CheckInvariants()) << "round " << round;
+    ASSERT_EQ(s.size(), model.size());
+    if (round % 2 == 0 && s.segment_count() > before) split_seen = true;
+    if (round % 2 == 1 && s.segment_count() < before) drop_seen = true;
+    int lo = static_cast<int>(rng() % 2000000), hi = lo + static_cast<int>(rng() % 100000);
+    auto probe = [&](int x) { return x < lo ? -1 : (x > hi ? 1 : 0); };
+    ASSERT_EQ(s.CountRange(probe), static_cast<size_t>(std::distance(model.lower_bound(lo), model.upper_bound(hi))));
+    std::vector<int> got;
+    s.ForEach(probe, [&](int x) {
+      got.push_back(x);
+      return true;
+    });
+    ASSERT_EQ(got, std::vector<int>(model.lower_bound(lo), model.upper_bound(hi)));
+  }
+  EXPECT_TRUE(split_seen) << "no segment split";
+  EXPECT_TRUE(drop_seen) << "no segment dropped";
+  EXPECT_EQ(Items(s), std::vector<int>(model.begin(), model.end()));
+  for (const auto& [snap, items] : held) {
+    ASSERT_TRUE(snap.CheckInvariants());
+    ASSERT_EQ(Items(snap), items);
+  }
+}
+
 TEST(ChunkedSet, SnapshotsAreUnaffectedByLaterApplies) {
   Set s;
   std::vector<int> first;
