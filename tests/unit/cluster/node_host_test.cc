@@ -503,7 +503,7 @@ TEST(NodeHost, ProposalsExceedObservedAndAppliedTimes) {
   EXPECT_EQ(first.t.physical_ms(), static_cast<uint64_t>(kBaseMs));  // the clock, while nothing is ahead of it
 
   const TxTime min_t = TxTime::FromParts(kBaseMs + 30'000, 5);  // a client saw this t elsewhere
-  uint32_t l1 = c.Leader(1);
+  uint32_t l1 = c.WaitLeader(1, 3000ms);
   ASSERT_NE(l1, 0u);
   // Too far ahead of the wall clock (default bound 60 s): refused, not recorded.
   Status far = c.at(l1)->ObserveTime(TxTime::FromParts(kBaseMs + 120'000, 0));
@@ -512,6 +512,13 @@ TEST(NodeHost, ProposalsExceedObservedAndAppliedTimes) {
   ASSERT_TRUE(c.at(l1)->ObserveTime(min_t).ok());
   EXPECT_GE(c.at(l1)->LatestTime(), min_t);
   ProposeResult r = c.at(l1)->Propose(1, "causal", PersonTx("causal", 2)).get();
+  for (int attempt = 0; attempt < 10 && r.status.code() == StatusCode::kNotLeader; ++attempt) {
+    // A loaded machine moved the leadership: observe at the new leader too.
+    l1 = c.WaitLeader(1, 3000ms);
+    ASSERT_NE(l1, 0u);
+    ASSERT_TRUE(c.at(l1)->ObserveTime(min_t).ok());
+    r = c.at(l1)->Propose(1, "causal", PersonTx("causal", 2)).get();
+  }
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_GT(r.t, min_t);
   ASSERT_TRUE(c.WaitApplied(1, r.index, 3000ms));
@@ -547,7 +554,8 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   }
   // Statuses are published after the round that answered the proposal.
   ASSERT_TRUE(c.WaitApplied(1, last_index, 3000ms));
-  uint32_t leader = c.Leader(1);
+  uint32_t leader = c.WaitLeader(1, 3000ms);
+  ASSERT_NE(leader, 0u);
   uint32_t follower = leader % 3 + 1;
 
   // A time every replica closed already (the last t): no close entry.
@@ -557,7 +565,11 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "a4"));
   std::this_thread::sleep_for(50ms);  // a close entry would have committed by now
-  EXPECT_EQ(c.at(leader)->status(1)->commit, before->commit) << "a closed time must not need a close entry";
+  Result<GroupStatus> after = c.at(leader)->status(1);
+  ASSERT_TRUE(after.ok());
+  if (after->term == before->term) {  // (a new term's leader appends a no-op: a loaded machine may elect one)
+    EXPECT_EQ(after->commit, before->commit) << "a closed time must not need a close entry";
+  }
 
   // A time ahead of every clock (within the bound): the follower has the
   // leader close it.
@@ -576,7 +588,8 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
 
   // On the leader: the close is proposed locally.
   const TxTime t_leader = TxTime::FromParts(kBaseMs + 4000, 0);
-  leader = c.Leader(1);
+  leader = c.WaitLeader(1, 3000ms);
+  ASSERT_NE(leader, 0u);
   db = c.at(leader)->ReadAt(1, t_leader).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "late"));
@@ -605,10 +618,9 @@ TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
   ProposeResult schema = c.Propose(1, "schema", kSchema);
   ASSERT_TRUE(schema.status.ok()) << schema.status.ToString();
   ASSERT_TRUE(c.WaitApplied(1, schema.index, 3000ms));
-  uint32_t leader = c.Leader(1);
+  uint32_t leader = c.WaitLeader(1, 3000ms);
+  ASSERT_NE(leader, 0u);
   uint64_t commit_before = c.at(leader)->status(1)->commit;
-  uint64_t requests_before = 0;
-  for (uint32_t id = 1; id <= 3; ++id) requests_before += c.at(id)->stats().close_requests_sent;
   const TxTime t = TxTime::FromParts(kBaseMs + 1500, 0);
   std::vector<std::future<NodeHost::DbResult>> reads;
   for (int i = 0; i < 30; ++i) reads.push_back(c.at(1 + i % 3)->ReadAt(1, t));
@@ -622,9 +634,8 @@ TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
   EXPECT_GE(entries, 1u);
   EXPECT_LE(entries, 4u) << "30 reads at one T should share a few close entries";
   EXPECT_EQ(c.at(leader)->stats().closes_proposed, entries);
-  uint64_t requests = 0;
-  for (uint32_t id = 1; id <= 3; ++id) requests += c.at(id)->stats().close_requests_sent;
-  EXPECT_GE(requests - requests_before, 1u) << "the followers' reads should have asked the leader to close";
+  // (Followers may or may not have sent close requests: when the leader's
+  // own reads closed T first, theirs find it closed.)
 }
 
 // The closed time is replicated state: after the leader's node goes away, a
@@ -636,7 +647,8 @@ TEST(NodeHost, ClosedTimeSurvivesALeaderChange) {
   TestCluster c("read_at_failover", 0, false, 10000, &clock);
   ASSERT_NE(c.WaitLeader(1, 2000ms), 0u);
   ASSERT_TRUE(c.Propose(1, "schema", kSchema).status.ok());
-  uint32_t leader = c.Leader(1);
+  uint32_t leader = c.WaitLeader(1, 3000ms);
+  ASSERT_NE(leader, 0u);
   uint32_t follower = leader % 3 + 1;
   const TxTime t1 = TxTime::FromParts(kBaseMs + 2000, 0);
   NodeHost::DbResult db = c.at(follower)->ReadAt(1, t1).get();
