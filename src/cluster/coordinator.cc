@@ -551,7 +551,9 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
     }
     if (local_leader != 0 && local_leader != previous) {
       target = local_leader;  // this node's replica knows better than a guess
-    } else if (hint != 0 && std::find(replicas.begin(), replicas.end(), hint) != replicas.end()) {
+    } else if (hint != 0 && hint != previous) {
+      // Raft's own answer: followed even when the map (an edited or stale
+      // copy of the meta group's record) does not list that node.
       target = hint;
     } else {
       // The next replica that looks alive (this node counts as alive).
