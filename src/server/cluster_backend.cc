@@ -16,12 +16,8 @@ struct ClusterBackend::Counters {
 ClusterBackend::ClusterBackend(cluster::Node* node) : node_(node), counters_(std::make_unique<Counters>()) {}
 ClusterBackend::~ClusterBackend() = default;
 
-Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) {
-  // Causality (ARCHITECTURE §3): every proposal this node makes or forwards
-  // from now on carries a t above what the client has seen.
-  CAIRN_RETURN_IF_ERROR(node_->host().ObserveTime(request.min_t).WithContext("transact: 'min-t'"));
-  CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out, node_->coordinator().Transact(request.tx_edn, request.request_id));
-  counters_->transactions.fetch_add(1, std::memory_order_relaxed);
+namespace {
+TransactResult ToTransactResult(cluster::TxOutcome out) {
   TransactResult r;
   r.report.t = out.t;
   r.report.tempids = std::move(out.tempids);
@@ -29,16 +25,21 @@ Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) 
   r.duplicate = out.duplicate;
   return r;
 }
+}  // namespace
+
+Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) {
+  // Causality (ARCHITECTURE §3): every proposal this node makes or forwards
+  // from now on carries a t above what the client has seen.
+  CAIRN_RETURN_IF_ERROR(node_->host().ObserveTime(request.min_t).WithContext("transact: 'min-t'"));
+  CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out, node_->coordinator().Transact(request.tx_edn, request.request_id));
+  counters_->transactions.fetch_add(1, std::memory_order_relaxed);
+  return ToTransactResult(std::move(out));
+}
 
 Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& request) {
   CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out,
                          node_->coordinator().MetaTransact(request.tx_edn, request.request_id));
-  TransactResult r;
-  r.report.t = out.t;
-  r.report.tempids = std::move(out.tempids);
-  r.report.datoms = std::move(out.datoms);
-  r.duplicate = out.duplicate;
-  return r;
+  return ToTransactResult(std::move(out));
 }
 
 namespace {

@@ -35,6 +35,12 @@ void Family(std::string& out, const char* name, const char* type, const char* he
   out += type;
   out += "\n";
 }
+
+// A family with one unlabelled sample.
+void Scalar(std::string& out, const char* name, const char* type, const char* help, uint64_t value) {
+  Family(out, name, type, help);
+  out += std::string(name) + " " + std::to_string(value) + "\n";
+}
 }  // namespace
 
 std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
@@ -83,24 +89,23 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     std::vector<const GroupStatusInfo*> groups;
     if (backend.meta) groups.push_back(&*backend.meta);
     for (const GroupStatusInfo& g : backend.groups) groups.push_back(&g);
-    Family(out, "cairn_peer_auth_failures_total", "counter",
-           "Peer connections refused because the handshake failed (wrong cluster secret).");
-    out += "cairn_peer_auth_failures_total " + std::to_string(backend.peer_auth_failures) + "\n";
-    Family(out, "cairn_peer_protocol_errors_total", "counter",
-           "Peer connections closed for a malformed frame (magic, version, checksum, size).");
-    out += "cairn_peer_protocol_errors_total " + std::to_string(backend.peer_protocol_errors) + "\n";
-    Family(out, "cairn_peer_connects_total", "counter", "Outbound peer connections established.");
-    out += "cairn_peer_connects_total " + std::to_string(backend.peer_connects) + "\n";
-    Family(out, "cairn_remote_read_failures_total", "counter",
-           "Remote read requests that failed at one replica of a group (the read then moves to the next).");
-    out += "cairn_remote_read_failures_total " + std::to_string(backend.remote_read_failures) + "\n";
-    Family(out, "cairn_closes_total", "counter",
-           "close(T) entries this node proposed as a leader (as-of reads of a time a shard had not closed).");
-    out += "cairn_closes_total " + std::to_string(backend.closes_proposed) + "\n";
+    Scalar(out, "cairn_peer_auth_failures_total", "counter",
+           "Peer connections refused because the handshake failed (wrong cluster secret).", backend.peer_auth_failures);
+    Scalar(out, "cairn_peer_protocol_errors_total", "counter",
+           "Peer connections closed for a malformed frame (magic, version, checksum, size).",
+           backend.peer_protocol_errors);
+    Scalar(out, "cairn_peer_connects_total", "counter", "Outbound peer connections established.",
+           backend.peer_connects);
+    Scalar(out, "cairn_remote_read_failures_total", "counter",
+           "Remote read requests that failed at one replica of a group (the read then moves to the next).",
+           backend.remote_read_failures);
+    Scalar(out, "cairn_closes_total", "counter",
+           "close(T) entries this node proposed as a leader (as-of reads of a time a shard had not closed).",
+           backend.closes_proposed);
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
-      out += "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") +
-             "\n";
+      out +=
+          "cairn_raft_leader{group=\"" + std::to_string(g->group) + "\"} " + (g->role == "leader" ? "1" : "0") + "\n";
     }
     Family(out, "cairn_raft_term", "gauge", "The group's current Raft term on this node.");
     for (const GroupStatusInfo* g : groups) {
@@ -108,8 +113,8 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     }
     Family(out, "cairn_raft_commit_index", "gauge", "The group's commit index on this node.");
     for (const GroupStatusInfo* g : groups) {
-      out += "cairn_raft_commit_index{group=\"" + std::to_string(g->group) + "\"} " +
-             std::to_string(g->commit_index) + "\n";
+      out += "cairn_raft_commit_index{group=\"" + std::to_string(g->group) + "\"} " + std::to_string(g->commit_index) +
+             "\n";
     }
     Family(out, "cairn_raft_applied_index", "gauge", "The group's applied index on this node.");
     for (const GroupStatusInfo* g : groups) {

@@ -113,10 +113,7 @@ class FlatChunkedSet {
   // snapshots are copied, others reused in place.
   void Apply(std::vector<T> erase, std::vector<T> insert) {
     Less less;
-    // Callers usually pass sorted input (MemoryIndex sorts once by EAV): a
-    // linear check is cheaper than re-sorting.
-    if (!std::is_sorted(erase.begin(), erase.end(), less)) std::sort(erase.begin(), erase.end(), less);
-    if (!std::is_sorted(insert.begin(), insert.end(), less)) std::sort(insert.begin(), insert.end(), less);
+    SortChanges(&erase, &insert);
     if (erase.empty() && insert.empty()) return;
     if (chunks_.empty()) {
       // Inserts (minus erased ones: erase applies last) become fresh chunks.
@@ -240,6 +237,14 @@ class FlatChunkedSet {
       for (auto& chunk : tail) chunks_.push_back(std::move(chunk));
       for (auto& last : tail_lasts) lasts_.push_back(std::move(last));
       prefix_.insert(prefix_.end(), tail_prefix.begin(), tail_prefix.end());
+    }
+  }
+  // Sorts both change lists. Callers usually pass sorted input (MemoryIndex
+  // sorts once by EAV): a linear check is cheaper than re-sorting.
+  static void SortChanges(std::vector<T>* erase, std::vector<T>* insert) {
+    Less less;
+    for (std::vector<T>* v : {erase, insert}) {
+      if (!std::is_sorted(v->begin(), v->end(), less)) std::sort(v->begin(), v->end(), less);
     }
   }
   // Validates the ordering invariant (tests).
@@ -564,8 +569,7 @@ class ChunkedSet {
   // in `erase`, then inserts `insert`, replacing equal items.
   void Apply(std::vector<T> erase, std::vector<T> insert) {
     Less less;
-    if (!std::is_sorted(erase.begin(), erase.end(), less)) std::sort(erase.begin(), erase.end(), less);
-    if (!std::is_sorted(insert.begin(), insert.end(), less)) std::sort(insert.begin(), insert.end(), less);
+    Flat::SortChanges(&erase, &insert);
     if (erase.empty() && insert.empty()) return;
     if (segs_.empty()) {
       Flat all;
