@@ -132,41 +132,7 @@ class FlatChunkedSet {
     // cost does not grow with the number of untouched chunks). Items up to
     // and including a chunk's last item belong to it; the last chunk takes
     // everything beyond.
-    struct Touch {
-      size_t chunk, e_begin, e_end, i_begin, i_end;
-    };
-    std::vector<Touch> touches;
-    size_t ei = 0, ii = 0;
-    size_t from = 0;  // changes come in order: search onward from the last chunk
-    while (ei < erase.size() || ii < insert.size()) {
-      bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
-      const T& x = from_erase ? erase[ei] : insert[ii];
-      // Gallop from `from`, then binary search: few chunk reads (each one a
-      // likely cache miss) when changes cluster.
-      size_t lo = from, step = 1, hi = from;
-      while (hi < chunks_.size() && less(lasts_[hi], x)) {
-        lo = hi + 1;
-        hi += step;
-        step *= 2;
-      }
-      hi = std::min(hi, chunks_.size());
-      while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (less(lasts_[mid], x)) lo = mid + 1;
-        else hi = mid;
-      }
-      size_t c = std::min(lo, chunks_.size() - 1);
-      size_t e_end = erase.size(), i_end = insert.size();
-      if (c + 1 < chunks_.size()) {
-        const T& back = lasts_[c];
-        e_end = static_cast<size_t>(std::upper_bound(erase.begin() + ei, erase.end(), back, less) - erase.begin());
-        i_end = static_cast<size_t>(std::upper_bound(insert.begin() + ii, insert.end(), back, less) - insert.begin());
-      }
-      touches.push_back(Touch{c, ei, e_end, ii, i_end});
-      from = c;
-      ei = e_end;
-      ii = i_end;
-    }
+    std::vector<Touch> touches = GroupChanges(erase, insert, lasts_);
     // Rewrite each touched chunk into zero or more chunks.
     // All replacements in one vector (a scattered batch touches thousands of
     // chunks: no allocation per touch); touch k's are [start[k], start[k+1]).
@@ -177,26 +143,26 @@ class FlatChunkedSet {
     for (size_t k = 0; k < touches.size(); ++k) {
       const Touch& t = touches[k];
       start[k] = replaced.size();
-      RewriteChunk(t.chunk, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replaced);
+      RewriteChunk(t.run, erase, t.e_begin, t.e_end, insert, t.i_begin, t.i_end, &replaced);
       same_shape &= replaced.size() - start[k] == 1;
     }
     // Chunks before the first touched one keep their pointers and prefix
     // counts; later untouched chunks take their size from the old prefix
     // counts, so no untouched chunk is dereferenced (each would be a cache
     // miss, and a growing index has many).
-    const size_t first = touches.front().chunk;
+    const size_t first = touches.front().run;
     size_t total = first == 0 ? 0 : prefix_[first - 1];
     bool none_vanished = true;
     start[touches.size()] = replaced.size();
     for (size_t k = 0; k < touches.size(); ++k) none_vanished &= start[k + 1] > start[k];
     if (!same_shape && none_vanished) {
-      ShiftInPlace(touches.size(), [&](size_t k) { return touches[k].chunk; }, replaced, start, first);
+      ShiftInPlace(touches.size(), [&](size_t k) { return touches[k].run; }, replaced, start, first);
     } else if (same_shape) {
       size_t k = 0, prev_old = total;
       for (size_t c = first; c < chunks_.size(); ++c) {
         size_t old_size = prefix_[c] - prev_old;
         prev_old = prefix_[c];
-        if (k < touches.size() && touches[k].chunk == c) {
+        if (k < touches.size() && touches[k].run == c) {
           chunks_[c] = std::move(replaced[start[k]]);
           total += chunks_[c]->items.size();
           lasts_[c] = chunks_[c]->items.back();
@@ -215,7 +181,7 @@ class FlatChunkedSet {
       tail_lasts.reserve(tail.capacity());
       size_t k = 0;
       for (size_t c = first; c < chunks_.size(); ++c) {
-        if (k < touches.size() && touches[k].chunk == c) {
+        if (k < touches.size() && touches[k].run == c) {
           for (size_t j = start[k]; j < start[k + 1]; ++j) {
             auto& r = replaced[j];
             total += r->items.size();
@@ -238,6 +204,54 @@ class FlatChunkedSet {
       for (auto& last : tail_lasts) lasts_.push_back(std::move(last));
       prefix_.insert(prefix_.end(), tail_prefix.begin(), tail_prefix.end());
     }
+  }
+  // The changes that fall in one run (a chunk, or a segment of chunks):
+  // erase[e_begin, e_end) and insert[i_begin, i_end).
+  struct Touch {
+    size_t run, e_begin, e_end, i_begin, i_end;
+  };
+  // Groups sorted changes by the run each falls in, given each run's last
+  // item (ascending): items up to and including a run's last item belong to
+  // it, the last run takes everything beyond. Runs come out ascending.
+  // REQUIRES: lasts non-empty.
+  static std::vector<Touch> GroupChanges(const std::vector<T>& erase, const std::vector<T>& insert,
+                                         const std::vector<T>& lasts) {
+    Less less;
+    std::vector<Touch> touches;
+    size_t ei = 0, ii = 0;
+    size_t from = 0;  // changes come in order: search onward from the last run
+    while (ei < erase.size() || ii < insert.size()) {
+      bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
+      const T& x = from_erase ? erase[ei] : insert[ii];
+      // Gallop from `from`, then binary search: few reads (each one a likely
+      // cache miss) when changes cluster.
+      size_t lo = from, step = 1, hi = from;
+      while (hi < lasts.size() && less(lasts[hi], x)) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+      }
+      hi = std::min(hi, lasts.size());
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (less(lasts[mid], x)) lo = mid + 1;
+        else hi = mid;
+      }
+      size_t c = std::min(lo, lasts.size() - 1);
+      size_t e_end = erase.size(), i_end = insert.size();
+      if (c + 1 < lasts.size()) {
+        const T& back = lasts[c];
+        e_end = static_cast<size_t>(std::upper_bound(erase.begin() + static_cast<std::ptrdiff_t>(ei), erase.end(),
+                                                     back, less) - erase.begin());
+        i_end = static_cast<size_t>(std::upper_bound(insert.begin() + static_cast<std::ptrdiff_t>(ii), insert.end(),
+                                                     back, less) - insert.begin());
+      }
+      touches.push_back(Touch{c, ei, e_end, ii, i_end});
+      from = c;
+      ei = e_end;
+      ii = i_end;
+    }
+    return touches;
   }
   // Sorts both change lists. Callers usually pass sorted input (MemoryIndex
   // sorts once by EAV): a linear check is cheaper than re-sorting.
@@ -568,7 +582,6 @@ class ChunkedSet {
   // As FlatChunkedSet::Apply: removes the items equal (under Less) to those
   // in `erase`, then inserts `insert`, replacing equal items.
   void Apply(std::vector<T> erase, std::vector<T> insert) {
-    Less less;
     Flat::SortChanges(&erase, &insert);
     if (erase.empty() && insert.empty()) return;
     if (segs_.empty()) {
@@ -583,34 +596,11 @@ class ChunkedSet {
     }
     // The changes of each touched segment: items up to and including a
     // segment's last item belong to it; the last segment takes the rest.
-    struct Touch {
-      size_t segment, e_begin, e_end, i_begin, i_end;
-    };
-    std::vector<Touch> touches;
-    size_t ei = 0, ii = 0;
-    while (ei < erase.size() || ii < insert.size()) {
-      bool from_erase = ii == insert.size() || (ei < erase.size() && less(erase[ei], insert[ii]));
-      const T& x = from_erase ? erase[ei] : insert[ii];
-      size_t k = static_cast<size_t>(
-          std::lower_bound(lasts_.begin(), lasts_.end(), x, [&](const T& last, const T& v) { return less(last, v); }) -
-          lasts_.begin());
-      k = std::min(k, segs_.size() - 1);
-      size_t e_end = erase.size(), i_end = insert.size();
-      if (k + 1 < segs_.size()) {
-        const T& back = lasts_[k];
-        e_end = static_cast<size_t>(std::upper_bound(erase.begin() + static_cast<std::ptrdiff_t>(ei), erase.end(),
-                                                     back, less) - erase.begin());
-        i_end = static_cast<size_t>(std::upper_bound(insert.begin() + static_cast<std::ptrdiff_t>(ii), insert.end(),
-                                                     back, less) - insert.begin());
-      }
-      touches.push_back(Touch{k, ei, e_end, ii, i_end});
-      ei = e_end;
-      ii = i_end;
-    }
+    std::vector<typename Flat::Touch> touches = Flat::GroupChanges(erase, insert, lasts_);
     bool reshaped = false;  // a segment split or emptied
     std::vector<std::vector<std::shared_ptr<const Flat>>> replacements(touches.size());
     for (size_t t = 0; t < touches.size(); ++t) {
-      const Touch& touch = touches[t];
+      const typename Flat::Touch& touch = touches[t];
       std::vector<T> seg_erase, seg_insert;
       if (touches.size() == 1) {  // the usual small commit: no copies of the change lists
         seg_erase = std::move(erase);
@@ -621,7 +611,7 @@ class ChunkedSet {
         seg_insert.assign(std::make_move_iterator(insert.begin() + static_cast<std::ptrdiff_t>(touch.i_begin)),
                           std::make_move_iterator(insert.begin() + static_cast<std::ptrdiff_t>(touch.i_end)));
       }
-      std::shared_ptr<const Flat>& slot = segs_[touch.segment];
+      std::shared_ptr<const Flat>& slot = segs_[touch.run];
       Flat* own;
       if (slot.use_count() == 1) {
         std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the last other holder's release
@@ -638,15 +628,15 @@ class ChunkedSet {
       }
     }
     if (!reshaped) {
-      for (const Touch& touch : touches) lasts_[touch.segment] = segs_[touch.segment]->back();
-      RebuildPrefixFrom(touches.front().segment);
+      for (const typename Flat::Touch& touch : touches) lasts_[touch.run] = segs_[touch.run]->back();
+      RebuildPrefixFrom(touches.front().run);
       return;
     }
     std::vector<std::shared_ptr<const Flat>> next;
     next.reserve(segs_.size() + touches.size());
     size_t t = 0;
     for (size_t k = 0; k < segs_.size(); ++k) {
-      if (t < touches.size() && touches[t].segment == k) {
+      if (t < touches.size() && touches[t].run == k) {
         const Flat& seg = *segs_[k];
         if (seg.empty()) {
           // dropped
