@@ -916,8 +916,74 @@ Result<bool> Coordinator::RefreshMap() {
   return last;
 }
 
+namespace {
+
+// What the admin path accepts (MetaTransact): :db/add, :db/retract and map
+// forms over the cluster records (:cairn.node/*, :cairn.shard/*) or schema
+// attributes; a replica named in :cairn.shard/replicas must be a known node
+// (in the map, or given a :cairn.node/id by the same transaction).
+Status CheckMetaTx(const Edn& tx, const ShardMap& map) {
+  if (!tx.is(Edn::Kind::kVector) && !tx.is(Edn::Kind::kList)) {
+    return Status::InvalidArgument(tx.Where() + ": tx-data must be a vector of forms");
+  }
+  std::set<int64_t> known;
+  for (const NodeAddress& n : map.nodes()) known.insert(n.id);
+  struct Fact {
+    const Edn* attr;
+    const Edn* value;  // null for a retraction
+  };
+  std::vector<Fact> facts;
+  for (const Edn& form : tx.items) {
+    if (form.is(Edn::Kind::kMap)) {
+      for (size_t i = 0; i + 1 < form.items.size(); i += 2) {
+        if (!form.items[i].IsKeyword("db/id")) facts.push_back({&form.items[i], &form.items[i + 1]});
+      }
+    } else if ((form.is(Edn::Kind::kVector) || form.is(Edn::Kind::kList)) && form.items.size() == 4 &&
+               (form.items[0].IsKeyword("db/add") || form.items[0].IsKeyword("db/retract"))) {
+      facts.push_back({&form.items[2], form.items[0].IsKeyword("db/add") ? &form.items[3] : nullptr});
+    } else {
+      return Status::InvalidArgument(form.Where() +
+                                     ": the meta group's admin path takes only [:db/add e a v], [:db/retract e a v] "
+                                     "and map forms");
+    }
+  }
+  for (const Fact& f : facts) {
+    const Edn& a = *f.attr;
+    bool record = a.is(Edn::Kind::kKeyword) &&
+                  (a.text.rfind("cairn.node/", 0) == 0 || a.text.rfind("cairn.shard/", 0) == 0);
+    if (!record && !(a.is(Edn::Kind::kKeyword) && SchemaKeys().count(a.text) > 0)) {
+      return Status::InvalidArgument(a.Where() + ": " + (a.is(Edn::Kind::kKeyword) ? ":" + a.text : "this attribute") +
+                                     " is neither a cluster record attribute (:cairn.node/*, :cairn.shard/*) nor "
+                                     "schema; data goes to /v1/transact");
+    }
+    if (a.IsKeyword("cairn.node/id") && f.value != nullptr && f.value->is(Edn::Kind::kInt)) known.insert(f.value->i);
+  }
+  for (const Fact& f : facts) {
+    if (!f.attr->IsKeyword("cairn.shard/replicas") || f.value == nullptr) continue;
+    std::vector<const Edn*> ids;
+    if (f.value->is(Edn::Kind::kVector) || f.value->is(Edn::Kind::kList) || f.value->is(Edn::Kind::kSet)) {
+      for (const Edn& v : f.value->items) ids.push_back(&v);
+    } else {
+      ids.push_back(f.value);
+    }
+    for (const Edn* v : ids) {
+      if (!v->is(Edn::Kind::kInt) || known.count(v->i) == 0) {
+        std::string names;
+        for (int64_t id : known) names += (names.empty() ? "" : ", ") + std::to_string(id);
+        return Status::InvalidArgument(v->Where() + ": :cairn.shard/replicas names " +
+                                       (v->is(Edn::Kind::kInt) ? "node " + std::to_string(v->i) : "a non-integer") +
+                                       ", which is not a member of the cluster (nodes: " + names + ")");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<TxOutcome> Coordinator::MetaTransact(std::string_view tx_edn, std::string request_id) {
-  CAIRN_RETURN_IF_ERROR(ReadEdn(tx_edn).status());
+  CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
+  CAIRN_RETURN_IF_ERROR(CheckMetaTx(tx, *maps_->map()).WithContext("/v1/cluster/meta"));
   if (request_id.empty()) request_id = FreshRequestId();
   Result<TxOutcome> r = ProposeAt(kMetaGroup, request_id, std::string(tx_edn), Deadline());
   if (r.ok()) r->group = kMetaGroup;

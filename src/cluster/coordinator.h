@@ -135,6 +135,10 @@ class Coordinator {
   // :cairn.node/* and :cairn.shard/* records that every node's map follows).
   // Nothing is routed or pushed to the shards — a schema transaction sent
   // here reaches the shards through the background schema repair.
+  // InvalidArgument (nothing committed) for forms other than :db/add,
+  // :db/retract and maps, attributes other than :cairn.node/*,
+  // :cairn.shard/* and schema, or a :cairn.shard/replicas value that is not
+  // a known node.
   Result<TxOutcome> MetaTransact(std::string_view tx_edn, std::string request_id);
   uint32_t node_id() const;
 

@@ -1286,6 +1286,11 @@ def test_meta_map_follow(work, register):
     versions = {nid: st["map"]["version"] for nid, st in sts.items()}
     # The admin path, through node 4 (no meta replica: forwarded to the meta leader): a leader hint for shard 2,
     # shard 3's replica set {1,3,4} -> {2,3,4}, a node record for node 9.
+    # Refused, nothing committed: a replica that is not a member, and ordinary data.
+    for bad, want in (("[[:db/add [:cairn.shard/id 3] :cairn.shard/replicas 77]]", "node 77"),
+                      ("[[:db/add \"u\" :user/name \"x\"]]", ":user/name")):
+        r = c.node(4).post("/v1/cluster/meta", {"tx-data": bad})
+        check(r.status == 400 and want in r.body.decode(), "POST /v1/cluster/meta %s -> %r" % (bad, r))
     edit = ("[{:cairn.shard/id 2 :cairn.shard/leader 3}"
             " [:db/retract [:cairn.shard/id 3] :cairn.shard/replicas 1]"
             " [:db/add [:cairn.shard/id 3] :cairn.shard/replicas 2]"
