@@ -162,6 +162,7 @@ Result<TxReport> Hub::Transact(const Edn& tx_data) {
   Snapshot next;
   next.basis_t = t;
   next.attrs = store->attrs();
+  next.stats = base.stats->Successor();
   if (result.schema_changes.empty()) {
     next.schema = base.schema;
   } else {

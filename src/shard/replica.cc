@@ -569,8 +569,15 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
 
 std::shared_ptr<const datalog::IndexSource> Replica::db() const {
   std::shared_ptr<const storage::AttrTable> attrs = store_->attrs();
-  return std::make_shared<StoreSource>(Snapshot{store_->last_t(), index_, attrs, schema_}, StoreSource::Kind::kCurrent,
-                                       store_->last_t(), HistoryState{history_, attrs});
+  // Every db() of one state shares its planner statistics; a new state
+  // takes the previous ones' successor (AttrStatsCache).
+  if (!stats_ || stats_t_ != store_->last_t() || stats_index_ != index_.get()) {
+    stats_ = stats_ ? stats_->Successor() : std::make_shared<AttrStatsCache>();
+    stats_t_ = store_->last_t();
+    stats_index_ = index_.get();
+  }
+  return std::make_shared<StoreSource>(Snapshot{store_->last_t(), index_, attrs, schema_, stats_},
+                                       StoreSource::Kind::kCurrent, store_->last_t(), HistoryState{history_, attrs});
 }
 
 std::optional<ApplyOutcome> Replica::Outcome(const std::string& request_id) const {

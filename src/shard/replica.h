@@ -100,6 +100,8 @@
 
 namespace cairn::shard {
 
+class AttrStatsCache;  // shard/store_source.h
+
 struct ReplicaOptions {
   raft::Config raft;  // id, group, timing, seed
   std::string datoms_path;
@@ -224,6 +226,10 @@ class Replica {
   std::unique_ptr<storage::DatomStore> store_;
   std::unique_ptr<Statements> stmts_;  // on store_'s connection; reset before it
   std::shared_ptr<const storage::CurrentIndex> index_;
+  // Planner statistics shared by every db() of the current state (db()).
+  mutable std::shared_ptr<AttrStatsCache> stats_;
+  mutable TxTime stats_t_;
+  mutable const void* stats_index_ = nullptr;
   std::shared_ptr<const storage::HistoryIndex> history_;  // every assertion and retraction
   std::shared_ptr<const Schema> schema_;
 

@@ -20,11 +20,29 @@ bool SameKey(const IndexEntry& x, const IndexEntry& y) {
 
 }  // namespace
 
+std::shared_ptr<AttrStatsCache> AttrStatsCache::Successor() {
+  auto next = std::make_shared<AttrStatsCache>();
+  std::lock_guard<std::mutex> lock(mu_);
+  next->inherited_ = inherited_;
+  for (const auto& [aid, stats] : by_attr_) {
+    if (!stats->exact) next->inherited_[aid] = stats;
+  }
+  return next;
+}
+
 std::shared_ptr<const AttrValueStats> AttrStatsCache::Get(const storage::CurrentIndex& index, uint32_t aid) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_attr_.find(aid);
     if (it != by_attr_.end()) return it->second;
+    auto old = inherited_.find(aid);
+    if (old != inherited_.end()) {
+      const double then = static_cast<double>(old->second->count);
+      const double now = static_cast<double>(index.attr_count(aid));
+      if (now >= then * (1 - kDrift) && now <= then * (1 + kDrift)) {
+        return by_attr_.emplace(aid, old->second).first->second;
+      }
+    }
   }
   // Computed outside the lock; a concurrent first use may compute it twice.
   auto stats = std::make_shared<AttrValueStats>();

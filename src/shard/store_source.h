@@ -49,15 +49,24 @@ struct AttrValueStats {
 };
 
 // Per-attribute statistics, computed on first use and shared by every view
-// of one snapshot (a Snapshot copy shares its cache; a new commit starts a
-// new one). Thread-safe.
+// of one snapshot (a Snapshot copy shares its cache). A commit's snapshot
+// takes Successor() of the previous one: an attribute's sampled (inexact)
+// statistics carry over while its datom count stays within kDrift of the
+// count they were computed at, so a query after each small commit does not
+// rescan a large attribute (estimates need not be exact; exact samples, of
+// small attributes, are always recomputed). Thread-safe.
 class AttrStatsCache {
  public:
+  static constexpr double kDrift = 0.1;
+
   std::shared_ptr<const AttrValueStats> Get(const storage::CurrentIndex& index, uint32_t aid);
+  // A cache for the next snapshot that may reuse this one's entries.
+  std::shared_ptr<AttrStatsCache> Successor();
 
  private:
   std::mutex mu_;
-  std::unordered_map<uint32_t, std::shared_ptr<const AttrValueStats>> by_attr_;  // guarded by mu_
+  std::unordered_map<uint32_t, std::shared_ptr<const AttrValueStats>> by_attr_;    // guarded by mu_
+  std::unordered_map<uint32_t, std::shared_ptr<const AttrValueStats>> inherited_;  // guarded by mu_
 };
 
 // One committed state of a store (the embedded database or a replica).

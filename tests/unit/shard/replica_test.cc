@@ -1333,3 +1333,33 @@ TEST(Replica, ClosedTimeSurvivesRestartAndSnapshotInstall) {
 
 }  // namespace
 }  // namespace cairn::shard
+
+namespace cairn::shard {
+namespace {
+
+const AttrStatsCache* StatsOf(const std::shared_ptr<const datalog::IndexSource>& db) {
+  const auto* source = dynamic_cast<const StoreSource*>(db.get());
+  return source == nullptr ? nullptr : source->snapshot().stats.get();
+}
+
+// Every db() of one replica state shares one statistics cache (the query
+// planner's samples are computed once per state, not once per query); an
+// applied transaction starts the next state's cache.
+TEST(Replica, DbValuesOfOneStateShareThePlannerStatistics) {
+  Cluster c(TempDir("stats"));
+  uint64_t leader = c.WaitLeader();
+  ASSERT_NE(leader, 0u);
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Propose(leader, "p0", 10, PersonTx(0));
+  c.Settle();
+  std::shared_ptr<const datalog::IndexSource> db0 = c.at(leader).db();  // keeps its cache alive
+  const AttrStatsCache* first = StatsOf(db0);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(StatsOf(c.at(leader).db()), first);
+  c.Propose(leader, "p1", 11, PersonTx(1));
+  c.Settle();
+  EXPECT_NE(StatsOf(c.at(leader).db()), first);
+}
+
+}  // namespace
+}  // namespace cairn::shard
