@@ -22,24 +22,45 @@ writes() {
   done
   echo "$t"
 }
+driver() {  # the driver counters of every node, summed: rounds readies entries frames messages waits
+  for e in ${EPS//,/ }; do curl -s "http://$e/metrics"; done | awk '
+    /^cairn_driver_rounds_total / {r += $2} /^cairn_driver_readies_total / {d += $2}
+    /^cairn_driver_entries_applied_total / {n += $2} /^cairn_raft_frames_sent_total / {f += $2}
+    /^cairn_raft_messages_sent_total / {m += $2} /^cairn_driver_batched_waits_total / {w += $2}
+    END {print r + 0, d + 0, n + 0, f + 0, m + 0, w + 0}'
+}
 "$B/src/cli/cairn" bench --target cairn --endpoints "$EPS" --workload "${WL:-tx1}" --clients "${CL:-64}" \
   --duration-s "${DUR:-12}" --warmup-s 2 --out "$OUT/bench.json" > "$OUT/bench.txt" 2>&1 &
 BP=$!
 sleep 4
-W0=$(writes)
-if [[ -n ${STAT:-} ]]; then perf stat -e task-clock,context-switches -p "$PIDS" -- sleep 8 > "$OUT/stat.txt" 2>&1; fi
+W0=$(writes); D0=$(driver)
+if [[ -n ${STAT:-} ]]; then
+  perf stat -e task-clock,context-switches -p "$BP" -- sleep 8 > "$OUT/stat_bench.txt" 2>&1 &
+  perf stat -e task-clock,context-switches -p "$PIDS" -- sleep 8 > "$OUT/stat.txt" 2>&1
+  wait %2 2>/dev/null
+fi
 if [[ $# -gt 0 ]]; then perf record "$@" -o "$OUT/perf.data" -p "$PIDS" -- sleep 8 > "$OUT/perf.log" 2>&1; fi
-W1=$(writes)
+W1=$(writes); D1=$(driver)
 wait $BP
 tail -1 "$OUT/bench.txt" | tr '\r' '\n' | tail -1
+python3 - "$D0" "$D1" $((W1 - W0)) <<'PY'
+import sys
+d0, d1, w = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()], max(1, int(sys.argv[3]))
+r, d, n, f, m, wt = (b - a for a, b in zip(d0, d1))
+r = max(r, 1)
+print(f"driver (3 nodes): {r / w:.2f} rounds per write, {n / r:.1f} entries applied, {d / r:.1f} readies, "
+      f"{m / max(f, 1):.1f} messages per frame; {wt / r:.0%} of rounds delayed to batch")
+PY
 if [[ -n ${STAT:-} ]]; then
-  python3 - "$OUT/stat.txt" $((W1 - W0)) <<'PY'
+  python3 - "$OUT/stat.txt" "$OUT/stat_bench.txt" $((W1 - W0)) <<'PY'
 import re, sys
-text, writes = open(sys.argv[1]).read(), int(sys.argv[2])
-def counter(name):
-    m = re.search(r"([\d,.]+)\s+(?:msec\s+)?" + re.escape(name), text)
+writes = int(sys.argv[3])
+def counter(path, name):
+    m = re.search(r"([\d,.]+)\s+(?:msec\s+)?" + re.escape(name), open(path).read())
     return float(m.group(1).replace(",", "")) if m else 0.0
-print(f"{writes} writes in 8 s: {counter('task-clock') * 1e3 / writes:.0f} us of node CPU and "
-      f"{counter('context-switches') / writes:.1f} context switches per write")
+print(f"{writes} writes in 8 s: {counter(sys.argv[1], 'task-clock') * 1e3 / writes:.0f} us of node CPU and "
+      f"{counter(sys.argv[1], 'context-switches') / writes:.1f} context switches per write; the load generator "
+      f"{counter(sys.argv[2], 'task-clock') * 1e3 / writes:.0f} us and "
+      f"{counter(sys.argv[2], 'context-switches') / writes:.1f} switches per write")
 PY
 fi

@@ -802,7 +802,18 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
     route.group = routed.shard;
   }
   if (request_id.empty()) request_id = FreshRequestId();
-  if (!route.schema) return ProposeAt(route.group, request_id, text, deadline);
+  if (!route.schema) {
+    Result<TxOutcome> out = ProposeAt(route.group, request_id, text, deadline);
+    if (out.ok() || out.status().code() != StatusCode::kWrongShard || routed.redundant) return out;
+    // The stale dry run placed an entity by state it had not seen yet (an
+    // identity value or schema committed within stale_publish_ms): the
+    // shard refused it and wrote nothing. Route once more over a
+    // linearizable view; a different shard has no outcome for this id yet.
+    CAIRN_ASSIGN_OR_RETURN(view, ClusterView(deadline));
+    CAIRN_ASSIGN_OR_RETURN(RoutedTransaction again, RouteTransaction(tx_edn, *view, *map));
+    if (again.kind == RoutedTransaction::Kind::kSchema || again.redundant || again.shard == route.group) return out;
+    return ProposeAt(again.shard, request_id, again.tx_edn, deadline);
+  }
   CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, request_id, text, deadline));
   return PushSchema(text, meta, deadline);
 }

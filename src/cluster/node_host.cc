@@ -9,6 +9,7 @@
 #include <system_error>
 #include <thread>
 
+#include "cluster/shard_map.h"
 #include "cluster/wire.h"
 #include "core/hlc.h"
 #include "net/peer_transport.h"
@@ -71,6 +72,7 @@ struct NodeHost::Impl {
   struct Published {
     std::optional<std::chrono::steady_clock::time_point> at;  // when published_dbs[g] was taken
     uint64_t applied = 0;                                      // the applied index it shows
+    const void* schema = nullptr;                              // the replica's schema object it shows
   };
   std::map<uint64_t, Published> published;
   Status health;
@@ -560,10 +562,16 @@ void NodeHost::Impl::PublishStatus() {
     s.quiesced = n.quiesced();
     Published& pub = published[g];
     const uint64_t applied = r->applied_index().value();
-    if (!pub.at || (pub.applied != applied && now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms))) {
+    // The meta group (shard map records, the schema routing reads) and a
+    // schema change anywhere are published at once: a client that committed
+    // a schema must see the next transaction routed by it.
+    const bool due = !pub.at || g == kMetaGroup || r->schema().get() != pub.schema ||
+                     now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms);
+    if (!pub.at || (pub.applied != applied && due)) {
       published_dbs[g] = r->db();
       pub.at = now;
       pub.applied = applied;
+      pub.schema = r->schema().get();
     }
     s.applied = r->applied_index().value();
     s.last_t = r->last_t();
@@ -620,6 +628,7 @@ bool NodeHost::Impl::Round() {
     stats.readies_saved += readies.size();
     stats.frames_sent += by_peer.size();
     stats.messages_sent += messages;
+    for (auto& [r, rd] : readies) stats.entries_applied += rd.committed_entries.size();
   }
 
   for (auto& [r, rd] : readies) {
@@ -647,6 +656,7 @@ bool NodeHost::Impl::Round() {
 void NodeHost::Impl::Run() {
   const auto tick = std::chrono::milliseconds(options.tick_ms);
   Clock::time_point next_tick = Clock::now() + tick;
+  Clock::time_point last_round = Clock::now();
   while (true) {
     std::vector<raft::Message> msgs;
     std::vector<Proposal> proposals;
@@ -654,11 +664,22 @@ void NodeHost::Impl::Run() {
     std::vector<ReadRequest> reads;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait_until(lock, next_tick, [&] {
+      auto has_work = [&] {
         return stopping || !inbox_msgs.empty() || !inbox_proposals.empty() || !inbox_tasks.empty() ||
                !inbox_reads.empty();
-      });
+      };
+      if (!has_work()) {
+        cv.wait_until(lock, next_tick, has_work);
+      } else if (options.round_batch_us > 0) {
+        // Saturated: let more work gather for this round (round_batch_us).
+        Clock::time_point until = std::min(last_round + std::chrono::microseconds(options.round_batch_us), next_tick);
+        if (until > Clock::now()) {
+          ++stats.batched_waits;
+          cv.wait_until(lock, until, [&] { return stopping; });
+        }
+      }
       if (stopping) break;
+      last_round = Clock::now();
       msgs.swap(inbox_msgs);
       proposals.swap(inbox_proposals);
       tasks.swap(inbox_tasks);

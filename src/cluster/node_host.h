@@ -131,9 +131,17 @@ struct NodeHostOptions {
   size_t requests_pending_max = 4096;
   // StaleRead's value of a group is refreshed at most this often (and only
   // when the replica applied something since). Publishing pins the replica's
-  // index snapshot, so its next apply copies the index (O(chunks)); doing it
-  // every driver round made every commit pay that copy. 0 = every round.
-  int stale_publish_ms = 5;
+  // index snapshot, so its next apply copies the chunks it touches; every 5 ms
+  // (the old default) still cost a fifth of the throughput of one-datom
+  // writes (bench/cluster/README.md). 0 = every round.
+  int stale_publish_ms = 50;
+  // Round batching: when a round ends and work is already queued (the node
+  // is saturated), the next round starts no sooner than this many µs after
+  // the previous one started, so one round — one Raft log save and fsync, one
+  // datom transaction per group, one frame per peer — carries more
+  // proposals and messages. A node that had to wait for work starts its round
+  // at once, so light load pays no latency for it. 0 = never wait.
+  int round_batch_us = 2000;
   // The wall clock under the node's hybrid clock; null = the system clock.
   // Not owned; must outlive the host. Tests inject a ManualClock.
   cairn::Clock* clock = nullptr;
@@ -193,6 +201,8 @@ struct NodeHostStats {
   uint64_t messages_sent = 0;   // raft messages those frames carried
   uint64_t closes_proposed = 0;  // close(T) entries this node proposed as a leader
   uint64_t close_requests_sent = 0;  // close requests sent to a leader by ReadAt
+  uint64_t entries_applied = 0;  // committed log entries applied (every group)
+  uint64_t batched_waits = 0;    // rounds delayed by round_batch_us (the node was saturated)
 };
 
 class NodeHost {

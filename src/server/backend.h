@@ -135,6 +135,16 @@ struct BackendStatus {
   uint64_t peer_connects = 0;         // outbound peer connections established
   uint64_t remote_read_failures = 0;  // remote read requests failed at a replica (moved to the next)
   uint64_t closes_proposed = 0;       // close(T) entries this node proposed as a leader (ReadAt)
+  // The node's driver (cluster/node_host.h NodeHostStats): rounds that
+  // persisted something (one log save and fsync each), the group Readies and
+  // committed entries they carried, raft frames (one per peer per round) and
+  // messages sent, and rounds delayed to batch more work.
+  uint64_t driver_rounds = 0;
+  uint64_t driver_readies = 0;
+  uint64_t driver_entries_applied = 0;
+  uint64_t driver_frames_sent = 0;
+  uint64_t driver_messages_sent = 0;
+  uint64_t driver_batched_waits = 0;
   std::optional<MapStatus> map;
 };
 

@@ -183,7 +183,14 @@ BackendStatus ClusterBackend::GetStatus() {
   s.peer_protocol_errors = ts.protocol_errors;
   s.peer_connects = ts.connects;
   s.remote_read_failures = node_->coordinator().remote_read_failures();
-  s.closes_proposed = host.stats().closes_proposed;
+  const cluster::NodeHostStats hs = host.stats();
+  s.closes_proposed = hs.closes_proposed;
+  s.driver_rounds = hs.rounds;
+  s.driver_readies = hs.readies_saved;
+  s.driver_entries_applied = hs.entries_applied;
+  s.driver_frames_sent = hs.frames_sent;
+  s.driver_messages_sent = hs.messages_sent;
+  s.driver_batched_waits = hs.batched_waits;
   for (uint64_t g : host.groups()) {
     Result<cluster::GroupStatus> st = host.status(g);
     if (!st.ok()) continue;

@@ -102,6 +102,19 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     Scalar(out, "cairn_closes_total", "counter",
            "close(T) entries this node proposed as a leader (as-of reads of a time a shard had not closed).",
            backend.closes_proposed);
+    Scalar(out, "cairn_driver_rounds_total", "counter",
+           "Driver rounds that persisted Raft state (each one log save and fsync for every group).",
+           backend.driver_rounds);
+    Scalar(out, "cairn_driver_readies_total", "counter", "Group Ready batches those rounds carried.",
+           backend.driver_readies);
+    Scalar(out, "cairn_driver_entries_applied_total", "counter", "Committed Raft entries applied (every group).",
+           backend.driver_entries_applied);
+    Scalar(out, "cairn_raft_frames_sent_total", "counter", "Raft frames sent to peers (one per peer per round).",
+           backend.driver_frames_sent);
+    Scalar(out, "cairn_raft_messages_sent_total", "counter", "Raft messages those frames carried.",
+           backend.driver_messages_sent);
+    Scalar(out, "cairn_driver_batched_waits_total", "counter",
+           "Rounds the saturated driver delayed to gather more work (round_batch_us).", backend.driver_batched_waits);
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
       out +=

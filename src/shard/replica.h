@@ -197,6 +197,9 @@ class Replica {
   // shard::StoreSource whose View() (or shard::ViewOf) gives its as-of,
   // since and history views, exactly as the embedded Database defines them.
   std::shared_ptr<const datalog::IndexSource> db() const;
+  // The schema as of the last applied entry (a new object after every
+  // schema change, so comparing pointers tells whether it changed).
+  const std::shared_ptr<const Schema>& schema() const { return schema_; }
   // The outcome of a request id once applied (nullopt before, and after it
   // left the outcome window).
   std::optional<ApplyOutcome> Outcome(const std::string& request_id) const;
