@@ -1,6 +1,7 @@
 #include "cluster/coordinator.h"
 
 #include <algorithm>
+#include <future>
 #include <random>
 #include <set>
 #include <thread>
@@ -389,6 +390,11 @@ Coordinator::Coordinator(NodeHost* host, ShardMap map, CoordinatorOptions option
   host_->SetRequestHandler(
       [this](uint32_t from, std::string payload, NodeHost::RequestReply reply) {
         HandleRequest(from, std::move(payload), std::move(reply));
+      },
+      // A forwarded transaction only decodes and proposes with a callback:
+      // handled on the I/O thread that read it, no worker hand-off.
+      [](std::string_view payload) {
+        return !payload.empty() && static_cast<uint8_t>(payload[0]) == static_cast<uint8_t>(RequestKind::kTransact);
       });
 }
 
@@ -456,99 +462,80 @@ void Coordinator::HandleRequest(uint32_t from, std::string payload, NodeHost::Re
   reply(Status::InvalidArgument("unknown request kind " + std::to_string(*kind)));
 }
 
-Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
-                                         Clock::time_point deadline) {
-  std::shared_ptr<const ShardMap> map = maps_->map();
-  std::vector<uint32_t> replicas = map->ReplicasOf(group);
-  if (replicas.empty()) return Status::InvalidArgument("no group " + std::to_string(group) + " in the shard map");
-  const uint32_t self = host_->node_id();
-  bool hosted = Hosts(group);
-  // The map followed from the meta group may list this node for a group it
-  // does not host (or not list one it does): the host decides.
-  if (hosted && std::find(replicas.begin(), replicas.end(), self) == replicas.end()) replicas.push_back(self);
-  if (!hosted) replicas.erase(std::remove(replicas.begin(), replicas.end(), self), replicas.end());
-  if (replicas.empty()) return Status::Unavailable("group " + std::to_string(group) + ": no replica on another node");
-
-  uint32_t target = 0;
-  if (hosted) {
-    Result<GroupStatus> st = host_->status(group);
-    target = st.ok() && st->leader != 0 ? st->leader : self;
-  } else {
-    // The meta group's leader hint, else the first replica in map order.
-    uint32_t hint = map->LeaderHint(group);
-    target = std::find(replicas.begin(), replicas.end(), hint) != replicas.end() ? hint : replicas.front();
-  }
+// One transaction on its way to its group's leader (ProposeAtAsync) as a
+// chain of callbacks: an attempt proposes locally (NodeHost::Propose) or
+// forwards to the target node (NodeHost::SendRequest); a retryable failure
+// picks the next target — this node's replica's leader, Raft's NotLeader
+// hint, else the next live replica — and tries again, after a backoff
+// (NodeHost::PostAfter) unless it follows a fresh hint. No thread waits: the
+// callbacks run on the driver or the transport's I/O thread. A forward to a
+// node that dies fails when the liveness check counts it lost
+// (NodeHost::SendRequest), not at the hop timeout. Holds the host, never the
+// coordinator, so it may outlive neither.
+struct Coordinator::ProposeOp : std::enable_shared_from_this<ProposeOp> {
+  NodeHost* host = nullptr;
+  CoordinatorOptions options;
+  uint64_t group = 0;
+  std::string request_id, tx_edn;
+  Clock::time_point deadline;
+  TxDone done;
+  std::vector<uint32_t> replicas;
+  bool hosted = false;
+  uint32_t self = 0, target = 0;
   size_t rotate = 0;
-  int backoff_ms = options_.backoff_ms_min;
-  Status last = Status::Unavailable("group " + std::to_string(group) + ": no attempt made");
-  while (true) {
-    Result<ProposeResult> r = Status::Unavailable("unset");
+  int backoff_ms = 0;
+  Status last = Status::Unavailable("no attempt made");
+
+  bool Live(uint32_t node) const {
+    if (node == self) return true;
+    std::map<uint32_t, bool> live = host->peers_live();
+    auto it = live.find(node);
+    return it == live.end() || it->second;  // unknown: assume alive
+  }
+  uint32_t LocalLeader() const {
+    if (!hosted) return 0;
+    Result<GroupStatus> st = host->status(group);
+    return st.ok() ? st->leader : 0;
+  }
+
+  void Attempt() {
+    auto op = shared_from_this();
     if (target == self) {
-      std::future<ProposeResult> f = host_->Propose(group, request_id, tx_edn);
-      if (f.wait_until(deadline) != std::future_status::ready) {
-        return Status::Timeout("group " + std::to_string(group) + ": request " + request_id +
-                               " did not complete in time (it may still apply; retry with the same request id)");
-      }
-      r = f.get();
-    } else {
-      std::string req;
-      wire::PutU8(&req, static_cast<uint8_t>(RequestKind::kTransact));
-      wire::PutVarint(&req, group);
-      wire::PutBytes(&req, request_id);
-      wire::PutBytes(&req, tx_edn);
-      // This node's clock: at least the client's min-t and every t seen here.
-      wire::PutVarint(&req, host_->LatestTime().raw);
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      int hop = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left, options_.hop_timeout_ms)));
-      std::future<Result<std::string>> f = host_->SendRequest(target, std::move(req), hop);
-      // Completes by the hop timeout; give up earlier when the target is
-      // seen dead or this node's replica learns of another leader (the
-      // request id keeps a late apply there from applying twice).
-      Result<std::string> reply = Status::Unavailable("unset");
-      while (true) {
-        if (f.wait_for(std::chrono::milliseconds(20)) == std::future_status::ready) {
-          reply = f.get();
-          break;
-        }
-        if (!PeerLive(target)) {
-          reply = Status::Unavailable("node " + std::to_string(target) + " stopped answering");
-          break;
-        }
-        if (hosted) {
-          Result<GroupStatus> st = host_->status(group);
-          if (st.ok() && st->leader != 0 && st->leader != target) {
-            reply = Status::NotLeader("group " + std::to_string(group) + ": the leader moved to node " +
-                                      std::to_string(st->leader));
-            break;
-          }
-        }
-      }
-      if (reply.ok()) {
-        r = DecodeProposeResult(*reply);
-      } else {
-        r = reply.status();
-      }
+      host->Propose(group, request_id, tx_edn, [op](ProposeResult r) { op->OnResult(std::move(r)); });
+      return;
     }
+    std::string req;
+    wire::PutU8(&req, static_cast<uint8_t>(RequestKind::kTransact));
+    wire::PutVarint(&req, group);
+    wire::PutBytes(&req, request_id);
+    wire::PutBytes(&req, tx_edn);
+    // This node's clock: at least the client's min-t and every t seen here.
+    wire::PutVarint(&req, host->LatestTime().raw);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    int hop = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left, options.hop_timeout_ms)));
+    host->SendRequest(target, std::move(req), hop, [op](Result<std::string> reply) {
+      op->OnResult(reply.ok() ? DecodeProposeResult(*reply) : Result<ProposeResult>(reply.status()));
+    });
+  }
+
+  void OnResult(Result<ProposeResult> r) {
     uint32_t hint = 0;
     if (r.ok()) {
-      if (r->status.ok()) return ToOutcome(std::move(*r), group);
-      if (!Retryable(r->status.code())) return r->status;
+      if (r->status.ok()) return Finish(ToOutcome(std::move(*r), group));
+      if (!Retryable(r->status.code())) return Finish(r->status);
       last = r->status;
       hint = r->status.code() == StatusCode::kNotLeader ? r->leader : 0;
     } else {
-      if (!Retryable(r.status().code())) return r.status();
+      if (!Retryable(r.status().code())) return Finish(r.status());
       last = r.status();
     }
-    if (Clock::now() >= deadline) break;
-    if (host_->stopped()) {
-      return Status::Unavailable("node " + std::to_string(self) + " is stopping; last error: " + last.ToString());
+    if (Clock::now() >= deadline) return Finish(DeadlinePassed());
+    if (host->stopped()) {
+      return Finish(
+          Status::Unavailable("node " + std::to_string(self) + " is stopping; last error: " + last.ToString()));
     }
-    uint32_t previous = target;
-    uint32_t local_leader = 0;
-    if (hosted) {
-      Result<GroupStatus> st = host_->status(group);
-      if (st.ok()) local_leader = st->leader;
-    }
+    const uint32_t previous = target;
+    const uint32_t local_leader = LocalLeader();
     if (local_leader != 0 && local_leader != previous) {
       target = local_leader;  // this node's replica knows better than a guess
     } else if (hint != 0 && hint != previous) {
@@ -559,19 +546,76 @@ Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& requ
       // The next replica that looks alive (this node counts as alive).
       for (size_t i = 0; i < replicas.size(); ++i) {
         target = replicas[++rotate % replicas.size()];
-        if (target == self || PeerLive(target)) break;
+        if (target == self || Live(target)) break;
       }
     }
-    if (target == previous || hint == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-      backoff_ms = std::min(options_.backoff_ms_max, backoff_ms * 2);
+    if (target != previous && hint != 0) return Attempt();
+    const auto wait = std::chrono::milliseconds(backoff_ms);
+    backoff_ms = std::min(options.backoff_ms_max, backoff_ms * 2);
+    if (Clock::now() + wait >= deadline) return Finish(DeadlinePassed());
+    auto op = shared_from_this();
+    if (!host->PostAfter(wait, [op] { op->Attempt(); })) {
+      Finish(Status::Unavailable("node " + std::to_string(self) + " is stopping; last error: " + last.ToString()));
     }
-    if (Clock::now() >= deadline) break;
   }
-  if (last.code() == StatusCode::kTimeout) return last;
-  return Status(last.code() == StatusCode::kCancelled ? StatusCode::kUnavailable : last.code(),
-                "group " + std::to_string(group) + ": no leader accepted request " + request_id +
-                    " before the deadline; last error: " + last.ToString());
+
+  Status DeadlinePassed() const {
+    if (last.code() == StatusCode::kTimeout) return last;
+    return Status(last.code() == StatusCode::kCancelled ? StatusCode::kUnavailable : last.code(),
+                  "group " + std::to_string(group) + ": no leader accepted request " + request_id +
+                      " before the deadline; last error: " + last.ToString());
+  }
+
+  void Finish(Result<TxOutcome> out) {
+    TxDone d = std::move(done);
+    if (d) d(std::move(out));
+  }
+};
+
+void Coordinator::ProposeAtAsync(uint64_t group, std::string request_id, std::string tx_edn,
+                                 Clock::time_point deadline, TxDone done) {
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  std::vector<uint32_t> replicas = map->ReplicasOf(group);
+  if (replicas.empty()) return done(Status::InvalidArgument("no group " + std::to_string(group) + " in the shard map"));
+  const uint32_t self = host_->node_id();
+  const bool hosted = Hosts(group);
+  // The map followed from the meta group may list this node for a group it
+  // does not host (or not list one it does): the host decides.
+  if (hosted && std::find(replicas.begin(), replicas.end(), self) == replicas.end()) replicas.push_back(self);
+  if (!hosted) replicas.erase(std::remove(replicas.begin(), replicas.end(), self), replicas.end());
+  if (replicas.empty()) return done(Status::Unavailable("group " + std::to_string(group) + ": no replica on another node"));
+
+  auto op = std::make_shared<ProposeOp>();
+  op->host = host_;
+  op->options = options_;
+  op->group = group;
+  op->request_id = std::move(request_id);
+  op->tx_edn = std::move(tx_edn);
+  op->deadline = deadline;
+  op->done = std::move(done);
+  op->hosted = hosted;
+  op->self = self;
+  op->backoff_ms = options_.backoff_ms_min;
+  op->last = Status::Unavailable("group " + std::to_string(group) + ": no attempt made");
+  if (hosted) {
+    Result<GroupStatus> st = host_->status(group);
+    op->target = st.ok() && st->leader != 0 ? st->leader : self;
+  } else {
+    // The meta group's leader hint, else the first replica in map order.
+    uint32_t hint = map->LeaderHint(group);
+    op->target = std::find(replicas.begin(), replicas.end(), hint) != replicas.end() ? hint : replicas.front();
+  }
+  op->replicas = std::move(replicas);
+  op->Attempt();
+}
+
+Result<TxOutcome> Coordinator::ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
+                                         Clock::time_point deadline) {
+  auto promise = std::make_shared<std::promise<Result<TxOutcome>>>();
+  std::future<Result<TxOutcome>> f = promise->get_future();
+  ProposeAtAsync(group, request_id, tx_edn, deadline,
+                 [promise](Result<TxOutcome> out) { promise->set_value(std::move(out)); });
+  return f.get();
 }
 
 bool Coordinator::Hosts(uint64_t group) const { return hosted_.count(group) > 0; }
@@ -770,8 +814,8 @@ std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
   return kBuiltin;
 }
 
-Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
-  Clock::time_point deadline = Deadline();
+Result<Coordinator::PlannedTx> Coordinator::PlanTransact(std::string_view tx_edn, std::string request_id,
+                                                          Clock::time_point deadline) {
   CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
   // The router's dry run places the transaction as the shard's transactor
   // will (tx_router.h). It runs first over the local replicas' latest
@@ -787,35 +831,44 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
     first = RouteTransaction(tx_edn, *view, *map);
   }
   CAIRN_ASSIGN_OR_RETURN(RoutedTransaction routed, std::move(first));
-  TxRoute route;
-  std::string text = std::move(routed.tx_edn);
+  PlannedTx plan;
+  plan.text = std::move(routed.tx_edn);
   if (routed.redundant) {
     // Nothing to write by now (typically a retry of a request that applied):
     // the dry run's placement then depends on state, so place it by the
     // request's own text (RouteTx), which sends a retry where the first
     // attempt went; the shard answers the duplicate (or applies nothing).
     std::shared_ptr<const Schema> schema(view, &view->schema());
-    CAIRN_ASSIGN_OR_RETURN(route, RouteTx(tx, *schema, *map));
-    text = std::string(tx_edn);
+    CAIRN_ASSIGN_OR_RETURN(plan.route, RouteTx(tx, *schema, *map));
+    plan.text = std::string(tx_edn);
   } else {
-    route.schema = routed.kind == RoutedTransaction::Kind::kSchema;
-    route.group = routed.shard;
+    plan.route.schema = routed.kind == RoutedTransaction::Kind::kSchema;
+    plan.route.group = routed.shard;
   }
-  if (request_id.empty()) request_id = FreshRequestId();
-  if (!route.schema) {
-    Result<TxOutcome> out = ProposeAt(route.group, request_id, text, deadline);
-    if (out.ok() || out.status().code() != StatusCode::kWrongShard || routed.redundant) return out;
-    // The stale dry run placed an entity by state it had not seen yet (an
-    // identity value or schema committed within stale_publish_ms): the
-    // shard refused it and wrote nothing. Route once more over a
-    // linearizable view; a different shard has no outcome for this id yet.
-    CAIRN_ASSIGN_OR_RETURN(view, ClusterView(deadline));
-    CAIRN_ASSIGN_OR_RETURN(RoutedTransaction again, RouteTransaction(tx_edn, *view, *map));
-    if (again.kind == RoutedTransaction::Kind::kSchema || again.redundant || again.shard == route.group) return out;
-    return ProposeAt(again.shard, request_id, again.tx_edn, deadline);
+  plan.request_id = request_id.empty() ? FreshRequestId() : std::move(request_id);
+  return plan;
+}
+
+Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
+  Clock::time_point deadline = Deadline();
+  CAIRN_ASSIGN_OR_RETURN(PlannedTx plan, PlanTransact(tx_edn, std::move(request_id), deadline));
+  if (!plan.route.schema) return ProposeAt(plan.route.group, plan.request_id, plan.text, deadline);
+  CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, plan.request_id, plan.text, deadline));
+  return PushSchema(plan.text, meta, deadline);
+}
+
+void Coordinator::TransactAsync(std::string_view tx_edn, std::string request_id, TxDone done) {
+  Clock::time_point deadline = Deadline();
+  Result<PlannedTx> plan = PlanTransact(tx_edn, std::move(request_id), deadline);
+  if (!plan.ok()) return done(plan.status());
+  if (!plan->route.schema) {
+    return ProposeAtAsync(plan->route.group, std::move(plan->request_id), std::move(plan->text), deadline,
+                          std::move(done));
   }
-  CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, request_id, text, deadline));
-  return PushSchema(text, meta, deadline);
+  // Schema: the meta group, then every shard in turn (rare; on this thread).
+  Result<TxOutcome> meta = ProposeAt(kMetaGroup, plan->request_id, plan->text, deadline);
+  if (!meta.ok()) return done(meta.status());
+  done(PushSchema(plan->text, *meta, deadline));
 }
 
 Result<TxOutcome> Coordinator::PushSchema(const std::string& tx_edn, const TxOutcome& meta,

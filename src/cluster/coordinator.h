@@ -58,6 +58,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -143,11 +144,23 @@ class Coordinator {
   uint32_t node_id() const;
 
   Result<TxOutcome> Transact(std::string_view tx_edn, std::string request_id);
+  using TxDone = std::function<void(Result<TxOutcome>)>;
+  // Transact without waiting for the leader: parses and routes on the
+  // calling thread, then calls `done` exactly once — on the host's driver or
+  // transport I/O thread (it must not block), or on the calling thread for
+  // an error found before proposing and for a schema transaction (which
+  // runs synchronously: meta, then every shard).
+  void TransactAsync(std::string_view tx_edn, std::string request_id, TxDone done);
 
   // Proposes `tx_edn` to `group` at its leader wherever it is, retrying
   // until `deadline` with the same request id (see the header comment).
   Result<TxOutcome> ProposeAt(uint64_t group, const std::string& request_id, const std::string& tx_edn,
                               Clock::time_point deadline);
+  // The same without waiting: `done` runs once, on the host's driver or
+  // transport I/O thread (or on the calling thread if no attempt could be
+  // made); every retry is scheduled by the host (NodeHost::PostAfter).
+  void ProposeAtAsync(uint64_t group, std::string request_id, std::string tx_edn, Clock::time_point deadline,
+                      TxDone done);
 
   // A linearizable database value of one group: the local replica's
   // (ReadIndex) if this node hosts it, else a RemoteSource reading a live
@@ -194,6 +207,14 @@ class Coordinator {
   Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms); }
 
  private:
+  struct ProposeOp;  // one ProposeAtAsync (coordinator.cc)
+  // A data or schema transaction routed, with its request id (fresh if none).
+  struct PlannedTx {
+    TxRoute route;
+    std::string text;  // the tx-data to propose (the router's rewrite)
+    std::string request_id;
+  };
+  Result<PlannedTx> PlanTransact(std::string_view tx_edn, std::string request_id, Clock::time_point deadline);
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
   Result<std::string> ServeMetaMap(uint64_t known_version) const;
   std::string FreshRequestId();

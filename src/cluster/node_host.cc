@@ -59,6 +59,9 @@ struct NodeHost::Impl {
   std::vector<raft::Message> inbox_msgs;
   std::vector<Proposal> inbox_proposals;
   std::vector<std::function<void()>> inbox_tasks;
+  // PostAfter's tasks by due time (run by the driver loop, which wakes at
+  // least every tick_ms).
+  std::multimap<Clock::time_point, std::function<void()>> timers;
   struct ReadRequest {
     uint64_t group;
     TxTime at;  // ReadAt's T; zero for a plain Read
@@ -130,6 +133,7 @@ struct NodeHost::Impl {
   std::mutex req_mu;
   std::condition_variable req_cv;
   RequestHandler handler;
+  std::function<bool(std::string_view)> inline_handler;  // SetRequestHandler's run_inline
   bool requests_open = true;  // false once stopping: no more sends or replies
   uint64_t next_out_id = 0;
   std::map<uint64_t, OutRequest> out_requests;
@@ -143,6 +147,8 @@ struct NodeHost::Impl {
   void Worker();
   void SweepRequests(Clock::time_point now);
   void FailAllRequests(const Status& why);
+  void FailRequestsTo(uint32_t peer);
+  bool PostAfter(std::chrono::milliseconds delay, std::function<void()> task);
   void SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done);
   // Queues `task` for the driver; false if the driver is gone.
   bool Post(std::function<void()> task);
@@ -502,6 +508,13 @@ bool NodeHost::Impl::Post(std::function<void()> task) {
   return true;
 }
 
+bool NodeHost::Impl::PostAfter(std::chrono::milliseconds delay, std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (driver_done || stopping) return false;
+  timers.emplace(Clock::now() + delay, std::move(task));
+  return true;
+}
+
 void NodeHost::Impl::HandleCloseRequest(uint32_t from, std::string_view payload, RequestReply reply) {
   wire::Reader in(payload, "close request from node " + std::to_string(from));
   Result<uint8_t> kind = in.U8("kind");
@@ -543,6 +556,7 @@ bool NodeHost::Impl::CheckLiveness(Clock::time_point now) {
     auto it = heard.find(peer);
     bool now_alive = it != heard.end() && now - it->second < dead_after;
     if (now_alive != alive) changed = true;
+    if (alive && !now_alive) FailRequestsTo(peer);
     alive = now_alive;
   }
   return changed;
@@ -684,6 +698,11 @@ void NodeHost::Impl::Run() {
       proposals.swap(inbox_proposals);
       tasks.swap(inbox_tasks);
       reads.swap(inbox_reads);
+      const Clock::time_point due = Clock::now();
+      while (!timers.empty() && timers.begin()->first <= due) {
+        tasks.push_back(std::move(timers.begin()->second));
+        timers.erase(timers.begin());
+      }
     }
     for (auto& task : tasks) task();
 
@@ -748,6 +767,8 @@ void NodeHost::Impl::Shutdown() {
     driver_done = true;
     proposals.swap(inbox_proposals);
     tasks.swap(inbox_tasks);
+    for (auto& [at, task] : timers) tasks.push_back(std::move(task));
+    timers.clear();
     reads.swap(inbox_reads);
     why = health.ok() ? Status::Cancelled("node " + std::to_string(options.node_id) + " stopped") : health;
   }
@@ -1052,14 +1073,31 @@ void NodeHost::Impl::OnRequest(uint32_t from_node, std::string_view payload) {
     std::fprintf(stderr, "cairn node %u: dropping a malformed request from node %u\n", options.node_id, from_node);
     return;
   }
-  std::lock_guard<std::mutex> lock(req_mu);
+  std::unique_lock<std::mutex> lock(req_mu);
   if (!requests_open) return;
   if (in_requests.size() + in_running >= options.requests_pending_max) {
     Reply(from_node, request_id,
           Status::Unavailable("node " + std::to_string(options.node_id) + ": too many requests in progress"));
     return;
   }
-  in_requests.push_back(InRequest{from_node, request_id, std::string(in.Rest())});
+  const std::string_view rest = in.Rest();
+  if (inline_handler && handler && inline_handler(rest)) {
+    // Cheap and non-blocking (SetRequestHandler): handled here, on the I/O
+    // thread, without a hand-off to a worker.
+    ++in_running;
+    RequestHandler h = handler;
+    Impl* self = this;
+    auto reply = [self, from_node, request_id](Result<std::string> r) {
+      std::lock_guard<std::mutex> lock(self->req_mu);
+      --self->in_running;
+      if (self->requests_open) self->Reply(from_node, request_id, r);
+    };
+    std::string body(rest);
+    lock.unlock();
+    h(from_node, std::move(body), std::move(reply));
+    return;
+  }
+  in_requests.push_back(InRequest{from_node, request_id, std::string(rest)});
   req_cv.notify_one();
 }
 
@@ -1154,6 +1192,27 @@ void NodeHost::Impl::SweepRequests(Clock::time_point now) {
   }
 }
 
+// A peer counted lost will not answer: its pending requests fail now
+// (Unavailable, retryable) instead of at their timeouts.
+void NodeHost::Impl::FailRequestsTo(uint32_t peer) {
+  std::vector<std::pair<uint64_t, OutRequest>> lost;
+  {
+    std::lock_guard<std::mutex> lock(req_mu);
+    for (auto it = out_requests.begin(); it != out_requests.end();) {
+      if (it->second.node == peer) {
+        lost.emplace_back(it->first, std::move(it->second));
+        it = out_requests.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [id, r] : lost) {
+    r.done(Status::Unavailable("node " + std::to_string(peer) + " stopped answering (request " + std::to_string(id) +
+                               ")"));
+  }
+}
+
 void NodeHost::Impl::FailAllRequests(const Status& why) {
   std::map<uint64_t, OutRequest> out;
   {
@@ -1166,9 +1225,14 @@ void NodeHost::Impl::FailAllRequests(const Status& why) {
   for (auto& [id, r] : out) r.done(why);
 }
 
-void NodeHost::SetRequestHandler(RequestHandler handler) {
+void NodeHost::SetRequestHandler(RequestHandler handler, std::function<bool(std::string_view)> run_inline) {
   std::lock_guard<std::mutex> lock(impl_->req_mu);
   impl_->handler = std::move(handler);
+  impl_->inline_handler = std::move(run_inline);
+}
+
+bool NodeHost::PostAfter(std::chrono::milliseconds delay, std::function<void()> task) {
+  return impl_->PostAfter(delay, std::move(task));
 }
 
 void NodeHost::SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done) {
@@ -1177,6 +1241,17 @@ void NodeHost::SendRequest(uint32_t node, std::string payload, int timeout_ms, R
 
 void NodeHost::Impl::SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done) {
   Status refused;
+  {
+    // A peer the liveness check counts lost would leave the request waiting
+    // for its timeout: refused at once (Unavailable; the caller retries
+    // elsewhere or later).
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = published_live.find(node);
+    if (it != published_live.end() && !it->second) {
+      refused = Status::Unavailable("node " + std::to_string(node) + " is not answering (liveness)");
+    }
+  }
+  if (!refused.ok()) return done(refused);
   {
     std::lock_guard<std::mutex> lock(req_mu);
     if (!requests_open || !transport) {

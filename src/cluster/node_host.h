@@ -84,6 +84,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cairn/datom.h"
@@ -288,11 +289,19 @@ class NodeHost {
   // that Status.
   using RequestHandler = std::function<void(uint32_t from_node, std::string payload, RequestReply reply)>;
   // Set before peers send requests; until then requests are answered
-  // Unavailable.
-  void SetRequestHandler(RequestHandler handler);
+  // Unavailable. A request whose payload `run_inline` accepts is handled
+  // directly on the transport's I/O thread instead of a worker: for cheap
+  // handlers that never block (e.g. one that only proposes with a callback).
+  void SetRequestHandler(RequestHandler handler, std::function<bool(std::string_view payload)> run_inline = {});
+  // Runs `task` on the driver thread `delay` from now (the driver checks
+  // every tick_ms, so late by up to one tick); false (nothing scheduled) once
+  // the host stops. Tasks still waiting then run as the driver exits, when
+  // every call into the host fails at once.
+  bool PostAfter(std::chrono::milliseconds delay, std::function<void()> task);
   // Sends `payload` to `node` and calls `done` once with the reply payload,
   // the handler's error, Unavailable (unknown peer, queue full, too many
-  // pending requests, host stopped) or Timeout after `timeout_ms`. `done`
+  // pending requests, host stopped, the peer counted lost by the liveness
+  // check) or Timeout after `timeout_ms`. `done`
   // runs on the transport's I/O thread or the driver thread: it must not
   // block.
   void SendRequest(uint32_t node, std::string payload, int timeout_ms, RequestReply done);

@@ -582,6 +582,50 @@ std::string ApiRouter::RouteOf(std::string_view target) {
   return r ? std::string(r->path) : "other";
 }
 
+HttpResponse ApiRouter::TransactResponse(const Result<TransactResult>& result, bool want_edn, std::string route,
+                                        bool send_t) {
+  if (!result.ok()) {
+    HttpError e = FromStatus(result.status());
+    HttpResponse r = Error(e.status, e.code, e.message, want_edn);
+    r.route = std::move(route);
+    return r;
+  }
+  HttpResponse ok;
+  ok.route = std::move(route);
+  // After the backend call: covers every t the answer holds.
+  if (send_t) {
+    if (TxTime known = backend_->KnownTime(); known.valid()) ok.headers.emplace_back("Cairn-T", std::to_string(known.raw));
+  }
+  const TxReport& report = result->report;
+  if (want_edn) {
+    std::string edn = report.ToEdn();
+    if (result->duplicate) edn.insert(edn.size() - 1, " :duplicate true");
+    ok.content_type = "application/edn";
+    ok.body = std::move(edn) + "\n";
+    return ok;
+  }
+  Json tempids = Json::object();
+  for (const auto& [name, e] : report.tempids) tempids[name] = e.raw;
+  Json datoms = Json::array();
+  for (const Datom& d : report.datoms) datoms.push_back(DatomJson(d));
+  Json j = {{"t", report.t.raw}, {"tempids", tempids}, {"datoms", datoms}};
+  if (result->duplicate) j["duplicate"] = true;
+  ok.body = j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  return ok;
+}
+
+void ApiRouter::HandleAsync(const HttpRequest& req, std::function<void(HttpResponse)> done) {
+  std::string_view target = req.target;
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path != "/v1/transact" || req.method != "POST") return done(Handle(req));
+  const bool want_edn = req.accept.find("application/edn") != std::string::npos;
+  Result<TransactRequest> tx = TxRequestFromBody(req);
+  if (!tx.ok()) return done(TransactResponse(tx.status(), want_edn, "/v1/transact", true));
+  backend_->TransactAsync(*tx, [this, want_edn, done = std::move(done)](Result<TransactResult> result) {
+    done(TransactResponse(result, want_edn, "/v1/transact", true));
+  });
+}
+
 HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   const bool want_edn = req.accept.find("application/edn") != std::string::npos;
   std::string_view target = req.target;
@@ -625,19 +669,7 @@ HttpResponse ApiRouter::Handle(const HttpRequest& req) {
     Result<TransactRequest> tx = TxRequestFromBody(req);
     if (!tx.ok()) return fail(FromStatus(tx.status()));
     Result<TransactResult> result = path == "/v1/transact" ? backend_->Transact(*tx) : backend_->MetaTransact(*tx);
-    if (!result.ok()) return fail(FromStatus(result.status()));
-    const TxReport& report = result->report;
-    Json tempids = Json::object();
-    for (const auto& [name, e] : report.tempids) tempids[name] = e.raw;
-    Json datoms = Json::array();
-    for (const Datom& d : report.datoms) datoms.push_back(DatomJson(d));
-    Json j = {{"t", report.t.raw}, {"tempids", tempids}, {"datoms", datoms}};
-    std::string edn = report.ToEdn();
-    if (result->duplicate) {
-      j["duplicate"] = true;
-      edn.insert(edn.size() - 1, " :duplicate true");
-    }
-    return reply(j, edn);
+    return TransactResponse(result, want_edn, std::string(route->path), path == "/v1/transact");
   }
 
   if (path == "/v1/query") {

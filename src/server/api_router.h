@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,10 @@ class ApiRouter {
  public:
   ApiRouter(Backend* backend, Metrics* metrics);
   HttpResponse Handle(const HttpRequest& request);
+  // The same, answering through `done` exactly once: at once for every
+  // endpoint but POST /v1/transact, which answers when the backend does
+  // (Backend::TransactAsync; possibly later, from a backend thread).
+  void HandleAsync(const HttpRequest& request, std::function<void(HttpResponse)> done);
 
   // The metrics label of a request target: its route, or "other".
   static std::string RouteOf(std::string_view target);
@@ -53,6 +58,10 @@ class ApiRouter {
   static HttpResponse Error(int status, std::string_view code, std::string_view message, bool edn = false);
 
  private:
+  // The answer to a transact (or cluster meta) request; `send_t` adds the
+  // Cairn-T header.
+  HttpResponse TransactResponse(const Result<TransactResult>& result, bool want_edn, std::string route, bool send_t);
+
   Backend* backend_;
   Metrics* metrics_;
   std::chrono::steady_clock::time_point started_;

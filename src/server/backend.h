@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,6 +158,12 @@ class Backend {
   // request that applied before is not applied again: its first outcome is
   // returned with duplicate = true.
   virtual Result<TransactResult> Transact(const TransactRequest& request) = 0;
+  using TransactDone = std::function<void(Result<TransactResult>)>;
+  // Transact that may answer later: `done` runs exactly once, on this
+  // thread or another one (a cluster node answers from the thread that
+  // learns the outcome, so no thread waits for the leader); it must not
+  // block. The default runs Transact here.
+  virtual void TransactAsync(const TransactRequest& request, TransactDone done) { done(Transact(request)); }
   virtual Result<QueryResult> Query(const QueryRequest& request) = 0;
   virtual Result<DatomsResult> Datoms(const DatomsRequest& request) = 0;
   // Datoms asserted and retracted with from < t <= to, in t order.
@@ -223,6 +230,7 @@ class ClusterBackend : public Backend {
   ~ClusterBackend() override;
 
   Result<TransactResult> Transact(const TransactRequest& request) override;
+  void TransactAsync(const TransactRequest& request, TransactDone done) override;
   Result<QueryResult> Query(const QueryRequest& request) override;
   Result<DatomsResult> Datoms(const DatomsRequest& request) override;
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;

@@ -36,6 +36,17 @@ Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) 
   return ToTransactResult(std::move(out));
 }
 
+void ClusterBackend::TransactAsync(const TransactRequest& request, TransactDone done) {
+  if (Status s = node_->host().ObserveTime(request.min_t); !s.ok()) return done(s.WithContext("transact: 'min-t'"));
+  Counters* counters = counters_.get();  // outlives the node's threads (the server stops first)
+  node_->coordinator().TransactAsync(request.tx_edn, request.request_id,
+                                     [counters, done = std::move(done)](Result<cluster::TxOutcome> out) {
+                                       if (!out.ok()) return done(out.status());
+                                       counters->transactions.fetch_add(1, std::memory_order_relaxed);
+                                       done(ToTransactResult(std::move(*out)));
+                                     });
+}
+
 Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& request) {
   CAIRN_ASSIGN_OR_RETURN(cluster::TxOutcome out,
                          node_->coordinator().MetaTransact(request.tx_edn, request.request_id));

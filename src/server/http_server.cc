@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <optional>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -57,6 +59,12 @@ struct HttpServer::Impl {
   uint16_t port = 0;
   bool started = false;
   bool stopped = false;
+  // Requests handed to the router whose answer has not been posted back yet
+  // (an asynchronous transaction may answer from a backend thread after its
+  // worker returned): Stop() waits for them before destroying the io_context.
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  size_t inflight = 0;
 };
 
 namespace {
@@ -173,16 +181,27 @@ class Session : public std::enable_shared_from_this<Session> {
           });
     }
     asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start, seq]() mutable {
-      HttpResponse resp = self->server_->router.Handle(r);
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
-      spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, r.method, r.target,
-                    resp.status, seconds * 1e3);
-      asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
-        if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
-        self->answered_ = true;
-        if (self->deadline_) self->deadline_->cancel();
-        self->Write(std::move(resp), self->keep_alive_);
+      {
+        std::lock_guard<std::mutex> lock(self->server_->inflight_mu);
+        ++self->server_->inflight;
+      }
+      // The answer may come later from another thread (Backend::TransactAsync):
+      // the worker is free as soon as the request is handed over.
+      self->server_->router.HandleAsync(r, [self, start, seq, method = r.method, target = r.target](HttpResponse resp) mutable {
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
+        spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, method, target,
+                      resp.status, seconds * 1e3);
+        HttpServer::Impl* server = self->server_;
+        asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
+          if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
+          self->answered_ = true;
+          if (self->deadline_) self->deadline_->cancel();
+          self->Write(std::move(resp), self->keep_alive_);
+        });
+        self.reset();
+        std::lock_guard<std::mutex> lock(server->inflight_mu);
+        if (--server->inflight == 0) server->inflight_cv.notify_all();
       });
     });
   }
@@ -320,6 +339,16 @@ void HttpServer::Stop() {
   // Requests being handled finish; queued ones are dropped with their sessions.
   s.workers->stop();
   s.workers->join();
+  {
+    // Requests handed to the backend are answered (and their answers dropped
+    // with the io_context) before it goes: a backend thread must not post to
+    // a destroyed one. A cluster node answers every request by its deadline,
+    // at once when it is stopped first.
+    std::unique_lock<std::mutex> lock(s.inflight_mu);
+    while (s.inflight > 0 && !s.inflight_cv.wait_for(lock, std::chrono::seconds(5), [&] { return s.inflight == 0; })) {
+      spdlog::warn("http: stopping waits for {} request(s) the backend has not answered yet", s.inflight);
+    }
+  }
   s.ioc->stop();
   for (auto& t : s.io_threads) t.join();
   s.io_threads.clear();
