@@ -857,6 +857,23 @@ Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string req
   return PushSchema(plan.text, meta, deadline);
 }
 
+bool Coordinator::TryTransactNow(std::string_view tx_edn, std::string request_id, TxDone& done) {
+  // Only what cannot block: every group hosted here (the stale view has no
+  // remote part), the dry run succeeds on it, and the transaction is data.
+  std::shared_ptr<const ShardMap> map = maps_->map();
+  for (uint64_t g = 0; g <= map->shards(); ++g) {
+    if (!Hosts(g)) return false;
+  }
+  Clock::time_point deadline = Deadline();
+  Result<std::shared_ptr<const datalog::IndexSource>> view = BuildClusterView(deadline, true);
+  if (!view.ok()) return false;
+  Result<RoutedTransaction> routed = RouteTransaction(tx_edn, **view, *map);
+  if (!routed.ok() || routed->redundant || routed->kind == RoutedTransaction::Kind::kSchema) return false;
+  ProposeAtAsync(routed->shard, request_id.empty() ? FreshRequestId() : std::move(request_id),
+                 std::move(routed->tx_edn), deadline, std::move(done));
+  return true;
+}
+
 void Coordinator::TransactAsync(std::string_view tx_edn, std::string request_id, TxDone done) {
   Clock::time_point deadline = Deadline();
   Result<PlannedTx> plan = PlanTransact(tx_edn, std::move(request_id), deadline);

@@ -151,6 +151,12 @@ class Coordinator {
   // an error found before proposing and for a schema transaction (which
   // runs synchronously: meta, then every shard).
   void TransactAsync(std::string_view tx_edn, std::string request_id, TxDone done);
+  // TransactAsync when it can start without blocking (this node hosts every
+  // group, so the routing dry run reads only local replicas' latest applied
+  // state, succeeds, and the transaction is data, not schema): returns true
+  // and takes `done`. Else returns false and leaves `done` alone: the caller
+  // goes the TransactAsync way on a thread that may block.
+  bool TryTransactNow(std::string_view tx_edn, std::string request_id, TxDone& done);
 
   // Proposes `tx_edn` to `group` at its leader wherever it is, retrying
   // until `deadline` with the same request id (see the header comment).

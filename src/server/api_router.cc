@@ -626,6 +626,20 @@ void ApiRouter::HandleAsync(const HttpRequest& req, std::function<void(HttpRespo
   });
 }
 
+bool ApiRouter::TryHandleNow(const HttpRequest& req, std::function<void(HttpResponse)>& done) {
+  std::string_view target = req.target;
+  if (req.method != "POST" || target.substr(0, target.find('?')) != "/v1/transact") return false;
+  Result<TransactRequest> tx = TxRequestFromBody(req);
+  if (!tx.ok()) return false;  // the worker answers the error
+  const bool want_edn = req.accept.find("application/edn") != std::string::npos;
+  Backend::TransactDone answer = [this, want_edn, done](Result<TransactResult> result) {
+    done(TransactResponse(result, want_edn, "/v1/transact", true));
+  };
+  if (!backend_->TryTransactNow(*tx, answer)) return false;
+  done = nullptr;
+  return true;
+}
+
 HttpResponse ApiRouter::Handle(const HttpRequest& req) {
   const bool want_edn = req.accept.find("application/edn") != std::string::npos;
   std::string_view target = req.target;

@@ -49,6 +49,11 @@ class ApiRouter {
   // endpoint but POST /v1/transact, which answers when the backend does
   // (Backend::TransactAsync; possibly later, from a backend thread).
   void HandleAsync(const HttpRequest& request, std::function<void(HttpResponse)> done);
+  // HandleAsync for a request that can start without blocking the calling
+  // (I/O) thread — a well-formed POST /v1/transact the backend can start at
+  // once (Backend::TryTransactNow): returns true and takes `done`. Else
+  // false, `done` untouched: hand the request to HandleAsync on a worker.
+  bool TryHandleNow(const HttpRequest& request, std::function<void(HttpResponse)>& done);
 
   // The metrics label of a request target: its route, or "other".
   static std::string RouteOf(std::string_view target);

@@ -164,6 +164,10 @@ class Backend {
   // learns the outcome, so no thread waits for the leader); it must not
   // block. The default runs Transact here.
   virtual void TransactAsync(const TransactRequest& request, TransactDone done) { done(Transact(request)); }
+  // TransactAsync if it can start without blocking the calling thread (an
+  // I/O thread): returns true and takes `done`; else false, `done` untouched.
+  // The default never can.
+  virtual bool TryTransactNow(const TransactRequest& request, TransactDone& done) { return false; }
   virtual Result<QueryResult> Query(const QueryRequest& request) = 0;
   virtual Result<DatomsResult> Datoms(const DatomsRequest& request) = 0;
   // Datoms asserted and retracted with from < t <= to, in t order.
@@ -231,6 +235,7 @@ class ClusterBackend : public Backend {
 
   Result<TransactResult> Transact(const TransactRequest& request) override;
   void TransactAsync(const TransactRequest& request, TransactDone done) override;
+  bool TryTransactNow(const TransactRequest& request, TransactDone& done) override;
   Result<QueryResult> Query(const QueryRequest& request) override;
   Result<DatomsResult> Datoms(const DatomsRequest& request) override;
   Result<std::vector<Datom>> Diff(TxTime from, TxTime to) override;

@@ -36,15 +36,30 @@ Result<TransactResult> ClusterBackend::Transact(const TransactRequest& request) 
   return ToTransactResult(std::move(out));
 }
 
+namespace {
+// The coordinator's outcome as the backend's answer (counted if committed).
+cluster::Coordinator::TxDone Answer(std::atomic<uint64_t>* committed, Backend::TransactDone done) {
+  return [committed, done = std::move(done)](Result<cluster::TxOutcome> out) {
+    if (!out.ok()) return done(out.status());
+    committed->fetch_add(1, std::memory_order_relaxed);
+    done(ToTransactResult(std::move(*out)));
+  };
+}
+}  // namespace
+
 void ClusterBackend::TransactAsync(const TransactRequest& request, TransactDone done) {
   if (Status s = node_->host().ObserveTime(request.min_t); !s.ok()) return done(s.WithContext("transact: 'min-t'"));
-  Counters* counters = counters_.get();  // outlives the node's threads (the server stops first)
+  // The counters outlive the node's threads (the server stops first).
   node_->coordinator().TransactAsync(request.tx_edn, request.request_id,
-                                     [counters, done = std::move(done)](Result<cluster::TxOutcome> out) {
-                                       if (!out.ok()) return done(out.status());
-                                       counters->transactions.fetch_add(1, std::memory_order_relaxed);
-                                       done(ToTransactResult(std::move(*out)));
-                                     });
+                                     Answer(&counters_->transactions, std::move(done)));
+}
+
+bool ClusterBackend::TryTransactNow(const TransactRequest& request, TransactDone& done) {
+  if (!node_->host().ObserveTime(request.min_t).ok()) return false;  // the slow path reports it
+  cluster::Coordinator::TxDone answer = Answer(&counters_->transactions, done);
+  if (!node_->coordinator().TryTransactNow(request.tx_edn, request.request_id, answer)) return false;
+  done = nullptr;  // taken (a copy lives in `answer`)
+  return true;
 }
 
 Result<TransactResult> ClusterBackend::MetaTransact(const TransactRequest& request) {

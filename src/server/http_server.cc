@@ -180,30 +180,51 @@ class Session : public std::enable_shared_from_this<Session> {
                 false);
           });
     }
+    // A transaction that can start without blocking starts here, on the I/O
+    // thread (ApiRouter::TryHandleNow); anything else goes to a worker. Either
+    // way the answer may come later from a backend thread.
+    {
+      std::lock_guard<std::mutex> lock(server_->inflight_mu);
+      ++server_->inflight;
+    }
+    std::function<void(HttpResponse)> done = Answerer(shared_from_this(), start, seq, r.method, r.target);
+    if (server_->router.TryHandleNow(r, done)) return;
+    {
+      std::lock_guard<std::mutex> lock(server_->inflight_mu);
+      --server_->inflight;  // counted again by the worker (Stop drops queued tasks)
+    }
     asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start, seq]() mutable {
       {
         std::lock_guard<std::mutex> lock(self->server_->inflight_mu);
         ++self->server_->inflight;
       }
-      // The answer may come later from another thread (Backend::TransactAsync):
-      // the worker is free as soon as the request is handed over.
-      self->server_->router.HandleAsync(r, [self, start, seq, method = r.method, target = r.target](HttpResponse resp) mutable {
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
-        spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, method, target,
-                      resp.status, seconds * 1e3);
-        HttpServer::Impl* server = self->server_;
-        asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
-          if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
-          self->answered_ = true;
-          if (self->deadline_) self->deadline_->cancel();
-          self->Write(std::move(resp), self->keep_alive_);
-        });
-        self.reset();
-        std::lock_guard<std::mutex> lock(server->inflight_mu);
-        if (--server->inflight == 0) server->inflight_cv.notify_all();
-      });
+      self->server_->router.HandleAsync(r, Answerer(self, start, seq, r.method, r.target));
     });
+  }
+
+  // The callback that answers request `seq` (once; counted in `inflight`):
+  // records it, then writes the response on the connection's executor unless
+  // the 504 went first.
+  static std::function<void(HttpResponse)> Answerer(std::shared_ptr<Session> self,
+                                                    std::chrono::steady_clock::time_point start, uint64_t seq,
+                                                    std::string method, std::string target) {
+    return [self = std::move(self), start, seq, method = std::move(method),
+            target = std::move(target)](HttpResponse resp) mutable {
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      self->server_->metrics.RecordRequest(resp.route, resp.status, seconds);
+      spdlog::debug("http: request peer={} method={} target={} status={} ms={:.3f}", self->peer_, method, target,
+                    resp.status, seconds * 1e3);
+      HttpServer::Impl* server = self->server_;
+      asio::post(self->stream_.get_executor(), [self, seq, resp = std::move(resp)]() mutable {
+        if (self->request_seq_ != seq || self->answered_) return;  // 504 already sent
+        self->answered_ = true;
+        if (self->deadline_) self->deadline_->cancel();
+        self->Write(std::move(resp), self->keep_alive_);
+      });
+      self.reset();
+      std::lock_guard<std::mutex> lock(server->inflight_mu);
+      if (--server->inflight == 0) server->inflight_cv.notify_all();
+    };
   }
 
   void WriteError(int status, std::string_view code, const std::string& message) {
