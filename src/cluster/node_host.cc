@@ -582,7 +582,7 @@ void NodeHost::Impl::PublishStatus() {
     const bool due = !pub.at || g == kMetaGroup || r->schema().get() != pub.schema ||
                      now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms);
     if (!pub.at || (pub.applied != applied && due)) {
-      published_dbs[g] = r->db();
+      published_dbs[g] = r->db(/*with_history=*/false);
       pub.at = now;
       pub.applied = applied;
       pub.schema = r->schema().get();

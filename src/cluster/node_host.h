@@ -252,7 +252,9 @@ class NodeHost {
   std::future<DbResult> ReadAt(uint64_t group, TxTime t);
   // The local replica's latest applied value without any round trip (a
   // stale read: it may miss recent transactions, and lags the replica by up
-  // to stale_publish_ms plus one driver round). NotFound if not hosted.
+  // to stale_publish_ms plus one driver round). Current view only (no
+  // as-of, since or history: it does not hold the history index). NotFound
+  // if not hosted.
   DbResult StaleRead(uint64_t group) const;
 
   // Records a t learned elsewhere (a client's min-t, a forwarded request's

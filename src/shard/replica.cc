@@ -567,7 +567,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
   return Status::OK();
 }
 
-std::shared_ptr<const datalog::IndexSource> Replica::db() const {
+std::shared_ptr<const datalog::IndexSource> Replica::db(bool with_history) const {
   std::shared_ptr<const storage::AttrTable> attrs = store_->attrs();
   // Every db() of one state shares its planner statistics; a new state
   // takes the previous ones' successor (AttrStatsCache).
@@ -577,7 +577,8 @@ std::shared_ptr<const datalog::IndexSource> Replica::db() const {
     stats_index_ = index_.get();
   }
   return std::make_shared<StoreSource>(Snapshot{store_->last_t(), index_, attrs, schema_, stats_},
-                                       StoreSource::Kind::kCurrent, store_->last_t(), HistoryState{history_, attrs});
+                                       StoreSource::Kind::kCurrent, store_->last_t(),
+                                       with_history ? HistoryState{history_, attrs} : HistoryState{});
 }
 
 std::optional<ApplyOutcome> Replica::Outcome(const std::string& request_id) const {

@@ -196,7 +196,11 @@ class Replica {
   // The current database value (as of the last applied entry): a
   // shard::StoreSource whose View() (or shard::ViewOf) gives its as-of,
   // since and history views, exactly as the embedded Database defines them.
-  std::shared_ptr<const datalog::IndexSource> db() const;
+  // Without history (with_history = false) the value offers only the
+  // current view, and holding it does not pin the history index, so the
+  // next applies update that index in place instead of copying what they
+  // touch (NodeHost's StaleRead values are such).
+  std::shared_ptr<const datalog::IndexSource> db(bool with_history = true) const;
   // The schema as of the last applied entry (a new object after every
   // schema change, so comparing pointers tells whether it changed).
   const std::shared_ptr<const Schema>& schema() const { return schema_; }
