@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -120,6 +121,25 @@ class TestCluster {
       std::this_thread::sleep_for(5ms);
     }
     return false;
+  }
+
+  // Node `id`'s status of `group` once `ok` holds for it, or the last one
+  // seen after `within`. status() is published at the end of a driver round,
+  // after the round's answers went out, so a caller holding an answer may
+  // still read the status of the round before.
+  GroupStatus WaitStatus(uint32_t id, uint64_t group, const std::function<bool(const GroupStatus&)>& ok,
+                         std::chrono::milliseconds within) {
+    Clock::time_point end = Clock::now() + within;
+    GroupStatus last;
+    while (true) {
+      Result<GroupStatus> s = hosts_[id]->status(group);
+      if (s.ok()) {
+        last = *s;
+        if (ok(last)) return last;
+      }
+      if (Clock::now() >= end) return last;
+      std::this_thread::sleep_for(2ms);
+    }
   }
 
   // Every live node holds the same datoms for `group`; returns their count.
@@ -578,7 +598,10 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   db = c.at(follower)->ReadAt(1, t_future).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(Has(db, "a" + std::to_string(i))) << i;
-  EXPECT_GT(c.at(leader)->status(1)->commit, before->commit);
+  // The close entry committed (the leader answers the close request before
+  // it publishes that round's status).
+  EXPECT_GT(c.WaitStatus(leader, 1, [&](const GroupStatus& s) { return s.commit > before->commit; }, 2000ms).commit,
+            before->commit);
   ProposeResult late = c.Propose(1, "late", PersonTx("late", 9));
   ASSERT_TRUE(late.status.ok()) << late.status.ToString();
   EXPECT_GT(late.t, t_future) << "a transaction committed after ReadAt(T) must have t > T";
@@ -593,9 +616,8 @@ TEST(NodeHost, ReadAtClosesTheTimeOnFollowerAndLeader) {
   db = c.at(leader)->ReadAt(1, t_leader).get();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_TRUE(Has(db, "late"));
-  Clock::time_point end = Clock::now() + 2s;  // the status is published after the answering round
-  while (Clock::now() < end && c.at(leader)->status(1)->closed_t < t_leader) std::this_thread::sleep_for(2ms);
-  EXPECT_GE(c.at(leader)->status(1)->closed_t, t_leader);
+  EXPECT_GE(c.WaitStatus(leader, 1, [&](const GroupStatus& s) { return s.closed_t >= t_leader; }, 2000ms).closed_t,
+            t_leader);
   ProposeResult later = c.Propose(1, "later", PersonTx("later", 10));
   ASSERT_TRUE(later.status.ok()) << later.status.ToString();
   EXPECT_GT(later.t, t_leader);
@@ -629,8 +651,13 @@ TEST(NodeHost, ConcurrentReadAtsShareOneClose) {
     NodeHost::DbResult db = f.get();
     EXPECT_TRUE(db.ok()) << db.status().ToString();
   }
-  std::this_thread::sleep_for(50ms);
-  uint64_t entries = c.at(leader)->status(1)->commit - commit_before;
+  // Every close entry proposed for them committed before its reads were
+  // answered; the leader publishes the status after its answering round.
+  const uint64_t proposed = c.at(leader)->stats().closes_proposed;
+  uint64_t entries =
+      c.WaitStatus(leader, 1, [&](const GroupStatus& s) { return s.commit - commit_before >= proposed; }, 2000ms)
+          .commit -
+      commit_before;
   EXPECT_GE(entries, 1u);
   EXPECT_LE(entries, 4u) << "30 reads at one T should share a few close entries";
   EXPECT_EQ(c.at(leader)->stats().closes_proposed, entries);
