@@ -197,6 +197,10 @@ TEST_F(ThreeNodes, RetriedRequestIdAppliesOnceFromAnyNode) {
     EXPECT_EQ(again->tempids, first->tempids);
   }
   // Applied once: one transaction on shard 3 besides the schema copies.
+  // Node 3's replica may be a follower that has not applied it yet (the
+  // answers came from the leader): a linearizable read there first.
+  Coordinator& c3 = nodes_[2]->coordinator();
+  ASSERT_TRUE(c3.GroupView(3, c3.Deadline()).ok());
   Result<std::vector<Datom>> log = nodes_[2]->host().LogDatoms(3);
   ASSERT_TRUE(log.ok());
   int names = 0;
