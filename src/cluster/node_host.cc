@@ -59,6 +59,11 @@ struct NodeHost::Impl {
   std::vector<raft::Message> inbox_msgs;
   std::vector<Proposal> inbox_proposals;
   std::vector<std::function<void()>> inbox_tasks;
+  // Log entries the last round persisted or applied (driver thread only).
+  // Round batching waits only after a round with at least kBatchMinEntries:
+  // the heartbeats of reads, and a lone write, never wait.
+  static constexpr size_t kBatchMinEntries = 2;
+  size_t last_round_entries = 0;
   // PostAfter's tasks by due time (run by the driver loop, which wakes at
   // least every tick_ms).
   std::multimap<Clock::time_point, std::function<void()>> timers;
@@ -610,7 +615,10 @@ bool NodeHost::Impl::Round() {
   for (auto& [g, r] : replicas) {
     if (std::optional<raft::Ready> rd = r->TakeReady()) readies.emplace_back(r.get(), std::move(*rd));
   }
-  if (readies.empty()) return true;
+  if (readies.empty()) {
+    last_round_entries = 0;
+    return true;
+  }
 
   std::vector<shard::RaftLogStore::GroupWrite> writes;
   writes.reserve(readies.size());
@@ -642,7 +650,11 @@ bool NodeHost::Impl::Round() {
     stats.readies_saved += readies.size();
     stats.frames_sent += by_peer.size();
     stats.messages_sent += messages;
-    for (auto& [r, rd] : readies) stats.entries_applied += rd.committed_entries.size();
+    last_round_entries = 0;
+    for (auto& [r, rd] : readies) {
+      stats.entries_applied += rd.committed_entries.size();
+      last_round_entries += rd.entries.size() + rd.committed_entries.size();
+    }
   }
 
   for (auto& [r, rd] : readies) {
@@ -684,7 +696,7 @@ void NodeHost::Impl::Run() {
       };
       if (!has_work()) {
         cv.wait_until(lock, next_tick, has_work);
-      } else if (options.round_batch_us > 0) {
+      } else if (options.round_batch_us > 0 && last_round_entries >= kBatchMinEntries) {
         // Saturated: let more work gather for this round (round_batch_us).
         Clock::time_point until = std::min(last_round + std::chrono::microseconds(options.round_batch_us), next_tick);
         if (until > Clock::now()) {

@@ -136,12 +136,14 @@ struct NodeHostOptions {
   // (the old default) still cost a fifth of the throughput of one-datom
   // writes (bench/cluster/README.md). 0 = every round.
   int stale_publish_ms = 50;
-  // Round batching: when a round ends and work is already queued (the node
-  // is saturated), the next round starts no sooner than this many µs after
-  // the previous one started, so one round — one Raft log save and fsync, one
+  // Round batching: when a round that persisted or applied at least two log
+  // entries ends and work is already queued (the node is saturated with
+  // writes), the next round starts no sooner than this many µs after the
+  // previous one started, so one round — one Raft log save and fsync, one
   // datom transaction per group, one frame per peer — carries more
-  // proposals and messages. A node that had to wait for work starts its round
-  // at once, so light load pays no latency for it. 0 = never wait.
+  // proposals and messages. A node that had to wait for work, and rounds of
+  // heartbeats and read confirmations, go at once, so reads and light load
+  // pay no latency for it. 0 = never wait.
   int round_batch_us = 2000;
   // The wall clock under the node's hybrid clock; null = the system clock.
   // Not owned; must outlive the host. Tests inject a ManualClock.
