@@ -190,6 +190,7 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
 }
 
 Status Replica::LoadState() {
+  batch_history_.clear();
   stmts_.reset();
   store_.reset();
   const std::string& path = options_.datoms_path;
@@ -360,6 +361,10 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
       if (e.type == raft::EntryType::kNormal && !e.data.empty()) CAIRN_RETURN_IF_ERROR(ApplyCommand(e));
       applied_ = e.index;
     }
+    if (!batch_history_.empty()) {
+      history_ = ApplyTo(std::move(history_), batch_history_);
+      batch_history_.clear();
+    }
     stmts_->set_applied.BindInt(1, I64(last.value()));
     CAIRN_RETURN_IF_ERROR(stmts_->set_applied.Run());
     if (closed_dirty_) {
@@ -449,8 +454,10 @@ Status Replica::ApplyCommand(const raft::Entry& e) {
   batch.next_seqs = ids.advanced();
   CAIRN_ASSIGN_OR_RETURN(std::vector<storage::IndexEntry> entries, store_->Commit(batch));
   // Both indexes, in place when no published value holds them.
+  // The current index now (the next command's transactor reads it); the
+  // history index once per batch (ApplyBatch): nothing reads it in between.
   index_ = ApplyTo(std::move(index_), entries);
-  history_ = ApplyTo(std::move(history_), entries);
+  std::move(entries.begin(), entries.end(), std::back_inserter(batch_history_));
   if (!prepared->schema_changes.empty()) {
     auto schema = std::make_shared<Schema>(*schema_);
     for (const Attribute& a : prepared->schema_changes) schema->Put(a);

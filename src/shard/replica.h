@@ -250,6 +250,8 @@ class Replica {
   std::vector<uint64_t> servable_reads_;
   // on_applied calls of the batch being applied, made once it is durable.
   std::vector<std::pair<std::string, TxResult>> applied_results_;
+  // History entries of the batch being applied, added to history_ at its end.
+  std::vector<storage::IndexEntry> batch_history_;
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   Status failed_;
 };
