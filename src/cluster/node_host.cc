@@ -748,6 +748,11 @@ void NodeHost::Impl::Run() {
       seen_connects = connects;
       if (CheckLiveness(now)) reconnected = true;
       for (auto& [g, r] : replicas) {
+        // Deferred datom commits: an idle group commits within a tick too.
+        if (Status f = r->MaybeFlush(); !f.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          statuses[g].error = f;
+        }
         if (r->raft().quiesced()) {
           if (!reconnected) continue;
           r->mutable_raft().Unquiesce();
@@ -834,6 +839,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
     ro.datoms_path = options.dir + "/datoms_" + std::to_string(g) + ".db";
     ro.store = options.store;
     ro.snapshot_entries = options.snapshot_entries;
+    ro.commit_interval_ms = options.datom_commit_interval_ms;
     if (options.owns_partition) {
       ro.owns_partition = [owns = options.owns_partition, g](uint32_t p) { return owns(g, p); };
     }

@@ -122,6 +122,10 @@ struct NodeHostOptions {
   // Every replica snapshots its datom file and compacts its log every this
   // many applied entries (0 = never); see shard/replica.h.
   uint64_t snapshot_entries = 10000;
+  // Every replica commits its datom file at most this often (ms), not once
+  // per round; the Raft log is the durable record and a restart replays it
+  // (shard/replica.h "Applied state"). 0 = commit every round.
+  int datom_commit_interval_ms = 20;
   // Whether shard `group` owns user partition `partition` (the shard map);
   // null = every group owns every partition (no guard). See
   // ReplicaOptions::owns_partition.

@@ -132,6 +132,7 @@ struct Replica::Statements {
 Replica::Replica() = default;
 
 Replica::~Replica() {
+  if (store_ && failed_.ok()) (void)store_->Flush();
   stmts_.reset();  // finalized before the store's connection closes
   store_.reset();
 }
@@ -191,6 +192,8 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
 
 Status Replica::LoadState() {
   batch_history_.clear();
+  unflushed_entries_ = 0;
+  last_flush_ = std::chrono::steady_clock::now();
   stmts_.reset();
   store_.reset();
   const std::string& path = options_.datoms_path;
@@ -354,7 +357,10 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
                                            ? raft::LogIndex(last.value() - options_.outcome_window_entries)
                                            : raft::LogIndex();
   // One SQLite transaction for the whole batch: datoms, outcomes, applied
-  // index and pruning commit together.
+  // index and pruning are written together; with commit_interval_ms the
+  // transaction stays open for the next batches (see the header comment).
+  const raft::LogIndex first_unapplied = applied_;
+  const bool defer = options_.commit_interval_ms > 0;
   Status s = store_->Transaction([&]() -> Status {
     for (const raft::Entry& e : entries) {
       if (e.index <= applied_) continue;  // applied before a restart
@@ -377,9 +383,17 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
       CAIRN_RETURN_IF_ERROR(stmts_->prune_outcomes.Run());
     }
     return Status::OK();
-  });
+  }, defer);
   std::vector<std::pair<std::string, TxResult>> results;
   results.swap(applied_results_);
+  if (s.ok() && defer) {
+    unflushed_entries_ += last.value() - first_unapplied.value();
+    if (unflushed_entries_ >= options_.commit_entries) {
+      s = Flush();
+    } else {
+      s = MaybeFlush();
+    }
+  }
   if (!s.ok()) {
     // Nothing of the batch is stored; the memory state ran ahead. Reload it
     // from the file so db() and Outcome() show what is durable.
@@ -392,9 +406,31 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
     if (it != outcomes_.end() && it->second.index == outcome_order_.front().first) outcomes_.erase(it);
     outcome_order_.pop_front();
   }
-  // Durable: tell the host what the batch's commands wrote.
+  // Applied (and committed to the file, or replayable from the Raft log):
+  // tell the host what the batch's commands wrote.
   for (const auto& [request_id, result] : results) options_.on_applied(request_id, result);
   return Status::OK();
+}
+
+Status Replica::Flush() {
+  if (!failed_.ok()) return failed_;
+  if (!store_->unflushed()) return Status::OK();
+  Status s = store_->Flush();
+  if (!s.ok()) {
+    // The memory state is ahead of the file now: stop; a restart replays.
+    return failed_ = s.WithContext(GroupName(options_.raft.group) + ": committing the datom file");
+  }
+  unflushed_entries_ = 0;
+  last_flush_ = std::chrono::steady_clock::now();
+  return Status::OK();
+}
+
+Status Replica::MaybeFlush() {
+  if (options_.commit_interval_ms <= 0 || !store_->unflushed()) return Status::OK();
+  if (std::chrono::steady_clock::now() - last_flush_ < std::chrono::milliseconds(options_.commit_interval_ms)) {
+    return Status::OK();
+  }
+  return Flush();
 }
 
 Status Replica::ApplyCommand(const raft::Entry& e) {
@@ -505,6 +541,9 @@ Status Replica::MaybeSnapshot() {
   if (applied_.value() < base.value() + options_.snapshot_entries || applied_ > node_->applied()) {
     return Status::OK();
   }
+  // The copy must hold everything up to applied_ (the log is compacted
+  // through it): commit the open transaction first.
+  CAIRN_RETURN_IF_ERROR(Flush());
   const std::string tmp = options_.datoms_path + ".snapshot";
   RemoveDatabaseFiles(tmp);
   Status copied = store_->CopyTo(tmp);

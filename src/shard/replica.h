@@ -28,9 +28,16 @@
 // replica_state (format, group, applied index) and replica_outcomes (request
 // outcomes). All the committed entries of one Ready are applied in ONE
 // DatomStore::Transaction: their datoms, their outcomes and "applied up to
-// index i" become durable together (one fsync), so after a crash the file's
-// applied index and its datoms always agree and nothing is applied twice or
-// lost. A file with datoms but no replica_state (an older build, or not a
+// index i" are written together, so the file's applied index and its datoms
+// always agree and nothing is applied twice or lost. With
+// commit_interval_ms > 0 (NodeHost's default) that transaction is kept open
+// across batches and committed every few milliseconds (etcd commits its
+// backend the same way): the Raft log, fsynced before anything is applied,
+// is the durable record, and after a crash the replica reopens at the
+// file's applied index and Raft hands it every later committed entry again,
+// which applies deterministically to the same datoms, t and outcomes.
+// Snapshots commit first, so the log is never compacted past what the file
+// holds. A file with datoms but no replica_state (an older build, or not a
 // replica's file) is refused (Corruption), never silently replayed onto.
 //
 // Indexes and views: the replica keeps the embedded store's two memory
@@ -80,6 +87,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -112,15 +120,23 @@ struct ReplicaOptions {
   // Take a snapshot (and compact the log) every this many applied entries;
   // 0 = never.
   uint64_t snapshot_entries = 10000;
+  // Deferred commits of the datom file (see "Applied state" above): a
+  // batch's SQLite transaction stays open and is committed once this many
+  // ms passed since the last commit (checked after each batch and by
+  // MaybeFlush) or `commit_entries` entries are uncommitted, before a
+  // snapshot, and at close. 0 = commit every batch (durable with it).
+  int commit_interval_ms = 0;
+  uint64_t commit_entries = 5000;
   // A request outcome deduplicates retries for this many log entries after
   // the entry that applied it (see the header comment). Must be > 0.
   uint64_t outcome_window_entries = 100000;
   // Which user partitions this shard owns; null = all. Must be deterministic
   // and identical on every replica of the group.
   std::function<bool(uint32_t partition)> owns_partition;
-  // Called (on the owner thread) after a command with a request id committed
-  // its datoms (once the batch's transaction is durable), with what it wrote
-  // (tempids, datoms). The host uses it to
+  // Called (on the owner thread) after a command with a request id applied
+  // its datoms (at the end of its batch; with commit_interval_ms > 0 before
+  // the datom file commits them — the entry is committed in Raft already),
+  // with what it wrote (tempids, datoms). The host uses it to
   // answer the client that proposed it; it must not call into the replica.
   std::function<void(const std::string& request_id, const TxResult& result)> on_applied;
 };
@@ -176,6 +192,16 @@ class Replica {
   std::optional<raft::Ready> TakeReady();
   // REQUIRES: `rd` came from TakeReady() and is durable.
   Status FinishReady(const raft::Ready& rd, const SendFn& send);
+
+  // Commits the datom file's open transaction (commit_interval_ms > 0):
+  // everything applied so far becomes durable in the file. An error fails
+  // the replica (its memory state is ahead of the file; a restart replays
+  // the log). MaybeFlush does it only if commit_interval_ms passed since
+  // the last commit; the host calls it every tick.
+  Status Flush();
+  Status MaybeFlush();
+  // Log entries applied but not yet committed to the datom file.
+  uint64_t unflushed_entries() const { return unflushed_entries_; }
 
   // Observers.
   raft::GroupId group() const { return options_.raft.group; }
@@ -248,10 +274,14 @@ class Replica {
   raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
-  // on_applied calls of the batch being applied, made once it is durable.
+  // on_applied calls of the batch being applied, made once it is applied.
   std::vector<std::pair<std::string, TxResult>> applied_results_;
   // History entries of the batch being applied, added to history_ at its end.
   std::vector<storage::IndexEntry> batch_history_;
+  // Deferred commits: entries applied since the last commit of the datom
+  // file, and when that commit was.
+  uint64_t unflushed_entries_ = 0;
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   Status failed_;
 };

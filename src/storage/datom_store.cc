@@ -62,6 +62,9 @@ struct DatomStore::Statements {
 
 DatomStore::DatomStore(std::unique_ptr<Sqlite> db) : db_(std::move(db)), path_(db_->path()) {}
 DatomStore::~DatomStore() {
+  // A kept-open transaction holds only whole, successful batches: commit it.
+  if (open_txn_) (void)open_txn_->Commit();
+  open_txn_.reset();
   stmts_.reset();  // finalize statements before closing the connection
   db_.reset();
 }
@@ -215,6 +218,7 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
     return Status::Internal("commit t " + std::to_string(batch.t.raw) + " not after last t " + std::to_string(last_t_.raw));
   // Inside Transaction() the enclosing transaction commits (or rolls back)
   // everything; here only the standalone case owns one.
+  if (!in_transaction_ && open_txn_) CAIRN_RETURN_IF_ERROR(Flush());
   SqliteTransaction txn(*db_);
   if (!in_transaction_) CAIRN_RETURN_IF_ERROR(txn.Begin());
 
@@ -292,30 +296,47 @@ Result<std::vector<IndexEntry>> DatomStore::Commit(const CommitBatch& batch) {
   return entries;
 }
 
-Status DatomStore::Transaction(const std::function<Status()>& fn) {
+Status DatomStore::Transaction(const std::function<Status()>& fn, bool keep_open) {
   if (in_transaction_) return Status::InvalidArgument(path_ + ": DatomStore::Transaction is not reentrant");
-  // What a rollback restores.
-  const TxTime last_t = last_t_;
-  const int64_t next_row = next_row_;
-  const std::map<uint32_t, uint64_t> next_seqs = next_seqs_;
-  const std::shared_ptr<const AttrTable> attrs = attrs_;
-  SqliteTransaction txn(*db_);
-  CAIRN_RETURN_IF_ERROR(txn.Begin());
+  if (!open_txn_) {
+    // What a rollback restores: the last committed state.
+    committed_ = Committed{last_t_, next_row_, next_seqs_, attrs_};
+    auto txn = std::make_unique<SqliteTransaction>(*db_);
+    CAIRN_RETURN_IF_ERROR(txn->Begin());
+    open_txn_ = std::move(txn);
+  }
   in_transaction_ = true;
   Status s = fn();
   in_transaction_ = false;
-  if (s.ok()) s = txn.Commit();
   if (!s.ok()) {
-    last_t_ = last_t;
-    next_row_ = next_row;
-    next_seqs_ = next_seqs;
-    attrs_ = attrs;
+    open_txn_.reset();  // rolls back, kept batches too
+    last_t_ = committed_.last_t;
+    next_row_ = committed_.next_row;
+    next_seqs_ = committed_.next_seqs;
+    attrs_ = committed_.attrs;
+    return s;
   }
-  return s;  // an uncommitted txn rolls back in its destructor
+  return keep_open ? Status::OK() : Flush();
+}
+
+Status DatomStore::Flush() {
+  if (!open_txn_) return Status::OK();
+  Status s = open_txn_->Commit();
+  if (!s.ok()) {
+    open_txn_.reset();  // rolls back
+    last_t_ = committed_.last_t;
+    next_row_ = committed_.next_row;
+    next_seqs_ = committed_.next_seqs;
+    attrs_ = committed_.attrs;
+    return s;
+  }
+  open_txn_.reset();
+  return Status::OK();
 }
 
 Status DatomStore::CopyTo(const std::string& dest) {
   if (in_transaction_) return Status::InvalidArgument(path_ + ": CopyTo inside a transaction");
+  CAIRN_RETURN_IF_ERROR(Flush());
   std::error_code ec;
   if (std::filesystem::exists(dest, ec)) return Status::IOError(dest + ": already exists");
   std::string quoted;

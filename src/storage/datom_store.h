@@ -45,6 +45,7 @@ namespace cairn::storage {
 
 class Sqlite;
 class SqliteStatement;
+class SqliteTransaction;
 
 // Keyword <-> attribute id. Immutable once published.
 struct AttrTable {
@@ -100,7 +101,20 @@ class DatomStore {
   // If fn returns an error, or the final COMMIT fails, the transaction rolls
   // back and the store's state is what it was before fn; the error is
   // returned. Not reentrant (InvalidArgument if nested).
-  Status Transaction(const std::function<Status()>& fn);
+  //
+  // keep_open: when fn succeeds the SQLite transaction is NOT committed; it
+  // stays open, the next Transaction() calls add to it, and Flush() (or
+  // CopyTo, or closing the store) commits it. Until then none of it is on
+  // disk. An error in a later fn (or a failed Flush) rolls back the whole
+  // open transaction — every kept batch — and the store's state returns to
+  // the last committed one. A shard replica keeps batches open and commits
+  // every few milliseconds: its Raft log is the durable record, the datom
+  // file a replayable materialization of it (shard/replica.h).
+  Status Transaction(const std::function<Status()>& fn, bool keep_open = false);
+  // Commits the transaction Transaction(keep_open) left open; OK if none.
+  Status Flush();
+  // True while a kept-open transaction holds work not yet committed.
+  bool unflushed() const { return open_txn_ != nullptr; }
   bool in_transaction() const { return in_transaction_; }
   // The connection, for the owner's own tables in the same file (e.g. the
   // replica's replica_* tables). Never write the store's own tables (meta,
@@ -108,7 +122,7 @@ class DatomStore {
   Sqlite& sql() { return *db_; }
   // Writes a consistent copy of the database to `dest` (which must not
   // exist) with VACUUM INTO: a compact single file, no WAL. Not inside
-  // Transaction(). Errors: IOError.
+  // Transaction(); a kept-open transaction is flushed first. Errors: IOError.
   Status CopyTo(const std::string& dest);
 
   // Calls fn for each logged datom with after < t <= upto, in commit order.
@@ -130,6 +144,16 @@ class DatomStore {
   std::map<uint32_t, uint64_t> next_seqs_;
   std::shared_ptr<const AttrTable> attrs_;
   bool in_transaction_ = false;
+  // Transaction(keep_open): the open SQLite transaction and the state a
+  // rollback of it restores (the last committed one).
+  struct Committed {
+    TxTime last_t;
+    int64_t next_row = 1;
+    std::map<uint32_t, uint64_t> next_seqs;
+    std::shared_ptr<const AttrTable> attrs;
+  };
+  std::unique_ptr<SqliteTransaction> open_txn_;
+  Committed committed_;
   struct Statements;
   std::unique_ptr<Statements> stmts_;
 };

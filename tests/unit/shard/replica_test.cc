@@ -664,6 +664,88 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   EXPECT_EQ(CountName(c.at(down), "later"), 1u);
 }
 
+// Deferred datom commits (commit_interval_ms > 0): a crash loses the datom
+// file's open transaction, never an applied entry: the replica reopens at
+// the file's older applied index and re-applies the rest from its Raft log,
+// to the same datoms, t and outcomes.
+void NeverCommitByTime(ReplicaOptions& o) {
+  o.commit_interval_ms = 1'000'000;
+  o.commit_entries = 1'000'000;
+}
+
+void CopyDatabaseFiles(const std::string& from, const std::string& to) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    std::filesystem::remove(to + suffix, ec);
+    if (std::filesystem::exists(from + suffix)) std::filesystem::copy_file(from + suffix, to + suffix);
+  }
+}
+
+TEST(Replica, DeferredCommitsAreReplayedFromTheLogAfterACrash) {
+  Cluster c(TempDir("deferred_crash"), NeverCommitByTime);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  std::vector<std::string> ids = {"schema"};
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back("x" + std::to_string(i));
+    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
+  }
+  c.Settle();
+  const uint64_t victim = leader == 3 ? 2 : 3;
+  ASSERT_GT(c.at(victim).unflushed_entries(), 0u) << "nothing left uncommitted: the test would prove nothing";
+  const std::string datoms = c.dir() + "/datoms_" + std::to_string(victim) + ".db";
+  const std::string raft_db = c.dir() + "/raft_" + std::to_string(victim) + ".db";
+  const uint64_t applied = c.at(victim).applied_index().value();
+  const std::string tempids_before = OutcomeDump(c.at(victim), ids);
+  // The files as a kill -9 now would leave them: only what SQLite committed.
+  c.frozen.insert(victim);
+  CopyDatabaseFiles(datoms, datoms + ".crash");
+  CopyDatabaseFiles(raft_db, raft_db + ".crash");
+  c.Stop(victim);  // a clean close commits; the crash copy is what counts
+  CopyDatabaseFiles(datoms + ".crash", datoms);
+  CopyDatabaseFiles(raft_db + ".crash", raft_db);
+  FileState crashed = ReadFileState(datoms);
+  ASSERT_LT(crashed.applied, applied) << "the crash copy holds everything: nothing was deferred";
+  EXPECT_EQ(CountName(c.at(leader), "p5"), 1u);
+  c.frozen.erase(victim);
+  c.Start(victim);
+  EXPECT_EQ(c.at(victim).applied_index().value(), crashed.applied);
+  c.Settle();
+  EXPECT_GE(c.at(victim).applied_index().value(), applied);
+  ExpectSameDatoms(c);
+  EXPECT_EQ(OutcomeDump(c.at(victim), ids), tempids_before);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(CountName(c.at(victim), "p" + std::to_string(i)), 1u);
+  // A retry of an applied request id still applies once.
+  c.Propose(leader, "x0", 100, PersonTx(0));
+  c.Settle();
+  for (int id = 1; id <= 3; ++id) EXPECT_EQ(CountName(c.at(static_cast<uint64_t>(id)), "friend-of-0"), 1u);
+}
+
+// A snapshot taken while work is uncommitted commits it first: the copy
+// holds everything the compacted log no longer does.
+TEST(Replica, DeferredCommitsAreInASnapshotAndItsCatchUp) {
+  Cluster c(TempDir("deferred_snapshot"), [](ReplicaOptions& o) {
+    SmallSnapshots(o);
+    NeverCommitByTime(o);
+  });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 30; ++i) {
+    c.Propose(leader, "d" + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  ASSERT_GT(c.at(leader).snapshots_taken(), 0u);
+  c.Start(down);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
+}
+
 // A snapshot whose bytes are not a valid datom file of this group is refused
 // before anything is persisted: the follower fails with Corruption, its file
 // and its Raft log are as they were, and after a restart it recovers its old
