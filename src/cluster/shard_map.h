@@ -133,7 +133,7 @@ struct ClusterConfig {
   std::vector<NodeAddress> nodes;  // as this node reaches them, sorted by id
   int tick_ms = 10;
   bool sync = true;
-  uint64_t snapshot_entries = 10000;
+  uint64_t snapshot_entries = 100000;
   std::string log_level = "info";
   // Simulated clock skew (tests): this node's wall clock reads the system
   // clock plus this many ms. |offset| <= 1 day.

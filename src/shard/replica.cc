@@ -365,6 +365,7 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
     for (const raft::Entry& e : entries) {
       if (e.index <= applied_) continue;  // applied before a restart
       if (e.type == raft::EntryType::kNormal && !e.data.empty()) CAIRN_RETURN_IF_ERROR(ApplyCommand(e));
+      bytes_since_snapshot_ += e.data.size();
       applied_ = e.index;
     }
     if (!batch_history_.empty()) {
@@ -538,9 +539,9 @@ Status Replica::RecordOutcome(const std::string& request_id, ApplyOutcome outcom
 Status Replica::MaybeSnapshot() {
   if (options_.snapshot_entries == 0) return Status::OK();
   const raft::LogIndex base = node_->snapshot().meta.index;
-  if (applied_.value() < base.value() + options_.snapshot_entries || applied_ > node_->applied()) {
-    return Status::OK();
-  }
+  const bool due = applied_.value() >= base.value() + options_.snapshot_entries ||
+                   (options_.snapshot_bytes > 0 && bytes_since_snapshot_ >= options_.snapshot_bytes);
+  if (!due || applied_ <= base || applied_ > node_->applied()) return Status::OK();
   // The copy must hold everything up to applied_ (the log is compacted
   // through it): commit the open transaction first.
   CAIRN_RETURN_IF_ERROR(Flush());
@@ -555,6 +556,7 @@ Status Replica::MaybeSnapshot() {
   // Durable before the next Save drops the compacted entries.
   CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshot(options_.raft.group, node_->snapshot()));
   ++snapshots_taken_;
+  bytes_since_snapshot_ = 0;
   return Status::OK();
 }
 

@@ -65,7 +65,9 @@
 // VALUE naming an entity in a partition another shard owns (a cross-shard
 // ref the coordinator resolved) is accepted without a local existence check.
 //
-// Snapshots: every `snapshot_entries` applied entries the replica copies its
+// Snapshots: every `snapshot_entries` applied entries, or once the entries
+// applied since the last snapshot carry `snapshot_bytes` of commands, the
+// replica copies its
 // datom file (VACUUM INTO; a consistent copy that includes the applied index
 // and the outcomes), hands the bytes to RaftNode::Compact (which truncates
 // the log and sends the snapshot in chunks to a follower that fell behind the
@@ -120,6 +122,11 @@ struct ReplicaOptions {
   // Take a snapshot (and compact the log) every this many applied entries;
   // 0 = never.
   uint64_t snapshot_entries = 10000;
+  // ... or once the commands applied since the last snapshot (counted from
+  // this process's start) hold this many bytes: the in-memory Raft log keeps
+  // every entry since the last snapshot, and large transactions would
+  // otherwise make it grow far past what the entry count suggests.
+  uint64_t snapshot_bytes = uint64_t{64} << 20;
   // Deferred commits of the datom file (see "Applied state" above): a
   // batch's SQLite transaction stays open and is committed once this many
   // ms passed since the last commit (checked after each batch and by
@@ -281,6 +288,7 @@ class Replica {
   // Deferred commits: entries applied since the last commit of the datom
   // file, and when that commit was.
   uint64_t unflushed_entries_ = 0;
+  uint64_t bytes_since_snapshot_ = 0;  // command bytes applied since the last snapshot
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   Status failed_;

@@ -746,6 +746,31 @@ TEST(Replica, DeferredCommitsAreInASnapshotAndItsCatchUp) {
   for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
 }
 
+// Large commands trigger a snapshot long before the entry count does (the
+// in-memory log would otherwise grow with their size), and a follower
+// catches up from it.
+TEST(Replica, SnapshotBytesTriggerASnapshotBeforeTheEntryCount) {
+  Cluster c(TempDir("snapshot_bytes"), [](ReplicaOptions& o) {
+    o.snapshot_entries = 1'000'000;
+    o.snapshot_bytes = 4096;
+    o.raft.compaction_retain_entries = 2;
+  });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  ASSERT_EQ(c.at(leader).snapshots_taken(), 0u) << "the schema alone is under 4 KiB";
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < 40; ++i) c.Propose(leader, "b" + std::to_string(i), 10 + i, PersonTx(i));
+  c.Settle();
+  EXPECT_GT(c.at(leader).snapshots_taken(), 0u);
+  EXPECT_LT(c.at(leader).snapshots_taken(), 40u);
+  c.Start(down);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+}
+
 // A snapshot whose bytes are not a valid datom file of this group is refused
 // before anything is persisted: the follower fails with Corruption, its file
 // and its Raft log are as they were, and after a restart it recovers its old
