@@ -314,6 +314,15 @@ Result<std::shared_ptr<const datalog::IndexSource>> ViewOf(const std::shared_ptr
   return shard::ViewOf(db, kKinds[static_cast<int>(spec.kind)], spec.t);
 }
 
+// Whether `node` looks alive from `host` (itself always; an unknown node is
+// assumed alive).
+bool PeerLiveOn(const NodeHost& host, uint32_t node) {
+  if (node == host.node_id()) return true;
+  std::map<uint32_t, bool> live = host.peers_live();
+  auto it = live.find(node);
+  return it == live.end() || it->second;
+}
+
 bool Retryable(StatusCode c) {
   return c == StatusCode::kNotLeader || c == StatusCode::kUnavailable || c == StatusCode::kTimeout ||
          c == StatusCode::kCancelled;
@@ -404,12 +413,7 @@ Coordinator::~Coordinator() {
 
 uint32_t Coordinator::node_id() const { return host_->node_id(); }
 
-bool Coordinator::PeerLive(uint32_t node) const {
-  if (node == host_->node_id()) return true;
-  std::map<uint32_t, bool> live = host_->peers_live();
-  auto it = live.find(node);
-  return it == live.end() || it->second;  // unknown: assume alive
-}
+bool Coordinator::PeerLive(uint32_t node) const { return PeerLiveOn(*host_, node); }
 
 std::string Coordinator::FreshRequestId() {
   return "c" + std::to_string(host_->node_id()) + "-" + std::to_string(boot_id_) + "-" +
@@ -486,12 +490,6 @@ struct Coordinator::ProposeOp : std::enable_shared_from_this<ProposeOp> {
   int backoff_ms = 0;
   Status last = Status::Unavailable("no attempt made");
 
-  bool Live(uint32_t node) const {
-    if (node == self) return true;
-    std::map<uint32_t, bool> live = host->peers_live();
-    auto it = live.find(node);
-    return it == live.end() || it->second;  // unknown: assume alive
-  }
   uint32_t LocalLeader() const {
     if (!hosted) return 0;
     Result<GroupStatus> st = host->status(group);
@@ -546,7 +544,7 @@ struct Coordinator::ProposeOp : std::enable_shared_from_this<ProposeOp> {
       // The next replica that looks alive (this node counts as alive).
       for (size_t i = 0; i < replicas.size(); ++i) {
         target = replicas[++rotate % replicas.size()];
-        if (target == self || Live(target)) break;
+        if (target == self || PeerLiveOn(*host, target)) break;
       }
     }
     if (target != previous && hint != 0) return Attempt();

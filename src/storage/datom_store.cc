@@ -309,25 +309,25 @@ Status DatomStore::Transaction(const std::function<Status()>& fn, bool keep_open
   Status s = fn();
   in_transaction_ = false;
   if (!s.ok()) {
-    open_txn_.reset();  // rolls back, kept batches too
-    last_t_ = committed_.last_t;
-    next_row_ = committed_.next_row;
-    next_seqs_ = committed_.next_seqs;
-    attrs_ = committed_.attrs;
+    RollBack();  // kept batches too
     return s;
   }
   return keep_open ? Status::OK() : Flush();
+}
+
+void DatomStore::RollBack() {
+  open_txn_.reset();  // its destructor rolls back
+  last_t_ = committed_.last_t;
+  next_row_ = committed_.next_row;
+  next_seqs_ = committed_.next_seqs;
+  attrs_ = committed_.attrs;
 }
 
 Status DatomStore::Flush() {
   if (!open_txn_) return Status::OK();
   Status s = open_txn_->Commit();
   if (!s.ok()) {
-    open_txn_.reset();  // rolls back
-    last_t_ = committed_.last_t;
-    next_row_ = committed_.next_row;
-    next_seqs_ = committed_.next_seqs;
-    attrs_ = committed_.attrs;
+    RollBack();
     return s;
   }
   open_txn_.reset();

@@ -135,6 +135,8 @@ class DatomStore {
   Status Initialize(const StoreOptions& options);
   Status Load();
   Status Corrupt(const std::string& what) const;
+  // Rolls the open transaction back; the state returns to committed_.
+  void RollBack();
 
   std::unique_ptr<Sqlite> db_;
   std::string path_;

@@ -559,6 +559,20 @@ void SmallSnapshots(ReplicaOptions& o) {
   o.raft.snapshot_chunk_bytes = 4096;  // several chunks per snapshot
 }
 
+// Stops a follower of `leader`, commits `n` transactions (request ids
+// prefix0.., a Round every 5 proposals) while it is down and settles the
+// others; returns the follower's id.
+uint64_t WriteWhileAFollowerIsDown(Cluster& c, uint64_t leader, const std::string& prefix, int n) {
+  uint64_t down = leader == 3 ? 2 : 3;
+  c.Stop(down);
+  for (int i = 0; i < n; ++i) {
+    c.Propose(leader, prefix + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  return down;
+}
+
 std::string OutcomeDump(Replica& r, const std::vector<std::string>& ids) {
   std::string s;
   for (const std::string& id : ids) {
@@ -731,13 +745,7 @@ TEST(Replica, DeferredCommitsAreInASnapshotAndItsCatchUp) {
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   c.Settle();
-  uint64_t down = leader == 3 ? 2 : 3;
-  c.Stop(down);
-  for (int i = 0; i < 30; ++i) {
-    c.Propose(leader, "d" + std::to_string(i), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
-  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "d", 30);
   ASSERT_GT(c.at(leader).snapshots_taken(), 0u);
   c.Start(down);
   c.Settle();
@@ -780,13 +788,7 @@ TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   c.Settle();
-  uint64_t down = leader == 3 ? 2 : 3;
-  c.Stop(down);
-  for (int i = 0; i < 30; ++i) {
-    c.Propose(leader, "e" + std::to_string(i), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
-  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "e", 30);
   c.Start(down);
   LogIndex applied = c.at(down).applied_index();
   Result<std::vector<Datom>> datoms = c.at(down).LogDatoms();
@@ -832,13 +834,7 @@ TEST(Replica, CrashBetweenSavingAndInstallingASnapshotInstallsItAtOpen) {
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   c.Settle();
-  uint64_t down = leader == 3 ? 2 : 3;
-  c.Stop(down);
-  for (int i = 0; i < 30; ++i) {
-    c.Propose(leader, "i" + std::to_string(i), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
-  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "i", 30);
   c.Start(down);
   LogIndex before = c.at(down).applied_index();
   bool crashed = false;
