@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -650,6 +652,90 @@ TEST(HttpApiErrors, SlowRequestGets504WhileOthersAreServed) {
   std::string metrics = other.Request("GET", "/metrics").body;
   EXPECT_NE(metrics.find("cairn_http_requests_total{path=\"/v1/query\",code=\"504\"} 1\n"), std::string::npos)
       << metrics;
+}
+
+// Transactions answered later, from another thread, as a cluster node does
+// (Backend::TransactAsync): the test holds every answer until it releases it.
+class LateBackend : public FailingBackend {
+ public:
+  LateBackend() : FailingBackend(Status::NotFound("x")) {}
+  void TransactAsync(const TransactRequest&, TransactDone done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    owed_.push_back(std::move(done));
+  }
+  Status Health() override { return Status::OK(); }
+  size_t owed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return owed_.size();
+  }
+  // Answers every owed transaction (t = 42) from a thread of its own.
+  void AnswerAll() {
+    std::vector<TransactDone> owed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      owed.swap(owed_);
+    }
+    std::thread([owed = std::move(owed)] {
+      for (const TransactDone& done : owed) {
+        TransactResult r;
+        r.report.t = TxTime{42};
+        done(r);
+      }
+    }).join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<TransactDone> owed_;
+};
+
+bool WaitFor(const std::function<bool()>& pred) {
+  for (int i = 0; i < 1000 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return pred();
+}
+
+TEST(HttpApiAsync, ATransactionAnsweredLaterFreesTheWorkerAndReachesItsClient) {
+  LateBackend backend;
+  HttpServerOptions options;
+  options.worker_threads = 1;
+  HttpServer server(&backend, options);
+  ASSERT_TRUE(server.Start().ok());
+  Conn waiting(server.port());
+  const std::string body = "[[:db/add \"e\" :db/doc \"x\"]]";
+  ASSERT_TRUE(waiting.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(WaitFor([&] { return backend.owed() == 1; }));
+  // The only worker is free while the transaction waits for its answer.
+  Conn other(server.port());
+  EXPECT_EQ(other.Request("GET", "/health").status, 200);
+  backend.AnswerAll();
+  std::optional<Response> r = waiting.ReadResponse(5000);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->body.find("\"t\":42"), std::string::npos) << r->body;
+  // The keep-alive connection goes on.
+  EXPECT_EQ(waiting.Request("GET", "/health").status, 200);
+}
+
+TEST(HttpApiAsync, StopWaitsForAnAnswerTheBackendStillOwes) {
+  LateBackend backend;
+  HttpServer server(&backend, {});
+  ASSERT_TRUE(server.Start().ok());
+  Conn waiting(server.port());
+  const std::string body = "[[:db/add \"e\" :db/doc \"x\"]]";
+  ASSERT_TRUE(waiting.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(WaitFor([&] { return backend.owed() == 1; }));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server.Stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(stopped.load()) << "Stop() returned while the backend still owed an answer";
+  backend.AnswerAll();  // posts to the server's io_context: it must still exist
+  stopper.join();
+  EXPECT_TRUE(stopped.load());
 }
 
 TEST(HttpServerStart, ReportsAnAddressInUse) {
