@@ -622,16 +622,43 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::LocalView(uint6
                                                                             Clock::time_point deadline,
                                                                             const ViewSpec& spec,
                                                                             std::optional<TxTime> close_at) {
+  return FinishLocalView(StartLocalView(group, spec, close_at), deadline, spec);
+}
+
+Coordinator::LocalRead Coordinator::StartLocalView(uint64_t group, const ViewSpec& spec,
+                                                   std::optional<TxTime> close_at) {
   // An as-of(T) view must hold every transaction with t <= T that will ever
   // commit on the group: read at T closed (ARCHITECTURE §3).
   if (!close_at && spec.kind == ViewSpec::Kind::kAsOf) close_at = spec.t;
+  LocalRead read;
+  read.group = group;
+  read.close_at = close_at;
+  Result<GroupStatus> before = host_->status(group);
+  read.leader = before.ok() ? before->leader : 0;
+  // A linearizable read (every transaction acknowledged before it is in);
+  // ReadAt also waits until the group has closed `close_at`.
+  read.first = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
+  return read;
+}
+
+Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::FinishLocalView(LocalRead read,
+                                                                                  Clock::time_point deadline,
+                                                                                  const ViewSpec& spec) {
+  const uint64_t group = read.group;
+  const std::optional<TxTime> close_at = read.close_at;
   int backoff_ms = options_.backoff_ms_min;
+  bool first = true;
   while (true) {
-    Result<GroupStatus> before = host_->status(group);
-    uint32_t leader = before.ok() ? before->leader : 0;
-    // A linearizable read (every transaction acknowledged before it is in);
-    // ReadAt also waits until the group has closed `close_at`.
-    std::future<NodeHost::DbResult> f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
+    uint32_t leader = read.leader;
+    std::future<NodeHost::DbResult> f;
+    if (first) {
+      f = std::move(read.first);
+      first = false;
+    } else {
+      Result<GroupStatus> before = host_->status(group);
+      leader = before.ok() ? before->leader : 0;
+      f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
+    }
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
     // after the host's timeout.
@@ -714,9 +741,15 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildTimeView(C
   std::shared_ptr<const ShardMap> map = maps_->map();
   std::vector<std::shared_ptr<const datalog::IndexSource>> current(map->shards() + 1), views(map->shards() + 1);
   std::shared_ptr<const Schema> schema;
+  // Every hosted group's read index is asked before any is awaited: one
+  // round trip for all of them, not one per group.
+  std::vector<LocalRead> reads;
   for (uint64_t g = 0; g <= map->shards(); ++g) {
-    if (!Hosts(g)) continue;
-    CAIRN_ASSIGN_OR_RETURN(current[g], LocalView(g, deadline, ViewSpec{}, close_at));
+    if (Hosts(g)) reads.push_back(StartLocalView(g, ViewSpec{}, close_at));
+  }
+  for (LocalRead& read : reads) {
+    const uint64_t g = read.group;
+    CAIRN_ASSIGN_OR_RETURN(current[g], FinishLocalView(std::move(read), deadline, ViewSpec{}));
     CAIRN_ASSIGN_OR_RETURN(views[g], ViewOf(current[g], spec));
     if (!schema) schema = std::shared_ptr<const Schema>(current[g], &current[g]->schema());
   }
@@ -778,16 +811,21 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterVie
   std::shared_ptr<const ShardMap> map = maps_->map();
   std::vector<std::shared_ptr<const datalog::IndexSource>> views(map->shards() + 1);
   std::shared_ptr<const Schema> schema;
+  std::vector<LocalRead> reads;  // asked together, awaited after (one round trip)
   for (uint64_t g = 0; g <= map->shards(); ++g) {
     if (!Hosts(g)) continue;
     if (stale_local) {
       NodeHost::DbResult db = host_->StaleRead(g);
       if (db.ok()) views[g] = *db;
     }
-    if (!views[g]) {
-      CAIRN_ASSIGN_OR_RETURN(views[g], LocalView(g, deadline));
-    }
-    if (!schema) schema = std::shared_ptr<const Schema>(views[g], &views[g]->schema());
+    if (!views[g]) reads.push_back(StartLocalView(g, ViewSpec{}, std::nullopt));
+  }
+  for (LocalRead& read : reads) {
+    const uint64_t g = read.group;
+    CAIRN_ASSIGN_OR_RETURN(views[g], FinishLocalView(std::move(read), deadline, ViewSpec{}));
+  }
+  for (uint64_t g = 0; g <= map->shards() && !schema; ++g) {
+    if (views[g]) schema = std::shared_ptr<const Schema>(views[g], &views[g]->schema());
   }
   if (!schema) schema = RoutingSchema();
   for (uint64_t g = 0; g <= map->shards(); ++g) {

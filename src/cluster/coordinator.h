@@ -231,6 +231,18 @@ class Coordinator {
   // with `close_at` (implied by an as-of spec: its T) the read is a
   // NodeHost::ReadAt, so the value holds every t <= close_at that will ever
   // commit on the group.
+  // LocalView in two halves, so that the read indexes of several groups are
+  // asked at once: Start asks the first one, Finish waits for it (and asks
+  // again, with backoff, while it fails retryably).
+  struct LocalRead {
+    uint64_t group = 0;
+    std::optional<TxTime> close_at;
+    uint32_t leader = 0;  // the leader known when the read was asked
+    std::future<NodeHost::DbResult> first;
+  };
+  LocalRead StartLocalView(uint64_t group, const ViewSpec& spec, std::optional<TxTime> close_at);
+  Result<std::shared_ptr<const datalog::IndexSource>> FinishLocalView(LocalRead read, Clock::time_point deadline,
+                                                                      const ViewSpec& spec);
   Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline,
                                                                 const ViewSpec& spec = {},
                                                                 std::optional<TxTime> close_at = std::nullopt);
