@@ -105,8 +105,26 @@ Result<std::unique_ptr<Sqlite>> Sqlite::Open(const std::string& path, OpenMode m
 }
 
 Sqlite::~Sqlite() {
+  begin_.reset();  // finalized before the connection closes
+  commit_.reset();
+  rollback_.reset();
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }
+
+Status Sqlite::RunCached(std::unique_ptr<SqliteStatement>& stmt, std::string_view sql) {
+  if (!stmt) {
+    Result<SqliteStatement> prepared = Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    stmt = std::make_unique<SqliteStatement>(std::move(*prepared));
+  }
+  Status s = stmt->Run();
+  if (!s.ok()) stmt->Reset();  // reusable after an error (e.g. a busy COMMIT)
+  return s;
+}
+
+Status Sqlite::Begin() { return RunCached(begin_, "BEGIN IMMEDIATE"); }
+Status Sqlite::Commit() { return RunCached(commit_, "COMMIT"); }
+Status Sqlite::Rollback() { return RunCached(rollback_, "ROLLBACK"); }
 
 Status Sqlite::ErrorStatus(int rc, std::string_view what) const {
   std::string msg = path_ + ": " + sqlite3_errmsg(db_) + " (in: " + std::string(what.substr(0, 80)) + ")";
@@ -143,19 +161,19 @@ Result<int64_t> Sqlite::QueryInt(std::string_view sql) {
 int64_t Sqlite::changes() const { return sqlite3_changes64(db_); }
 
 SqliteTransaction::~SqliteTransaction() {
-  if (open_) (void)db_.Exec("ROLLBACK");
+  if (open_) (void)db_.Rollback();
 }
 
 Status SqliteTransaction::Begin() {
   CAIRN_CHECK(!open_);
-  CAIRN_RETURN_IF_ERROR(db_.Exec("BEGIN IMMEDIATE"));
+  CAIRN_RETURN_IF_ERROR(db_.Begin());
   open_ = true;
   return Status::OK();
 }
 
 Status SqliteTransaction::Commit() {
   CAIRN_CHECK(open_);
-  Status s = db_.Exec("COMMIT");
+  Status s = db_.Commit();
   if (s.ok()) open_ = false;
   return s;
 }

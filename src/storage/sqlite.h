@@ -78,14 +78,24 @@ class Sqlite {
   // A single-row, single-integer query (e.g. "PRAGMA user_version").
   Result<int64_t> QueryInt(std::string_view sql);
 
+  // BEGIN IMMEDIATE, COMMIT and ROLLBACK through statements prepared once
+  // per connection (SqliteTransaction uses them; Exec would parse the SQL
+  // every time, which a replica committing every round paid for).
+  Status Begin();
+  Status Commit();
+  Status Rollback();
+
   // The Status for the connection's last error code `rc`, naming `what`.
   Status ErrorStatus(int rc, std::string_view what) const;
   int64_t changes() const;
 
  private:
   Sqlite(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // Runs one of the cached transaction statements, preparing it on first use.
+  Status RunCached(std::unique_ptr<SqliteStatement>& stmt, std::string_view sql);
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::unique_ptr<SqliteStatement> begin_, commit_, rollback_;
 };
 
 // RAII transaction: BEGIN IMMEDIATE in Begin(); rolls back in the destructor
