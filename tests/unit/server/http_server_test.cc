@@ -689,6 +689,13 @@ class LateBackend : public FailingBackend {
   std::vector<TransactDone> owed_;
 };
 
+// Sends a one-datom EDN transaction without waiting for its answer.
+bool SendTransact(Conn& conn) {
+  const std::string body = "[[:db/add \"e\" :db/doc \"x\"]]";
+  return conn.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body);
+}
+
 bool WaitFor(const std::function<bool()>& pred) {
   for (int i = 0; i < 1000 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   return pred();
@@ -701,9 +708,7 @@ TEST(HttpApiAsync, ATransactionAnsweredLaterFreesTheWorkerAndReachesItsClient) {
   HttpServer server(&backend, options);
   ASSERT_TRUE(server.Start().ok());
   Conn waiting(server.port());
-  const std::string body = "[[:db/add \"e\" :db/doc \"x\"]]";
-  ASSERT_TRUE(waiting.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(SendTransact(waiting));
   ASSERT_TRUE(WaitFor([&] { return backend.owed() == 1; }));
   // The only worker is free while the transaction waits for its answer.
   Conn other(server.port());
@@ -722,9 +727,7 @@ TEST(HttpApiAsync, StopWaitsForAnAnswerTheBackendStillOwes) {
   HttpServer server(&backend, {});
   ASSERT_TRUE(server.Start().ok());
   Conn waiting(server.port());
-  const std::string body = "[[:db/add \"e\" :db/doc \"x\"]]";
-  ASSERT_TRUE(waiting.SendRaw("POST /v1/transact HTTP/1.1\r\nHost: x\r\nContent-Type: application/edn\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(SendTransact(waiting));
   ASSERT_TRUE(WaitFor([&] { return backend.owed() == 1; }));
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
