@@ -647,18 +647,10 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::FinishLocalView
   const uint64_t group = read.group;
   const std::optional<TxTime> close_at = read.close_at;
   int backoff_ms = options_.backoff_ms_min;
-  bool first = true;
   while (true) {
-    uint32_t leader = read.leader;
-    std::future<NodeHost::DbResult> f;
-    if (first) {
-      f = std::move(read.first);
-      first = false;
-    } else {
-      Result<GroupStatus> before = host_->status(group);
-      leader = before.ok() ? before->leader : 0;
-      f = close_at ? host_->ReadAt(group, *close_at) : host_->Read(group);
-    }
+    if (!read.first.valid()) read = StartLocalView(group, ViewSpec{}, close_at);  // asked again
+    const uint32_t leader = read.leader;
+    std::future<NodeHost::DbResult> f = std::move(read.first);
     // A read index lost to a leader change never confirms: give it up (and
     // ask again) as soon as this replica sees another leader, rather than
     // after the host's timeout.
@@ -723,7 +715,7 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::GroupView(uint6
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::ClusterView(Clock::time_point deadline,
                                                                               const ViewSpec& spec) {
-  if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, false);
+  if (spec.kind == ViewSpec::Kind::kCurrent) return BuildClusterView(deadline, LocalReads::kLinearizable);
   if (spec.kind == ViewSpec::Kind::kHistoryAfter) {
     // Filtered by remote serving nodes only: Diff's own business.
     return Status::InvalidArgument("ClusterView: the history-after view is read through Diff only");
@@ -803,9 +795,9 @@ Result<std::vector<Datom>> Coordinator::Diff(TxTime t1, TxTime t2, Clock::time_p
 }
 
 Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterView(Clock::time_point deadline,
-                                                                                   bool stale_local) {
+                                                                                   LocalReads local) {
   // Local replicas first (linearizable reads, or their latest applied state
-  // if stale_local); their schema (the meta
+  // for kStaleFirst / kStaleOnly); their schema (the meta
   // group's if hosted, else a shard's copy: schema reaches every shard before
   // it is acknowledged) is the one remote views read with.
   std::shared_ptr<const ShardMap> map = maps_->map();
@@ -814,9 +806,13 @@ Result<std::shared_ptr<const datalog::IndexSource>> Coordinator::BuildClusterVie
   std::vector<LocalRead> reads;  // asked together, awaited after (one round trip)
   for (uint64_t g = 0; g <= map->shards(); ++g) {
     if (!Hosts(g)) continue;
-    if (stale_local) {
+    if (local != LocalReads::kLinearizable) {
       NodeHost::DbResult db = host_->StaleRead(g);
-      if (db.ok()) views[g] = *db;
+      if (db.ok()) {
+        views[g] = *db;
+      } else if (local == LocalReads::kStaleOnly) {
+        return db.status();
+      }
     }
     if (!views[g]) reads.push_back(StartLocalView(g, ViewSpec{}, std::nullopt));
   }
@@ -851,18 +847,23 @@ std::shared_ptr<const Schema> Coordinator::RoutingSchema() const {
 }
 
 Result<Coordinator::PlannedTx> Coordinator::PlanTransact(std::string_view tx_edn, std::string request_id,
-                                                          Clock::time_point deadline) {
-  CAIRN_ASSIGN_OR_RETURN(Edn tx, ReadEdn(tx_edn));
+                                                          Clock::time_point deadline, bool stale_only) {
   // The router's dry run places the transaction as the shard's transactor
   // will (tx_router.h). It runs first over the local replicas' latest
   // applied state (no ReadIndex round trips: a write would otherwise pay one
   // per hosted group); if that fails for any reason (a lookup ref to an
   // entity this replica has not applied yet, cross_shard, ...) it runs again
   // over a linearizable view, so every error a client sees is a current one.
-  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view, BuildClusterView(deadline, true));
+  // stale_only stops at the first failure instead (nothing that may block).
+  std::optional<Edn> tx;
+  if (!stale_only) {
+    CAIRN_ASSIGN_OR_RETURN(tx, ReadEdn(tx_edn));
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const datalog::IndexSource> view,
+                         BuildClusterView(deadline, stale_only ? LocalReads::kStaleOnly : LocalReads::kStaleFirst));
   std::shared_ptr<const ShardMap> map = maps_->map();
   Result<RoutedTransaction> first = RouteTransaction(tx_edn, *view, *map);
-  if (!first.ok()) {
+  if (!first.ok() && !stale_only) {
     CAIRN_ASSIGN_OR_RETURN(view, ClusterView(deadline));
     first = RouteTransaction(tx_edn, *view, *map);
   }
@@ -874,8 +875,11 @@ Result<Coordinator::PlannedTx> Coordinator::PlanTransact(std::string_view tx_edn
     // the dry run's placement then depends on state, so place it by the
     // request's own text (RouteTx), which sends a retry where the first
     // attempt went; the shard answers the duplicate (or applies nothing).
+    if (!tx) {
+      CAIRN_ASSIGN_OR_RETURN(tx, ReadEdn(tx_edn));
+    }
     std::shared_ptr<const Schema> schema(view, &view->schema());
-    CAIRN_ASSIGN_OR_RETURN(plan.route, RouteTx(tx, *schema, *map));
+    CAIRN_ASSIGN_OR_RETURN(plan.route, RouteTx(*tx, *schema, *map));
     plan.text = std::string(tx_edn);
   } else {
     plan.route.schema = routed.kind == RoutedTransaction::Kind::kSchema;
@@ -887,7 +891,7 @@ Result<Coordinator::PlannedTx> Coordinator::PlanTransact(std::string_view tx_edn
 
 Result<TxOutcome> Coordinator::Transact(std::string_view tx_edn, std::string request_id) {
   Clock::time_point deadline = Deadline();
-  CAIRN_ASSIGN_OR_RETURN(PlannedTx plan, PlanTransact(tx_edn, std::move(request_id), deadline));
+  CAIRN_ASSIGN_OR_RETURN(PlannedTx plan, PlanTransact(tx_edn, std::move(request_id), deadline, false));
   if (!plan.route.schema) return ProposeAt(plan.route.group, plan.request_id, plan.text, deadline);
   CAIRN_ASSIGN_OR_RETURN(TxOutcome meta, ProposeAt(kMetaGroup, plan.request_id, plan.text, deadline));
   return PushSchema(plan.text, meta, deadline);
@@ -901,18 +905,15 @@ bool Coordinator::TryTransactNow(std::string_view tx_edn, std::string request_id
     if (!Hosts(g)) return false;
   }
   Clock::time_point deadline = Deadline();
-  Result<std::shared_ptr<const datalog::IndexSource>> view = BuildClusterView(deadline, true);
-  if (!view.ok()) return false;
-  Result<RoutedTransaction> routed = RouteTransaction(tx_edn, **view, *map);
-  if (!routed.ok() || routed->redundant || routed->kind == RoutedTransaction::Kind::kSchema) return false;
-  ProposeAtAsync(routed->shard, request_id.empty() ? FreshRequestId() : std::move(request_id),
-                 std::move(routed->tx_edn), deadline, std::move(done));
+  Result<PlannedTx> plan = PlanTransact(tx_edn, std::move(request_id), deadline, /*stale_only=*/true);
+  if (!plan.ok() || plan->route.schema) return false;
+  ProposeAtAsync(plan->route.group, std::move(plan->request_id), std::move(plan->text), deadline, std::move(done));
   return true;
 }
 
 void Coordinator::TransactAsync(std::string_view tx_edn, std::string request_id, TxDone done) {
   Clock::time_point deadline = Deadline();
-  Result<PlannedTx> plan = PlanTransact(tx_edn, std::move(request_id), deadline);
+  Result<PlannedTx> plan = PlanTransact(tx_edn, std::move(request_id), deadline, false);
   if (!plan.ok()) return done(plan.status());
   if (!plan->route.schema) {
     return ProposeAtAsync(plan->route.group, std::move(plan->request_id), std::move(plan->text), deadline,

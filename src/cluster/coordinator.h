@@ -220,17 +220,21 @@ class Coordinator {
     std::string text;  // the tx-data to propose (the router's rewrite)
     std::string request_id;
   };
-  Result<PlannedTx> PlanTransact(std::string_view tx_edn, std::string request_id, Clock::time_point deadline);
+  // stale_only: route over the local replicas' latest applied state only,
+  // without parsing ahead or any read that may block; fails (the caller takes
+  // the full way) where the full way would read linearizably.
+  Result<PlannedTx> PlanTransact(std::string_view tx_edn, std::string request_id, Clock::time_point deadline,
+                                 bool stale_only);
   void HandleRequest(uint32_t from, std::string payload, NodeHost::RequestReply reply);
   Result<std::string> ServeMetaMap(uint64_t known_version) const;
   std::string FreshRequestId();
   bool PeerLive(uint32_t node) const;
   bool Hosts(uint64_t group) const;
-  Result<std::shared_ptr<const datalog::IndexSource>> BuildClusterView(Clock::time_point deadline, bool stale_local);
-  // The local replica's value after a linearizable read, in view `spec`;
-  // with `close_at` (implied by an as-of spec: its T) the read is a
-  // NodeHost::ReadAt, so the value holds every t <= close_at that will ever
-  // commit on the group.
+  // How BuildClusterView reads the groups this node hosts: linearizably,
+  // their latest applied state falling back to a linearizable read when none
+  // is published yet, or that state only (fails without it: never blocks).
+  enum class LocalReads { kLinearizable, kStaleFirst, kStaleOnly };
+  Result<std::shared_ptr<const datalog::IndexSource>> BuildClusterView(Clock::time_point deadline, LocalReads local);
   // LocalView in two halves, so that the read indexes of several groups are
   // asked at once: Start asks the first one, Finish waits for it (and asks
   // again, with backoff, while it fails retryably).
@@ -243,6 +247,10 @@ class Coordinator {
   LocalRead StartLocalView(uint64_t group, const ViewSpec& spec, std::optional<TxTime> close_at);
   Result<std::shared_ptr<const datalog::IndexSource>> FinishLocalView(LocalRead read, Clock::time_point deadline,
                                                                       const ViewSpec& spec);
+  // The local replica's value after a linearizable read, in view `spec`;
+  // with `close_at` (implied by an as-of spec: its T) the read is a
+  // NodeHost::ReadAt, so the value holds every t <= close_at that will ever
+  // commit on the group.
   Result<std::shared_ptr<const datalog::IndexSource>> LocalView(uint64_t group, Clock::time_point deadline,
                                                                 const ViewSpec& spec = {},
                                                                 std::optional<TxTime> close_at = std::nullopt);

@@ -149,6 +149,9 @@ struct NodeHost::Impl {
   void OnRequest(uint32_t from_node, std::string_view payload);
   void OnResponse(uint32_t from_node, std::string_view payload);
   void Reply(uint32_t to, uint64_t id, const Result<std::string>& r);
+  RequestReply ReplyTo(uint32_t from, uint64_t id);
+  // Removes and returns the pending outgoing requests `match` selects.
+  std::vector<std::pair<uint64_t, OutRequest>> TakeRequests(const std::function<bool(const OutRequest&)>& match);
   void Worker();
   void SweepRequests(Clock::time_point now);
   void FailAllRequests(const Status& why);
@@ -584,9 +587,8 @@ void NodeHost::Impl::PublishStatus() {
     // The meta group (shard map records, the schema routing reads) and a
     // schema change anywhere are published at once: a client that committed
     // a schema must see the next transaction routed by it.
-    const bool due = !pub.at || g == kMetaGroup || r->schema().get() != pub.schema ||
-                     now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms);
-    if (!pub.at || (pub.applied != applied && due)) {
+    if (!pub.at || (pub.applied != applied && (g == kMetaGroup || r->schema().get() != pub.schema ||
+                                               now - *pub.at >= std::chrono::milliseconds(options.stale_publish_ms)))) {
       published_dbs[g] = r->db(/*with_history=*/false);
       pub.at = now;
       pub.applied = applied;
@@ -1105,19 +1107,22 @@ void NodeHost::Impl::OnRequest(uint32_t from_node, std::string_view payload) {
     // thread, without a hand-off to a worker.
     ++in_running;
     RequestHandler h = handler;
-    Impl* self = this;
-    auto reply = [self, from_node, request_id](Result<std::string> r) {
-      std::lock_guard<std::mutex> lock(self->req_mu);
-      --self->in_running;
-      if (self->requests_open) self->Reply(from_node, request_id, r);
-    };
     std::string body(rest);
     lock.unlock();
-    h(from_node, std::move(body), std::move(reply));
+    h(from_node, std::move(body), ReplyTo(from_node, request_id));
     return;
   }
   in_requests.push_back(InRequest{from_node, request_id, std::string(rest)});
   req_cv.notify_one();
+}
+
+// The reply callback of an incoming request counted in in_running.
+NodeHost::RequestReply NodeHost::Impl::ReplyTo(uint32_t from, uint64_t id) {
+  return [this, from, id](Result<std::string> r) {
+    std::lock_guard<std::mutex> lock(req_mu);
+    --in_running;
+    if (requests_open) Reply(from, id, r);
+  };
 }
 
 // REQUIRES: req_mu held (keeps the transport alive while sending).
@@ -1173,13 +1178,7 @@ void NodeHost::Impl::Worker() {
       h = handler;
     }
     uint32_t from = req.from;
-    uint64_t id = req.id;
-    Impl* self = this;
-    auto reply = [self, from, id](Result<std::string> r) {
-      std::lock_guard<std::mutex> lock(self->req_mu);
-      --self->in_running;
-      if (self->requests_open) self->Reply(from, id, r);
-    };
+    RequestReply reply = ReplyTo(from, req.id);
     if (!req.payload.empty() && static_cast<uint8_t>(req.payload[0]) == kCloseRequestKind) {
       HandleCloseRequest(from, req.payload, std::move(reply));
       continue;
@@ -1192,20 +1191,23 @@ void NodeHost::Impl::Worker() {
   }
 }
 
-void NodeHost::Impl::SweepRequests(Clock::time_point now) {
-  std::vector<std::pair<uint64_t, OutRequest>> expired;
-  {
-    std::lock_guard<std::mutex> lock(req_mu);
-    for (auto it = out_requests.begin(); it != out_requests.end();) {
-      if (now >= it->second.deadline) {
-        expired.emplace_back(it->first, std::move(it->second));
-        it = out_requests.erase(it);
-      } else {
-        ++it;
-      }
+std::vector<std::pair<uint64_t, NodeHost::Impl::OutRequest>> NodeHost::Impl::TakeRequests(
+    const std::function<bool(const OutRequest&)>& match) {
+  std::vector<std::pair<uint64_t, OutRequest>> taken;
+  std::lock_guard<std::mutex> lock(req_mu);
+  for (auto it = out_requests.begin(); it != out_requests.end();) {
+    if (match(it->second)) {
+      taken.emplace_back(it->first, std::move(it->second));
+      it = out_requests.erase(it);
+    } else {
+      ++it;
     }
   }
-  for (auto& [id, r] : expired) {
+  return taken;
+}
+
+void NodeHost::Impl::SweepRequests(Clock::time_point now) {
+  for (auto& [id, r] : TakeRequests([now](const OutRequest& r) { return now >= r.deadline; })) {
     r.done(Status::Timeout("request " + std::to_string(id) + " to node " + std::to_string(r.node) +
                            " got no reply in time"));
   }
@@ -1214,19 +1216,7 @@ void NodeHost::Impl::SweepRequests(Clock::time_point now) {
 // A peer counted lost will not answer: its pending requests fail now
 // (Unavailable, retryable) instead of at their timeouts.
 void NodeHost::Impl::FailRequestsTo(uint32_t peer) {
-  std::vector<std::pair<uint64_t, OutRequest>> lost;
-  {
-    std::lock_guard<std::mutex> lock(req_mu);
-    for (auto it = out_requests.begin(); it != out_requests.end();) {
-      if (it->second.node == peer) {
-        lost.emplace_back(it->first, std::move(it->second));
-        it = out_requests.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& [id, r] : lost) {
+  for (auto& [id, r] : TakeRequests([peer](const OutRequest& r) { return r.node == peer; })) {
     r.done(Status::Unavailable("node " + std::to_string(peer) + " stopped answering (request " + std::to_string(id) +
                                ")"));
   }

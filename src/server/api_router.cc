@@ -614,34 +614,40 @@ HttpResponse ApiRouter::TransactResponse(const Result<TransactResult>& result, b
   return ok;
 }
 
-void ApiRouter::HandleAsync(const HttpRequest& req, std::function<void(HttpResponse)> done) {
+namespace {
+bool IsTransact(const HttpRequest& req) {
   std::string_view target = req.target;
-  std::string_view path = target.substr(0, target.find('?'));
-  if (path != "/v1/transact" || req.method != "POST") return done(Handle(req));
-  const bool want_edn = req.accept.find("application/edn") != std::string::npos;
-  Result<TransactRequest> tx = TxRequestFromBody(req);
-  if (!tx.ok()) return done(TransactResponse(tx.status(), want_edn, "/v1/transact", true));
-  backend_->TransactAsync(*tx, [this, want_edn, done = std::move(done)](Result<TransactResult> result) {
+  return req.method == "POST" && target.substr(0, target.find('?')) == "/v1/transact";
+}
+bool WantsEdn(const HttpRequest& req) { return req.accept.find("application/edn") != std::string::npos; }
+}  // namespace
+
+Backend::TransactDone ApiRouter::TransactAnswer(bool want_edn, std::function<void(HttpResponse)> done) {
+  return [this, want_edn, done = std::move(done)](Result<TransactResult> result) {
     done(TransactResponse(result, want_edn, "/v1/transact", true));
-  });
+  };
+}
+
+void ApiRouter::HandleAsync(const HttpRequest& req, std::function<void(HttpResponse)> done) {
+  if (!IsTransact(req)) return done(Handle(req));
+  Result<TransactRequest> tx = TxRequestFromBody(req);
+  Backend::TransactDone answer = TransactAnswer(WantsEdn(req), std::move(done));
+  if (!tx.ok()) return answer(tx.status());
+  backend_->TransactAsync(*tx, std::move(answer));
 }
 
 bool ApiRouter::TryHandleNow(const HttpRequest& req, std::function<void(HttpResponse)>& done) {
-  std::string_view target = req.target;
-  if (req.method != "POST" || target.substr(0, target.find('?')) != "/v1/transact") return false;
+  if (!IsTransact(req)) return false;
   Result<TransactRequest> tx = TxRequestFromBody(req);
   if (!tx.ok()) return false;  // the worker answers the error
-  const bool want_edn = req.accept.find("application/edn") != std::string::npos;
-  Backend::TransactDone answer = [this, want_edn, done](Result<TransactResult> result) {
-    done(TransactResponse(result, want_edn, "/v1/transact", true));
-  };
+  Backend::TransactDone answer = TransactAnswer(WantsEdn(req), done);
   if (!backend_->TryTransactNow(*tx, answer)) return false;
   done = nullptr;
   return true;
 }
 
 HttpResponse ApiRouter::Handle(const HttpRequest& req) {
-  const bool want_edn = req.accept.find("application/edn") != std::string::npos;
+  const bool want_edn = WantsEdn(req);
   std::string_view target = req.target;
   size_t qmark = target.find('?');
   std::string_view path = target.substr(0, qmark);

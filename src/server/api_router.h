@@ -66,6 +66,8 @@ class ApiRouter {
   // The answer to a transact (or cluster meta) request; `send_t` adds the
   // Cairn-T header.
   HttpResponse TransactResponse(const Result<TransactResult>& result, bool want_edn, std::string route, bool send_t);
+  // The backend callback that answers a POST /v1/transact through `done`.
+  Backend::TransactDone TransactAnswer(bool want_edn, std::function<void(HttpResponse)> done);
 
   Backend* backend_;
   Metrics* metrics_;

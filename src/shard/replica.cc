@@ -132,7 +132,7 @@ struct Replica::Statements {
 Replica::Replica() = default;
 
 Replica::~Replica() {
-  if (store_ && failed_.ok()) (void)store_->Flush();
+  // Closing the store commits a kept-open transaction (whole batches only).
   stmts_.reset();  // finalized before the store's connection closes
   store_.reset();
 }
@@ -389,11 +389,7 @@ Status Replica::ApplyBatch(const std::vector<raft::Entry>& entries) {
   results.swap(applied_results_);
   if (s.ok() && defer) {
     unflushed_entries_ += last.value() - first_unapplied.value();
-    if (unflushed_entries_ >= options_.commit_entries) {
-      s = Flush();
-    } else {
-      s = MaybeFlush();
-    }
+    s = MaybeFlush();
   }
   if (!s.ok()) {
     // Nothing of the batch is stored; the memory state ran ahead. Reload it
@@ -428,7 +424,8 @@ Status Replica::Flush() {
 
 Status Replica::MaybeFlush() {
   if (options_.commit_interval_ms <= 0 || !store_->unflushed()) return Status::OK();
-  if (std::chrono::steady_clock::now() - last_flush_ < std::chrono::milliseconds(options_.commit_interval_ms)) {
+  if (unflushed_entries_ < options_.commit_entries &&
+      std::chrono::steady_clock::now() - last_flush_ < std::chrono::milliseconds(options_.commit_interval_ms)) {
     return Status::OK();
   }
   return Flush();

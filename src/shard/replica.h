@@ -204,7 +204,8 @@ class Replica {
   // everything applied so far becomes durable in the file. An error fails
   // the replica (its memory state is ahead of the file; a restart replays
   // the log). MaybeFlush does it only if commit_interval_ms passed since
-  // the last commit; the host calls it every tick.
+  // the last commit or commit_entries are uncommitted; it runs after every
+  // batch, and the host calls it every tick.
   Status Flush();
   Status MaybeFlush();
   // Log entries applied but not yet committed to the datom file.
