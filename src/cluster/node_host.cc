@@ -842,6 +842,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(const NodeHostOptions& options
     ro.store = options.store;
     ro.snapshot_entries = options.snapshot_entries;
     ro.snapshot_bytes = options.snapshot_bytes;
+    ro.snapshot_in_background = true;  // a large shard's copy must not stall every group of the node
     ro.commit_interval_ms = options.datom_commit_interval_ms;
     if (options.owns_partition) {
       ro.owns_partition = [owns = options.owns_partition, g](uint32_t p) { return owns(g, p); };

@@ -1,5 +1,8 @@
 #include "shard/raft_log_store.h"
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace cairn::shard {
@@ -33,7 +36,7 @@ Result<std::vector<raft::NodeId>> DecodeIds(std::string_view text) {
 
 }  // namespace
 
-Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Sqlite* db) {
+Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Sqlite* db, std::string snapshot_dir) {
   CAIRN_RETURN_IF_ERROR(db->Exec(R"(
     CREATE TABLE IF NOT EXISTS raft_hard_state(
       grp INTEGER PRIMARY KEY, term INTEGER NOT NULL, vote INTEGER NOT NULL, commit_index INTEGER NOT NULL);
@@ -42,9 +45,20 @@ Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Sqlite* db) {
       PRIMARY KEY(grp, idx)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS raft_snapshot(
       grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL,
-      voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL);
+      voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL, file TEXT NOT NULL DEFAULT '');
   )"));
+  // A log written before snapshots had files of their own.
+  CAIRN_ASSIGN_OR_RETURN(int64_t has_file,
+                         db->QueryInt("SELECT count(*) FROM pragma_table_info('raft_snapshot') WHERE name = 'file'"));
+  if (has_file == 0) {
+    CAIRN_RETURN_IF_ERROR(db->Exec("ALTER TABLE raft_snapshot ADD COLUMN file TEXT NOT NULL DEFAULT ''"));
+  }
   std::unique_ptr<RaftLogStore> store(new RaftLogStore(db));
+  if (snapshot_dir.empty()) {
+    snapshot_dir = std::filesystem::path(db->path()).parent_path().string();
+    if (snapshot_dir.empty()) snapshot_dir = ".";
+  }
+  store->snapshot_dir_ = std::move(snapshot_dir);
   CAIRN_ASSIGN_OR_RETURN(store->insert_entry_,
                          db->Prepare("INSERT INTO raft_entries(grp, idx, term, type, data) VALUES(?1, ?2, ?3, ?4, ?5)"));
   CAIRN_ASSIGN_OR_RETURN(store->delete_from_, db->Prepare("DELETE FROM raft_entries WHERE grp = ?1 AND idx >= ?2"));
@@ -55,8 +69,9 @@ Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Sqlite* db) {
                          db->Prepare("INSERT OR REPLACE INTO raft_hard_state(grp, term, vote, commit_index) "
                                      "VALUES(?1, ?2, ?3, ?4)"));
   CAIRN_ASSIGN_OR_RETURN(store->upsert_snapshot_,
-                         db->Prepare("INSERT OR REPLACE INTO raft_snapshot(grp, idx, term, voters, learners, data) "
-                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+                         db->Prepare("INSERT OR REPLACE INTO raft_snapshot(grp, idx, term, voters, learners, data, file) "
+                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  CAIRN_ASSIGN_OR_RETURN(store->first_index_, db->Prepare("SELECT min(idx) FROM raft_entries WHERE grp = ?1"));
   return store;
 }
 
@@ -75,7 +90,7 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
   }
   {
     CAIRN_ASSIGN_OR_RETURN(
-        auto st, db_->Prepare("SELECT idx, term, voters, learners, data FROM raft_snapshot WHERE grp = ?1"));
+        auto st, db_->Prepare("SELECT idx, term, voters, learners, data, file FROM raft_snapshot WHERE grp = ?1"));
     st.BindInt(1, g);
     CAIRN_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
@@ -84,7 +99,21 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
       snap.meta.term = raft::Term(static_cast<uint64_t>(st.ColumnInt(1)));
       CAIRN_ASSIGN_OR_RETURN(snap.meta.conf.voters, DecodeIds(st.ColumnText(2)));
       CAIRN_ASSIGN_OR_RETURN(snap.meta.conf.learners, DecodeIds(st.ColumnText(3)));
-      snap.data = std::make_shared<const std::string>(st.ColumnBlob(4));
+      std::string file(st.ColumnText(5));
+      if (file.empty()) {
+        snap.data = std::make_shared<const std::string>(st.ColumnBlob(4));
+      } else {
+        const std::string path = SnapshotPath(file);
+        std::ifstream in(path, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (!in.good() && !in.eof()) in.setstate(std::ios::badbit);
+        if (!std::filesystem::exists(path) || in.bad()) {
+          return Status::Corruption("the snapshot of group " + std::to_string(group.value()) + " at index " +
+                                    std::to_string(snap.meta.index.value()) + " is the file " + path +
+                                    ", which cannot be read");
+        }
+        snap.data = std::make_shared<const std::string>(std::move(bytes));
+      }
       state.snapshot = std::move(snap);
     }
   }
@@ -117,19 +146,27 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
   return state;
 }
 
-Status RaftLogStore::SaveSnapshot(raft::GroupId group, const raft::Snapshot& snapshot) {
+Status RaftLogStore::SaveSnapshotFile(raft::GroupId group, const raft::SnapshotMeta& meta,
+                                      const std::string& file) {
   storage::SqliteTransaction tx(*db_);
   CAIRN_RETURN_IF_ERROR(tx.Begin());
-  const auto& meta = snapshot.meta;
   upsert_snapshot_.BindInt(1, static_cast<int64_t>(group.value()));
   upsert_snapshot_.BindInt(2, static_cast<int64_t>(meta.index.value()));
   upsert_snapshot_.BindInt(3, static_cast<int64_t>(meta.term.value()));
   upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
   upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
-  upsert_snapshot_.BindBlob(6, snapshot.data ? std::string_view(*snapshot.data) : std::string_view());
+  upsert_snapshot_.BindBlob(6, std::string_view());
+  upsert_snapshot_.BindText(7, file);
   CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run().WithContext("saving the snapshot of group " +
                                                            std::to_string(group.value())));
   return tx.Commit();
+}
+
+Result<std::string> RaftLogStore::SnapshotFile(raft::GroupId group) {
+  CAIRN_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT file FROM raft_snapshot WHERE grp = ?1"));
+  st.BindInt(1, static_cast<int64_t>(group.value()));
+  CAIRN_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? std::string(st.ColumnText(0)) : std::string();
 }
 
 Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {
@@ -142,9 +179,11 @@ Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {
     upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
     upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
     upsert_snapshot_.BindBlob(6, ready.snapshot->data ? std::string_view(*ready.snapshot->data) : std::string_view());
+    upsert_snapshot_.BindText(7, std::string_view());
     CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run());
     delete_all_.BindInt(1, g);
     CAIRN_RETURN_IF_ERROR(delete_all_.Run());
+    drop_through_.erase(group.value());
   }
   if (!ready.entries.empty()) {
     delete_from_.BindInt(1, g);
@@ -167,9 +206,30 @@ Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {
     CAIRN_RETURN_IF_ERROR(upsert_hard_state_.Run());
   }
   if (!ready.compacted_through.IsZero()) {
+    uint64_t& through = drop_through_[group.value()];
+    through = std::max(through, ready.compacted_through.value());
+  }
+  return Status::OK();
+}
+
+Status RaftLogStore::DropCompacted() {
+  for (auto it = drop_through_.begin(); it != drop_through_.end();) {
+    const auto g = static_cast<int64_t>(it->first);
+    first_index_.BindInt(1, g);
+    CAIRN_ASSIGN_OR_RETURN(bool row, first_index_.Step());
+    const bool none = !row || first_index_.ColumnIsNull(0);
+    const uint64_t first = none ? 0 : static_cast<uint64_t>(first_index_.ColumnInt(0));
+    first_index_.Reset();
+    if (none || first > it->second) {
+      it = drop_through_.erase(it);
+      continue;
+    }
+    const uint64_t upto = std::min(it->second, first + drop_batch_ - 1);
     delete_through_.BindInt(1, g);
-    delete_through_.BindInt(2, static_cast<int64_t>(ready.compacted_through.value()));
+    delete_through_.BindInt(2, static_cast<int64_t>(upto));
     CAIRN_RETURN_IF_ERROR(delete_through_.Run());
+    if (upto == it->second) it = drop_through_.erase(it);
+    else ++it;
   }
   return Status::OK();
 }
@@ -179,6 +239,7 @@ Status RaftLogStore::Save(const std::vector<GroupWrite>& writes) {
   CAIRN_RETURN_IF_ERROR(tx.Begin());
   for (const auto& w : writes) CAIRN_RETURN_IF_ERROR(SaveOne(w.group, *w.ready).WithContext(
       "saving raft state of group " + std::to_string(w.group.value())));
+  CAIRN_RETURN_IF_ERROR(DropCompacted().WithContext("dropping compacted raft entries"));
   return tx.Commit();
 }
 

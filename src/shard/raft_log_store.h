@@ -14,15 +14,23 @@
 // compacted_through are dropped. Durability depends on the connection's
 // `PRAGMA synchronous` (FULL for real nodes).
 //
-// SaveSnapshot() records a snapshot the application took itself (after
-// RaftNode::Compact) without touching the log: entries at or below a
-// snapshot's index may linger until the next Save drops them, and Load()
-// skips them.
+// SaveSnapshotFile() records a snapshot the application took itself (after
+// RaftNode::Compact): its meta in raft_snapshot and its bytes in a file of
+// their own in the store's snapshot directory (the row names the file), so
+// the node's Save() never writes a whole shard into raft.db. Entries at or
+// below a snapshot's index may linger: Load() skips them, and Save() drops
+// the compacted ones a few thousand per call (a compaction of 100,000 entries
+// would otherwise be one long DELETE in a single round).
+//
+// A snapshot received from a leader arrives in a Ready and is saved with it,
+// bytes in the row (rare: a follower catching up).
 //
 // Thread-safety: none; one owner thread (the node's storage thread).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cairn/status.h"
@@ -33,8 +41,9 @@ namespace cairn::shard {
 
 class RaftLogStore {
  public:
-  // Creates the tables if needed. `db` must outlive the store.
-  static Result<std::unique_ptr<RaftLogStore>> Open(storage::Sqlite* db);
+  // Creates the tables if needed. `db` must outlive the store. Snapshot
+  // files live in `snapshot_dir` (default: the directory of db's file).
+  static Result<std::unique_ptr<RaftLogStore>> Open(storage::Sqlite* db, std::string snapshot_dir = {});
 
   // What a replica of `group` restores at start: hard state, the latest
   // snapshot and the entries after it. Corruption if the stored log has a gap
@@ -48,12 +57,21 @@ class RaftLogStore {
   // Persists every group's Ready in one transaction (one fsync).
   Status Save(const std::vector<GroupWrite>& writes);
 
-  // Durably records `snapshot` (meta and data) as the group's latest, in its
+  // Durably records `meta` as the group's latest snapshot, whose bytes are
+  // the file SnapshotPath(file) (written and synced by the caller), in its
   // own transaction; the entries stay (the next Ready's compacted_through
   // drops the old ones). Call it right after RaftNode::Compact and before the
   // next Save, so the log never loses entries the stored snapshot does not
-  // cover.
-  Status SaveSnapshot(raft::GroupId group, const raft::Snapshot& snapshot);
+  // cover. The file the row named before is the caller's to remove.
+  Status SaveSnapshotFile(raft::GroupId group, const raft::SnapshotMeta& meta, const std::string& file);
+  // The file name the group's snapshot row refers to; empty if none (no
+  // snapshot, or one saved with its bytes in the row).
+  Result<std::string> SnapshotFile(raft::GroupId group);
+  // Where a snapshot file named `file` lives.
+  std::string SnapshotPath(const std::string& file) const { return snapshot_dir_ + "/" + file; }
+  const std::string& snapshot_dir() const { return snapshot_dir_; }
+  // Compacted entries dropped per Save() (tests lower it).
+  void set_drop_batch(uint64_t n) { drop_batch_ = n; }
 
   // Groups with any stored state, ascending.
   Result<std::vector<raft::GroupId>> Groups();
@@ -61,10 +79,16 @@ class RaftLogStore {
  private:
   explicit RaftLogStore(storage::Sqlite* db) : db_(db) {}
   Status SaveOne(raft::GroupId group, const raft::Ready& ready);
+  // Drops up to drop_batch_ compacted entries of each group that has some.
+  Status DropCompacted();
 
   storage::Sqlite* db_;
+  std::string snapshot_dir_;
   storage::SqliteStatement insert_entry_, delete_from_, delete_through_, upsert_hard_state_, upsert_snapshot_,
-      delete_all_;
+      delete_all_, first_index_;
+  // Group -> the index through which its entries are to be dropped.
+  std::map<uint64_t, uint64_t> drop_through_;
+  uint64_t drop_batch_ = 4096;
 };
 
 }  // namespace cairn::shard

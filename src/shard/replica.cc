@@ -1,6 +1,7 @@
 #include "shard/replica.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <thread>
 
 #include "core/check.h"
 #include "core/edn.h"
@@ -88,34 +90,33 @@ struct ReplicaState {
   TxTime closed_t;  // zero in a file written before close(T) existed
 };
 
-// Reads replica_state from a datom file opened as `store`. NotFound if the
-// file has no replica tables; Corruption if they are malformed.
-Result<ReplicaState> ReadReplicaState(storage::DatomStore& store) {
-  storage::Sqlite& sql = store.sql();
+// Reads replica_state from a datom file open as `sql`. NotFound if the file
+// has no replica tables; Corruption if they are malformed.
+Result<ReplicaState> ReadReplicaState(storage::Sqlite& sql) {
   CAIRN_ASSIGN_OR_RETURN(int64_t tables,
                          sql.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
                                       "'replica_state'"));
-  if (tables == 0) return Status::NotFound(store.path() + ": no replica_state table");
+  if (tables == 0) return Status::NotFound(sql.path() + ": no replica_state table");
   auto get = [&](const char* key) -> Result<int64_t> {
     Result<int64_t> v = sql.QueryInt(std::string("SELECT value FROM replica_state WHERE key = '") + key + "'");
     if (!v.ok() && v.status().code() == StatusCode::kNotFound)
-      return Status::Corruption(store.path() + ": replica_state has no '" + key + "'");
+      return Status::Corruption(sql.path() + ": replica_state has no '" + key + "'");
     return v;
   };
   CAIRN_ASSIGN_OR_RETURN(int64_t format, get("format"));
   if (format != kReplicaFormat) {
-    return Status::Corruption(store.path() + ": replica state format " + std::to_string(format) +
+    return Status::Corruption(sql.path() + ": replica state format " + std::to_string(format) +
                               " is not the supported " + std::to_string(kReplicaFormat));
   }
   ReplicaState st;
   CAIRN_ASSIGN_OR_RETURN(int64_t group, get("group"));
   CAIRN_ASSIGN_OR_RETURN(int64_t applied, get("applied_index"));
-  if (group < 0 || applied < 0) return Status::Corruption(store.path() + ": replica_state holds a bad value");
+  if (group < 0 || applied < 0) return Status::Corruption(sql.path() + ": replica_state holds a bad value");
   st.group = U64(group);
   st.applied = raft::LogIndex(U64(applied));
   Result<int64_t> closed = sql.QueryInt("SELECT value FROM replica_state WHERE key = 'closed_t'");
   if (closed.ok()) {
-    if (*closed < 0) return Status::Corruption(store.path() + ": replica_state holds a bad closed_t");
+    if (*closed < 0) return Status::Corruption(sql.path() + ": replica_state holds a bad closed_t");
     st.closed_t = TxTime{U64(*closed)};
   } else if (closed.status().code() != StatusCode::kNotFound) {
     return closed.status();
@@ -123,7 +124,70 @@ Result<ReplicaState> ReadReplicaState(storage::DatomStore& store) {
   return st;
 }
 
+// The prefix of the names of the snapshot files of the replica whose datom
+// file is `datoms_path` (they live in the log store's snapshot directory),
+// and the name of the one at `index`.
+std::string SnapshotFilePrefix(const std::string& datoms_path) {
+  return std::filesystem::path(datoms_path).filename().string() + ".snapshot-";
+}
+std::string SnapshotFileName(const std::string& datoms_path, raft::LogIndex index) {
+  return SnapshotFilePrefix(datoms_path) + std::to_string(index.value());
+}
+
 }  // namespace
+
+// A snapshot copied by CopySnapshot().
+struct Replica::TakenSnapshot {
+  Status status;
+  raft::LogIndex index;  // the applied index of the copy
+  std::string file;      // its name in the log store's snapshot directory
+  std::shared_ptr<const std::string> data;
+};
+
+// A snapshot being copied on a thread of its own.
+struct Replica::SnapshotJob {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  TakenSnapshot result;  // written by the thread before `done`
+};
+
+Replica::TakenSnapshot Replica::CopySnapshot(const std::string& datoms_path, raft::GroupId group,
+                                             const RaftLogStore& log_store) {
+  TakenSnapshot out;
+  const std::string tmp = log_store.SnapshotPath(SnapshotFilePrefix(datoms_path) + "copy");
+  out.status = [&]() -> Status {
+    RemoveDatabaseFiles(tmp);
+    {
+      // A connection of its own: the owner's connection keeps committing
+      // batches while VACUUM INTO copies the last committed state.
+      CAIRN_ASSIGN_OR_RETURN(auto src, storage::Sqlite::Open(datoms_path, storage::Sqlite::OpenMode::kReadOnly));
+      std::string quoted;
+      for (char c : tmp) {
+        quoted += c;
+        if (c == '\'') quoted += '\'';
+      }
+      CAIRN_RETURN_IF_ERROR(src->Exec("VACUUM INTO '" + quoted + "'"));
+    }
+    {
+      CAIRN_ASSIGN_OR_RETURN(auto copy, storage::Sqlite::Open(tmp, storage::Sqlite::OpenMode::kReadWrite));
+      CAIRN_ASSIGN_OR_RETURN(ReplicaState st, ReadReplicaState(*copy));
+      out.index = st.applied;
+    }
+    CAIRN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(tmp));
+    out.file = SnapshotFileName(datoms_path, out.index);
+    const std::string path = log_store.SnapshotPath(out.file);
+    CAIRN_RETURN_IF_ERROR(WriteFileDurably(path + ".tmp", bytes));
+    std::error_code ec;
+    std::filesystem::rename(path + ".tmp", path, ec);
+    if (ec) return Status::IOError(path + ".tmp: cannot rename: " + ec.message());
+    CAIRN_RETURN_IF_ERROR(SyncDirectoryOf(path));
+    out.data = std::make_shared<const std::string>(std::move(bytes));
+    return Status::OK();
+  }();
+  RemoveDatabaseFiles(tmp);
+  if (!out.status.ok()) out.status = out.status.WithContext(GroupName(group) + ": taking a snapshot");
+  return out;
+}
 
 struct Replica::Statements {
   storage::SqliteStatement set_applied, set_closed, insert_outcome, prune_outcomes;
@@ -132,6 +196,7 @@ struct Replica::Statements {
 Replica::Replica() = default;
 
 Replica::~Replica() {
+  WaitForSnapshotJob();
   // Closing the store commits a kept-open transaction (whole batches only).
   stmts_.reset();  // finalized before the store's connection closes
   store_.reset();
@@ -187,10 +252,21 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
     }
   }
   r->node_ = std::make_unique<raft::RaftNode>(options.raft, std::move(restored));
+  // Snapshot files of this group other than the one the log store names:
+  // left by a crash between a copy and its record, or replaced by a
+  // snapshot received from the leader.
+  CAIRN_ASSIGN_OR_RETURN(r->snapshot_file_, log_store->SnapshotFile(options.raft.group));
+  std::error_code ec;
+  const std::string prefix = SnapshotFilePrefix(options.datoms_path);
+  for (const auto& entry : std::filesystem::directory_iterator(log_store->snapshot_dir(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name != r->snapshot_file_) std::filesystem::remove(entry.path(), ec);
+  }
   return r;
 }
 
 Status Replica::LoadState() {
+  WaitForSnapshotJob();  // its connection reads the file about to be reopened
   batch_history_.clear();
   unflushed_entries_ = 0;
   last_flush_ = std::chrono::steady_clock::now();
@@ -200,7 +276,7 @@ Status Replica::LoadState() {
   const uint64_t grp = options_.raft.group.value();
   CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, options_.store));
   storage::Sqlite& sql = store_->sql();
-  Result<ReplicaState> state = ReadReplicaState(*store_);
+  Result<ReplicaState> state = ReadReplicaState(store_->sql());
   if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
     if (store_->last_t().valid()) {
       return Status::Corruption(path +
@@ -212,7 +288,7 @@ Status Replica::LoadState() {
       return sql.Exec("INSERT INTO replica_state VALUES ('format', " + std::to_string(kReplicaFormat) +
                       "), ('group', " + std::to_string(grp) + "), ('applied_index', 0)");
     }));
-    state = ReadReplicaState(*store_);
+    state = ReadReplicaState(store_->sql());
   }
   if (!state.ok()) return state.status();
   if (state->group != grp) {
@@ -534,27 +610,64 @@ Status Replica::RecordOutcome(const std::string& request_id, ApplyOutcome outcom
 }
 
 Status Replica::MaybeSnapshot() {
+  if (job_) {
+    if (!job_->done.load(std::memory_order_acquire)) return Status::OK();
+    job_->thread.join();
+    TakenSnapshot taken = std::move(job_->result);
+    job_.reset();
+    return RecordSnapshot(std::move(taken));
+  }
   if (options_.snapshot_entries == 0) return Status::OK();
   const raft::LogIndex base = node_->snapshot().meta.index;
   const bool due = applied_.value() >= base.value() + options_.snapshot_entries ||
                    (options_.snapshot_bytes > 0 && bytes_since_snapshot_ >= options_.snapshot_bytes);
   if (!due || applied_ <= base || applied_ > node_->applied()) return Status::OK();
-  // The copy must hold everything up to applied_ (the log is compacted
-  // through it): commit the open transaction first.
+  // The copy holds what the datom file committed: commit the open
+  // transaction first, so that is everything applied so far.
   CAIRN_RETURN_IF_ERROR(Flush());
-  const std::string tmp = options_.datoms_path + ".snapshot";
-  RemoveDatabaseFiles(tmp);
-  Status copied = store_->CopyTo(tmp);
-  Result<std::string> bytes = copied.ok() ? ReadWholeFile(tmp) : Result<std::string>(copied);
-  RemoveDatabaseFiles(tmp);
-  if (!bytes.ok()) return bytes.status().WithContext(GroupName(options_.raft.group) + ": taking a snapshot");
-  auto data = std::make_shared<const std::string>(std::move(*bytes));
-  CAIRN_RETURN_IF_ERROR(node_->Compact(applied_, data));
-  // Durable before the next Save drops the compacted entries.
-  CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshot(options_.raft.group, node_->snapshot()));
-  ++snapshots_taken_;
   bytes_since_snapshot_ = 0;
+  if (!options_.snapshot_in_background) {
+    return RecordSnapshot(CopySnapshot(options_.datoms_path, options_.raft.group, *log_store_));
+  }
+  job_ = std::make_unique<SnapshotJob>();
+  SnapshotJob* job = job_.get();
+  job->thread = std::thread([job, path = options_.datoms_path, group = options_.raft.group, store = log_store_] {
+    // Below the drivers: on a busy node the copy takes the spare CPU, not
+    // the rounds' (Linux: a thread's nice value is its own).
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    job->result = CopySnapshot(path, group, *store);
+    job->done.store(true, std::memory_order_release);
+  });
   return Status::OK();
+}
+
+Status Replica::RecordSnapshot(TakenSnapshot taken) {
+  if (!taken.status.ok()) return taken.status;
+  std::error_code ec;
+  const std::string path = log_store_->SnapshotPath(taken.file);
+  // Outdated while it was copied (a snapshot from the leader was installed,
+  // or the copy is not past the current one): drop it.
+  if (taken.index <= node_->snapshot().meta.index || taken.index > node_->applied() || taken.file == snapshot_file_) {
+    if (taken.file != snapshot_file_) std::filesystem::remove(path, ec);
+    return Status::OK();
+  }
+  CAIRN_RETURN_IF_ERROR(node_->Compact(taken.index, std::move(taken.data)));
+  // Durable before the next Save drops the compacted entries.
+  CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshotFile(options_.raft.group, node_->snapshot().meta, taken.file));
+  if (!snapshot_file_.empty()) std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
+  snapshot_file_ = taken.file;
+  ++snapshots_taken_;
+  return Status::OK();
+}
+
+void Replica::WaitForSnapshotJob() {
+  if (!job_) return;
+  job_->thread.join();
+  std::error_code ec;
+  if (job_->result.status.ok() && job_->result.file != snapshot_file_) {
+    std::filesystem::remove(log_store_->SnapshotPath(job_->result.file), ec);
+  }
+  job_.reset();
 }
 
 Status Replica::PrepareInstall(const raft::Snapshot& snap) {
@@ -569,7 +682,7 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
     so.create_if_missing = false;
     Result<std::unique_ptr<storage::DatomStore>> store = storage::DatomStore::Open(path, so);
     if (!store.ok()) return Status::Corruption(store.status().message());
-    Result<ReplicaState> st = ReadReplicaState(**store);
+    Result<ReplicaState> st = ReadReplicaState((*store)->sql());
     if (!st.ok()) return Status::Corruption(st.status().message());
     if (st->group != options_.raft.group.value()) {
       return Status::Corruption("it holds the state of group " + std::to_string(st->group));
@@ -593,6 +706,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
                             " was not validated before install");
   }
   prepared_install_ = raft::LogIndex();
+  WaitForSnapshotJob();  // before its connection's WAL and shm files go
   // Close the current file (its WAL is checkpointed and removed), replace it
   // atomically, then load everything from the new one.
   stmts_.reset();
@@ -608,6 +722,9 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
     return Status::Corruption(options_.datoms_path + ": installed snapshot applied up to " +
                               std::to_string(applied_.value()) + ", expected " + std::to_string(index.value()));
   }
+  // The log store's row names the received snapshot now.
+  std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
+  snapshot_file_.clear();
   ++snapshots_installed_;
   return Status::OK();
 }

@@ -67,12 +67,12 @@
 //
 // Snapshots: every `snapshot_entries` applied entries, or once the entries
 // applied since the last snapshot carry `snapshot_bytes` of commands, the
-// replica copies its
-// datom file (VACUUM INTO; a consistent copy that includes the applied index
-// and the outcomes), hands the bytes to RaftNode::Compact (which truncates
+// replica copies its datom file (VACUUM INTO; a consistent copy of what the
+// file committed, which includes its applied index and the outcomes), hands
+// the bytes to RaftNode::Compact at the copy's applied index (which truncates
 // the log and sends the snapshot in chunks to a follower that fell behind the
-// truncation), and stores the snapshot in the RaftLogStore so it survives a
-// restart. A snapshot received from the leader is written to a temp file next
+// truncation), and records the snapshot file in the RaftLogStore so it
+// survives a restart. A snapshot received from the leader is written to a temp file next
 // to the datom file and validated (a Cairn datom file of this group whose
 // applied index is the snapshot's index) in TakeReady(), BEFORE the host
 // persists it; a bad one fails the replica with Corruption and changes
@@ -80,9 +80,13 @@
 // file is renamed over the datom file and the state is reloaded. A restart
 // between the two installs the snapshot the log store kept.
 //
+// Snapshots taken here are files of their own (RaftLogStore::SaveSnapshotFile)
+// copied by VACUUM INTO through a second connection, on a thread of their own
+// with snapshot_in_background; they are also held in memory for followers.
+//
 // Not yet: membership changes beyond the founding configuration (conf change
-// entries are passed to Raft's own bookkeeping only); snapshots are taken on
-// the owner thread (a VACUUM INTO of the whole shard) and held in memory.
+// entries are passed to Raft's own bookkeeping only); a snapshot received
+// from the leader is validated and installed on the owner thread.
 //
 // Thread-safety: none; one owner thread drives it. db() values are immutable
 // and may be read from any thread.
@@ -127,6 +131,12 @@ struct ReplicaOptions {
   // every entry since the last snapshot, and large transactions would
   // otherwise make it grow far past what the entry count suggests.
   uint64_t snapshot_bytes = uint64_t{64} << 20;
+  // Copy the datom file for a snapshot on a thread of its own while the
+  // owner thread goes on applying (the copy of a large shard takes seconds;
+  // a node's driver must not stall that long). The snapshot is recorded by
+  // the first FinishReady() after the copy is done. false: copied and
+  // recorded inside the FinishReady() that found it due (tests).
+  bool snapshot_in_background = false;
   // Deferred commits of the datom file (see "Applied state" above): a
   // batch's SQLite transaction stays open and is committed once this many
   // ms passed since the last commit (checked after each batch and by
@@ -253,7 +263,19 @@ class Replica {
   Status ApplyBatch(const std::vector<raft::Entry>& entries);
   Status ApplyCommand(const raft::Entry& e);
   Status RecordOutcome(const std::string& request_id, ApplyOutcome outcome);
+  struct TakenSnapshot;
+  struct SnapshotJob;
+  // Starts a snapshot when one is due, or records the one copied in the
+  // background once it is done.
   Status MaybeSnapshot();
+  // Copies the committed state of the datom file into a snapshot file in
+  // the log store's directory, through a connection of its own (any thread).
+  static TakenSnapshot CopySnapshot(const std::string& datoms_path, raft::GroupId group,
+                                    const RaftLogStore& log_store);
+  // Compacts the Raft log to a copied snapshot and records it durably.
+  Status RecordSnapshot(TakenSnapshot taken);
+  // Joins a background copy, discarding its result.
+  void WaitForSnapshotJob();
   // Writes snapshot bytes to the install temp file and validates it.
   Status PrepareInstall(const raft::Snapshot& snap);
   // Replaces the datom file with the prepared temp file and reloads.
@@ -292,6 +314,8 @@ class Replica {
   uint64_t bytes_since_snapshot_ = 0;  // command bytes applied since the last snapshot
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
+  std::unique_ptr<SnapshotJob> job_;  // a snapshot copied in the background
+  std::string snapshot_file_;         // the file of the recorded snapshot; empty if its bytes are in the row
   Status failed_;
 };
 

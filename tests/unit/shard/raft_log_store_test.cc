@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "gtest/gtest.h"
 #include "raft/raft_node.h"
@@ -118,6 +119,85 @@ TEST(RaftLogStore, SnapshotReplacesTheLogAndCompactionDropsThePrefix) {
   EXPECT_EQ(s->snapshot->meta.conf, sn.meta.conf);
   EXPECT_EQ(*s->snapshot->data, "state machine image");
   EXPECT_EQ(s->entries, (std::vector<Entry>{E(21, 3, "after")}));
+}
+
+// Compaction drops at most drop_batch entries per Save, so a compaction of
+// a long log is spread over many rounds; the entries still stored below the
+// target stay invisible to nothing (Load returns them, contiguous).
+TEST(RaftLogStore, CompactedEntriesAreDroppedAFewPerSave) {
+  Fixture f(TempPath("drop.db"));
+  f.store->set_drop_batch(10);
+  raft::Ready r1;
+  for (uint64_t i = 1; i <= 100; ++i) r1.entries.push_back(E(i, 1, "e" + std::to_string(i)));
+  ASSERT_TRUE(f.store->Save({{GroupId(1), &r1}}).ok());
+  auto rows = [&] { return *f.db->QueryInt("SELECT count(*) FROM raft_entries WHERE grp = 1"); };
+  raft::Ready compact;
+  compact.compacted_through = LogIndex(95);
+  ASSERT_TRUE(f.store->Save({{GroupId(1), &compact}}).ok());
+  EXPECT_EQ(rows(), 90);
+  raft::Ready idle;  // any later Save of any group goes on dropping
+  idle.hard_state = raft::HardState{Term(1), NodeId(1), LogIndex(100)};
+  ASSERT_TRUE(f.store->Save({{GroupId(2), &idle}}).ok());
+  EXPECT_EQ(rows(), 80);
+  auto s = f.store->Load(GroupId(1));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->entries.size(), 80u);
+  EXPECT_EQ(s->entries.front().index, LogIndex(21));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(f.store->Save({{GroupId(2), &idle}}).ok());
+  EXPECT_EQ(rows(), 5);
+  s = f.store->Load(GroupId(1));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->entries.front().index, LogIndex(96));
+}
+
+// A snapshot the application took is a file named by the row: Load reads it
+// back, and a missing file is Corruption naming it.
+TEST(RaftLogStore, ASnapshotFileIsLoadedFromTheFileTheRowNames) {
+  const std::string path = TempPath("file_snap.db");
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  std::filesystem::remove(dir + "/snap-7");
+  {
+    std::ofstream(dir + "/snap-7", std::ios::binary) << "datom file image";
+    Fixture f(path);
+    EXPECT_EQ(f.store->snapshot_dir(), dir);
+    raft::SnapshotMeta meta;
+    meta.index = LogIndex(7);
+    meta.term = Term(2);
+    meta.conf.voters = {NodeId(1), NodeId(2), NodeId(3)};
+    ASSERT_TRUE(f.store->SaveSnapshotFile(GroupId(3), meta, "snap-7").ok());
+    EXPECT_EQ(*f.store->SnapshotFile(GroupId(3)), "snap-7");
+  }
+  Fixture f(path);
+  auto s = f.store->Load(GroupId(3));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->snapshot.has_value());
+  EXPECT_EQ(s->snapshot->meta.index, LogIndex(7));
+  EXPECT_EQ(*s->snapshot->data, "datom file image");
+  std::filesystem::remove(dir + "/snap-7");
+  s = f.store->Load(GroupId(3));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(s.status().message().find(dir + "/snap-7"), std::string::npos) << s.status().ToString();
+}
+
+// A log written before snapshot files existed (no `file` column) opens: the
+// column is added, and the snapshot bytes stay in the row.
+TEST(RaftLogStore, OpensALogWrittenBeforeSnapshotFiles) {
+  const std::string path = TempPath("old_format.db");
+  {
+    auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWriteCreate);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE raft_snapshot(grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, "
+                            "term INTEGER NOT NULL, voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL);"
+                            "INSERT INTO raft_snapshot VALUES(1, 4, 1, '1,2,3', '', X'6F6C64');")
+                    .ok());
+  }
+  Fixture f(path);
+  auto s = f.store->Load(GroupId(1));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->snapshot.has_value());
+  EXPECT_EQ(*s->snapshot->data, "old");
+  EXPECT_EQ(*f.store->SnapshotFile(GroupId(1)), "");
 }
 
 TEST(RaftLogStore, AGapInTheStoredLogIsCorruption) {

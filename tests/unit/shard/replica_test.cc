@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "api/db_impl.h"
 #include "cairn/database.h"
@@ -89,6 +90,7 @@ class Cluster {
   // Drives a replica's Readies instead of HandleReady when it returns true.
   std::function<bool(uint64_t id, Replica&, RaftLogStore&, const Replica::SendFn&)> handle_ready;
   Replica& at(uint64_t id) { return *nodes_[id].replica; }
+  RaftLogStore& log_store(uint64_t id) { return *nodes_[id].log_store; }
   const std::string& dir() const { return dir_; }
 
   // One round: every live replica handles its Ready (messages go through the
@@ -752,6 +754,81 @@ TEST(Replica, DeferredCommitsAreInASnapshotAndItsCatchUp) {
   EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
   ExpectSameDatoms(c);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
+}
+
+// With snapshot_in_background the datom file is copied by a thread of its
+// own while the replicas go on applying; each copy is recorded (log compacted,
+// snapshot file named in the log store, the previous file removed) by a later
+// round. A follower behind the compacted log catches up from such a snapshot,
+// and every replica restarts from its snapshot file and log.
+TEST(Replica, BackgroundSnapshotsCompactTheLogAndServeCatchUpAndRestart) {
+  const std::string dir = TempDir("background_snapshot");
+  Cluster c(dir, [](ReplicaOptions& o) {
+    SmallSnapshots(o);
+    o.snapshot_in_background = true;
+  });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = leader == 3 ? 2 : 3;
+  LogIndex behind = c.at(down).applied_index();
+  c.Stop(down);
+  // Rounds until every live replica recorded a snapshot past `index`
+  // (copies finish on their own time; a round records a finished one).
+  auto wait_snapshots_past = [&](uint64_t index) {
+    for (int i = 0; i < 5000; ++i) {
+      bool all = true;
+      for (uint64_t id = 1; id <= 3; ++id) {
+        if (id != down && c.at(id).raft().snapshot().meta.index.value() <= index) all = false;
+      }
+      if (all) return true;
+      c.Round();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  };
+  std::vector<std::string> ids = {"schema"};
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back("b" + std::to_string(i));
+    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  ASSERT_TRUE(wait_snapshots_past(behind.value() + 10)) << "no background snapshot was recorded";
+  ASSERT_GT(c.at(leader).raft().log().first_index(), behind.Next()) << "the leader's log still covers the follower";
+  // Once the copies in flight are recorded, one snapshot file per replica:
+  // the one its log store names (each recorded snapshot removed the one
+  // before).
+  std::set<std::string> files, named;
+  for (int i = 0; i < 200; ++i) {
+    c.Round();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.find(".snapshot-") != std::string::npos) files.insert(name);
+  }
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id == down) continue;
+    Result<std::string> file = c.log_store(id).SnapshotFile(raft::GroupId(1));
+    ASSERT_TRUE(file.ok());
+    named.insert(*file);
+  }
+  EXPECT_EQ(files, named);
+  c.Start(down);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+  EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
+  for (uint64_t id = 1; id <= 3; ++id) c.Stop(id);
+  for (uint64_t id = 1; id <= 3; ++id) c.Start(id);
+  EXPECT_GT(c.at(leader).raft().snapshot().meta.index, behind) << "the restart should load the snapshot file";
+  leader = c.WaitLeader();
+  c.Propose(leader, "after", 100, "[{:person/name \"after\"}]");
+  c.Settle();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(down), "after"), 1u);
+  EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
 }
 
 // Large commands trigger a snapshot long before the entry count does (the
