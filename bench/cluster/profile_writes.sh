@@ -22,13 +22,14 @@ writes() {
   done
   echo "$t"
 }
-driver() {  # the driver counters of every node, summed: rounds readies entries frames messages waits terms
+driver() {  # the driver counters of every node, summed: rounds readies entries frames messages waits terms slow max_round_us
   for e in ${EPS//,/ }; do curl -s "http://$e/metrics"; done | awk '
     /^cairn_driver_rounds_total / {r += $2} /^cairn_driver_readies_total / {d += $2}
     /^cairn_driver_entries_applied_total / {n += $2} /^cairn_raft_frames_sent_total / {f += $2}
     /^cairn_raft_messages_sent_total / {m += $2} /^cairn_driver_batched_waits_total / {w += $2}
-    /^cairn_raft_term\{/ {t += $2}
-    END {print r + 0, d + 0, n + 0, f + 0, m + 0, w + 0, t + 0}'
+    /^cairn_raft_term\{/ {t += $2} /^cairn_driver_slow_rounds_total / {s += $2}
+    /^cairn_driver_round_seconds_max / {if ($2 * 1e6 > x) x = $2 * 1e6}
+    END {print r + 0, d + 0, n + 0, f + 0, m + 0, w + 0, t + 0, s + 0, int(x)}'
 }
 "$B/src/cli/cairn" bench --target cairn --endpoints "$EPS" --workload "${WL:-tx1}" --clients "${CL:-64}" \
   --duration-s "${DUR:-12}" --warmup-s 2 --out "$OUT/bench.json" > "$OUT/bench.txt" 2>&1 &
@@ -47,11 +48,12 @@ tail -1 "$OUT/bench.txt" | tr '\r' '\n' | tail -1
 python3 - "$D0" "$D1" $((W1 - W0)) <<'PY'
 import sys
 d0, d1, w = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()], max(1, int(sys.argv[3]))
-r, d, n, f, m, wt, terms = (b - a for a, b in zip(d0, d1))
+r, d, n, f, m, wt, terms, slow, _ = (b - a for a, b in zip(d0, d1))
 r = max(r, 1)
 print(f"driver (3 nodes): {r / w:.2f} rounds per write, {n / r:.1f} entries applied, {d / r:.1f} readies, "
       f"{m / max(f, 1):.1f} messages per frame; {wt / r:.0%} of rounds delayed to batch; "
-      f"{terms} term changes (elections, summed over nodes and groups)")
+      f"{terms} term changes (elections, summed over nodes and groups); {slow} driver rounds over 100 ms, "
+      f"the longest since start {d1[8] / 1000:.0f} ms")
 PY
 if [[ -n ${STAT:-} ]]; then
   python3 - "$OUT/stat.txt" "$OUT/stat_bench.txt" $((W1 - W0)) <<'PY'

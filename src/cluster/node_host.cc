@@ -768,6 +768,12 @@ void NodeHost::Impl::Run() {
     }
 
     bool ok = Round();
+    {
+      const auto busy = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - last_round).count();
+      std::lock_guard<std::mutex> lock(mu);
+      stats.round_us_max = std::max(stats.round_us_max, static_cast<uint64_t>(busy));
+      if (busy > int64_t{options.slow_round_ms} * 1000) ++stats.slow_rounds;
+    }
     PublishStatus();
     if (!ok) break;
   }

@@ -145,6 +145,9 @@ struct NodeHostOptions {
   // (the old default) still cost a fifth of the throughput of one-datom
   // writes (bench/cluster/README.md). 0 = every round.
   int stale_publish_ms = 50;
+  // A driver loop iteration longer than this counts in NodeHostStats::
+  // slow_rounds (2/3 of the shortest election timeout at the defaults).
+  int slow_round_ms = 100;
   // Round batching: when a round that persisted or applied at least two log
   // entries ends and work is already queued (the node is saturated with
   // writes), the next round starts no sooner than this many µs after the
@@ -215,6 +218,11 @@ struct NodeHostStats {
   uint64_t close_requests_sent = 0;  // close requests sent to a leader by ReadAt
   uint64_t entries_applied = 0;  // committed log entries applied (every group)
   uint64_t batched_waits = 0;    // rounds delayed by round_batch_us (the node was saturated)
+  // Driver loop iterations (inbox, ticks, one Round) that took longer than
+  // NodeHostOptions::slow_round_ms, and the longest one since start: a long
+  // one delays every group's heartbeats and answers on this node.
+  uint64_t slow_rounds = 0;
+  uint64_t round_us_max = 0;
 };
 
 class NodeHost {

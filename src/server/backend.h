@@ -146,6 +146,8 @@ struct BackendStatus {
   uint64_t driver_frames_sent = 0;
   uint64_t driver_messages_sent = 0;
   uint64_t driver_batched_waits = 0;
+  uint64_t driver_slow_rounds = 0;
+  uint64_t driver_round_us_max = 0;
   std::optional<MapStatus> map;
 };
 

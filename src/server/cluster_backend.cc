@@ -217,6 +217,8 @@ BackendStatus ClusterBackend::GetStatus() {
   s.driver_frames_sent = hs.frames_sent;
   s.driver_messages_sent = hs.messages_sent;
   s.driver_batched_waits = hs.batched_waits;
+  s.driver_slow_rounds = hs.slow_rounds;
+  s.driver_round_us_max = hs.round_us_max;
   for (uint64_t g : host.groups()) {
     Result<cluster::GroupStatus> st = host.status(g);
     if (!st.ok()) continue;

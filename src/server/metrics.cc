@@ -115,6 +115,11 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
            backend.driver_messages_sent);
     Scalar(out, "cairn_driver_batched_waits_total", "counter",
            "Rounds the saturated driver delayed to gather more work (round_batch_us).", backend.driver_batched_waits);
+    Scalar(out, "cairn_driver_slow_rounds_total", "counter",
+           "Driver loop iterations longer than slow_round_ms (100 ms): every group of the node waited.",
+           backend.driver_slow_rounds);
+    Family(out, "cairn_driver_round_seconds_max", "gauge", "The longest driver loop iteration since the node started.");
+    out += "cairn_driver_round_seconds_max " + Num(static_cast<double>(backend.driver_round_us_max) / 1e6) + "\n";
     Family(out, "cairn_raft_leader", "gauge", "1 where this node leads the group (0 = meta, else the shard).");
     for (const GroupStatusInfo* g : groups) {
       out +=

@@ -1461,6 +1461,10 @@ def test_time_causality(work, register):
         m = n.metrics()
         check(re.search(r'^cairn_closed_t\{group="%d"\} \d+$' % n.id, m, re.M) and re.search(r"^cairn_closes_total \d+$", m, re.M),
               "node %d: /metrics lacks cairn_closed_t or cairn_closes_total" % n.id)
+        # The driver's stall counters: the longest loop iteration is positive once the node did any work.
+        longest = metric_value(n, "cairn_driver_round_seconds_max")
+        check(longest is not None and longest > 0 and metric_value(n, "cairn_driver_slow_rounds_total") is not None,
+              "node %d: /metrics lacks cairn_driver_round_seconds_max > 0 or cairn_driver_slow_rounds_total" % n.id)
 
 
 TESTS = {
