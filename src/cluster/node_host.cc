@@ -624,7 +624,7 @@ bool NodeHost::Impl::Round() {
 
   std::vector<shard::RaftLogStore::GroupWrite> writes;
   writes.reserve(readies.size());
-  for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd});
+  for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd, r->prepared_snapshot_file()});
   Status saved = log_store->Save(writes);
   if (!saved.ok()) {
     std::lock_guard<std::mutex> lock(mu);

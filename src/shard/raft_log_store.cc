@@ -169,7 +169,7 @@ Result<std::string> RaftLogStore::SnapshotFile(raft::GroupId group) {
   return row ? std::string(st.ColumnText(0)) : std::string();
 }
 
-Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {
+Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready, const std::string& snapshot_file) {
   const auto g = static_cast<int64_t>(group.value());
   if (ready.snapshot) {
     const auto& meta = ready.snapshot->meta;
@@ -178,8 +178,10 @@ Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready) {
     upsert_snapshot_.BindInt(3, static_cast<int64_t>(meta.term.value()));
     upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
     upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
-    upsert_snapshot_.BindBlob(6, ready.snapshot->data ? std::string_view(*ready.snapshot->data) : std::string_view());
-    upsert_snapshot_.BindText(7, std::string_view());
+    const bool in_row = snapshot_file.empty();
+    upsert_snapshot_.BindBlob(
+        6, in_row && ready.snapshot->data ? std::string_view(*ready.snapshot->data) : std::string_view());
+    upsert_snapshot_.BindText(7, snapshot_file);
     CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run());
     delete_all_.BindInt(1, g);
     CAIRN_RETURN_IF_ERROR(delete_all_.Run());
@@ -237,7 +239,7 @@ Status RaftLogStore::DropCompacted() {
 Status RaftLogStore::Save(const std::vector<GroupWrite>& writes) {
   storage::SqliteTransaction tx(*db_);
   CAIRN_RETURN_IF_ERROR(tx.Begin());
-  for (const auto& w : writes) CAIRN_RETURN_IF_ERROR(SaveOne(w.group, *w.ready).WithContext(
+  for (const auto& w : writes) CAIRN_RETURN_IF_ERROR(SaveOne(w.group, *w.ready, w.snapshot_file).WithContext(
       "saving raft state of group " + std::to_string(w.group.value())));
   CAIRN_RETURN_IF_ERROR(DropCompacted().WithContext("dropping compacted raft entries"));
   return tx.Commit();

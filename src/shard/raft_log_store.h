@@ -22,8 +22,9 @@
 // the compacted ones a few thousand per call (a compaction of 100,000 entries
 // would otherwise be one long DELETE in a single round).
 //
-// A snapshot received from a leader arrives in a Ready and is saved with it,
-// bytes in the row (rare: a follower catching up).
+// A snapshot received from a leader arrives in a Ready and is saved with it:
+// its row names the file the replica wrote (GroupWrite::snapshot_file), or
+// holds the bytes when there is none.
 //
 // Thread-safety: none; one owner thread (the node's storage thread).
 #pragma once
@@ -53,6 +54,9 @@ class RaftLogStore {
   struct GroupWrite {
     raft::GroupId group;
     const raft::Ready* ready;
+    // The file in the snapshot directory already holding ready->snapshot's
+    // bytes (written and synced by the caller); empty: store them in the row.
+    std::string snapshot_file = {};
   };
   // Persists every group's Ready in one transaction (one fsync).
   Status Save(const std::vector<GroupWrite>& writes);
@@ -78,7 +82,7 @@ class RaftLogStore {
 
  private:
   explicit RaftLogStore(storage::Sqlite* db) : db_(db) {}
-  Status SaveOne(raft::GroupId group, const raft::Ready& ready);
+  Status SaveOne(raft::GroupId group, const raft::Ready& ready, const std::string& snapshot_file);
   // Drops up to drop_batch_ compacted entries of each group that has some.
   Status DropCompacted();
 

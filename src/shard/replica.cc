@@ -79,6 +79,16 @@ Status SyncDirectoryOf(const std::string& path) {
   return Status::OK();
 }
 
+// Writes `bytes` to `path` so that a crash leaves either the old file or the
+// whole new one: a synced temp file renamed over it, directory synced.
+Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
+  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path + ".tmp", bytes));
+  std::error_code ec;
+  std::filesystem::rename(path + ".tmp", path, ec);
+  if (ec) return Status::IOError(path + ".tmp: cannot rename: " + ec.message());
+  return SyncDirectoryOf(path);
+}
+
 void RemoveDatabaseFiles(const std::string& path) {
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix, ec);
@@ -175,12 +185,7 @@ Replica::TakenSnapshot Replica::CopySnapshot(const std::string& datoms_path, raf
     }
     CAIRN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(tmp));
     out.file = SnapshotFileName(datoms_path, out.index);
-    const std::string path = log_store.SnapshotPath(out.file);
-    CAIRN_RETURN_IF_ERROR(WriteFileDurably(path + ".tmp", bytes));
-    std::error_code ec;
-    std::filesystem::rename(path + ".tmp", path, ec);
-    if (ec) return Status::IOError(path + ".tmp: cannot rename: " + ec.message());
-    CAIRN_RETURN_IF_ERROR(SyncDirectoryOf(path));
+    CAIRN_RETURN_IF_ERROR(WriteFileAtomically(log_store.SnapshotPath(out.file), bytes));
     out.data = std::make_shared<const std::string>(std::move(bytes));
     return Status::OK();
   }();
@@ -368,7 +373,7 @@ Status Replica::HandleReady(const SendFn& send) {
     std::optional<raft::Ready> rd = TakeReady();
     if (!rd) return failed_;
     // 1. Durable first (one SQLite transaction).
-    Status s = log_store_->Save({{options_.raft.group, &*rd}});
+    Status s = log_store_->Save({{options_.raft.group, &*rd, prepared_file_}});
     if (!s.ok()) return failed_ = s;
     CAIRN_RETURN_IF_ERROR(FinishReady(*rd, send));
   }
@@ -675,8 +680,10 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
   const std::string what =
       GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(snap.meta.index.value());
   prepared_install_ = raft::LogIndex();
+  prepared_file_.clear();
   RemoveDatabaseFiles(path);
-  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, snap.data ? std::string_view(*snap.data) : std::string_view()));
+  const std::string_view bytes = snap.data ? std::string_view(*snap.data) : std::string_view();
+  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, bytes));
   Status valid = [&]() -> Status {
     storage::StoreOptions so = options_.store;
     so.create_if_missing = false;
@@ -696,7 +703,15 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
     RemoveDatabaseFiles(path);
     return Status::Corruption(what + " refused: " + valid.message());
   }
+  // The log store keeps the bytes as a snapshot file of its own (the install
+  // file becomes the datom file), named by the row the host saves next.
+  const std::string file = SnapshotFileName(options_.datoms_path, snap.meta.index);
+  if (Status w = WriteFileAtomically(log_store_->SnapshotPath(file), bytes); !w.ok()) {
+    RemoveDatabaseFiles(path);
+    return w.WithContext(what);
+  }
   prepared_install_ = snap.meta.index;
+  prepared_file_ = file;
   return Status::OK();
 }
 
@@ -722,9 +737,12 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
     return Status::Corruption(options_.datoms_path + ": installed snapshot applied up to " +
                               std::to_string(applied_.value()) + ", expected " + std::to_string(index.value()));
   }
-  // The log store's row names the received snapshot now.
-  std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
-  snapshot_file_.clear();
+  // The log store's row names the received snapshot's file now.
+  if (!snapshot_file_.empty() && snapshot_file_ != prepared_file_) {
+    std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
+  }
+  snapshot_file_ = prepared_file_;
+  prepared_file_.clear();
   ++snapshots_installed_;
   return Status::OK();
 }

@@ -72,8 +72,9 @@
 // the bytes to RaftNode::Compact at the copy's applied index (which truncates
 // the log and sends the snapshot in chunks to a follower that fell behind the
 // truncation), and records the snapshot file in the RaftLogStore so it
-// survives a restart. A snapshot received from the leader is written to a temp file next
-// to the datom file and validated (a Cairn datom file of this group whose
+// survives a restart. A snapshot received from the leader is written to a
+// temp file next to the datom file and to a snapshot file the log store's row
+// will name, and validated (a Cairn datom file of this group whose
 // applied index is the snapshot's index) in TakeReady(), BEFORE the host
 // persists it; a bad one fails the replica with Corruption and changes
 // nothing on disk (the log store never sees it). In FinishReady() the temp
@@ -204,9 +205,12 @@ class Replica {
   // batches with ONE RaftLogStore::Save (one fsync), then FinishReady() on
   // each (send, apply, advance). Between the two the host must not call
   // Tick/Step/Propose on that replica (the Ready contract).
-  // A Ready carrying a snapshot is validated here, before it is persisted;
-  // a bad snapshot fails the replica and returns nullopt.
+  // A Ready carrying a snapshot is validated here, before it is persisted,
+  // and its bytes written to a snapshot file: the host passes
+  // prepared_snapshot_file() with the Ready to RaftLogStore::Save (GroupWrite::
+  // snapshot_file). A bad snapshot fails the replica and returns nullopt.
   std::optional<raft::Ready> TakeReady();
+  const std::string& prepared_snapshot_file() const { return prepared_file_; }
   // REQUIRES: `rd` came from TakeReady() and is durable.
   Status FinishReady(const raft::Ready& rd, const SendFn& send);
 
@@ -302,6 +306,7 @@ class Replica {
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
   std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
   raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero
+  std::string prepared_file_;                   // its snapshot file (prepared_snapshot_file())
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
   // on_applied calls of the batch being applied, made once it is applied.

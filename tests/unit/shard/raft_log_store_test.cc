@@ -180,6 +180,34 @@ TEST(RaftLogStore, ASnapshotFileIsLoadedFromTheFileTheRowNames) {
   EXPECT_NE(s.status().message().find(dir + "/snap-7"), std::string::npos) << s.status().ToString();
 }
 
+// A Ready's snapshot saved with GroupWrite::snapshot_file: the row names
+// the file (no bytes in raft.db) and Load reads them from it.
+TEST(RaftLogStore, AReceivedSnapshotSavedWithItsFileIsLoadedFromIt) {
+  const std::string path = TempPath("received_snap.db");
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  std::ofstream(dir + "/received-30", std::ios::binary) << "leader's image";
+  {
+    Fixture f(path);
+    raft::Ready r;
+    raft::Snapshot sn;
+    sn.meta.index = LogIndex(30);
+    sn.meta.term = Term(4);
+    sn.meta.conf.voters = {NodeId(1), NodeId(2), NodeId(3)};
+    sn.data = std::make_shared<const std::string>("leader's image");
+    r.snapshot = sn;
+    ASSERT_TRUE(f.store->Save({{GroupId(2), &r, "received-30"}}).ok());
+    EXPECT_EQ(*f.db->QueryInt("SELECT length(data) FROM raft_snapshot WHERE grp = 2"), 0);
+  }
+  Fixture f(path);
+  EXPECT_EQ(*f.store->SnapshotFile(GroupId(2)), "received-30");
+  auto s = f.store->Load(GroupId(2));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->snapshot.has_value());
+  EXPECT_EQ(s->snapshot->meta.index, LogIndex(30));
+  EXPECT_EQ(*s->snapshot->data, "leader's image");
+  std::filesystem::remove(dir + "/received-30");
+}
+
 // A log written before snapshot files existed (no `file` column) opens: the
 // column is added, and the snapshot bytes stay in the row.
 TEST(RaftLogStore, OpensALogWrittenBeforeSnapshotFiles) {

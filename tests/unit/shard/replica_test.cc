@@ -667,6 +667,11 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   c.Settle();
   EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
   EXPECT_GT(chunks, 1u) << "the snapshot should travel in several chunks";
+  // The received bytes are kept as a snapshot file the log store names.
+  Result<std::string> file = c.log_store(down).SnapshotFile(raft::GroupId(1));
+  ASSERT_TRUE(file.ok());
+  EXPECT_FALSE(file->empty());
+  EXPECT_TRUE(std::filesystem::exists(c.log_store(down).SnapshotPath(*file)));
   ExpectSameDatoms(c);
   EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
   EXPECT_EQ(CountName(c.at(down), "p39"), 1u);
@@ -919,7 +924,7 @@ TEST(Replica, CrashBetweenSavingAndInstallingASnapshotInstallsItAtOpen) {
     if (id != down || crashed) return crashed && id == down;
     std::optional<raft::Ready> rd = r.TakeReady();
     if (!rd) return true;
-    EXPECT_TRUE(store.Save({{r.group(), &*rd}}).ok());
+    EXPECT_TRUE(store.Save({{r.group(), &*rd, r.prepared_snapshot_file()}}).ok());
     if (rd->snapshot && rd->snapshot->meta.index > r.applied_index()) {
       crashed = true;  // durable in the log store, never installed
       c.frozen.insert(down);
@@ -1114,7 +1119,7 @@ TEST(Replica, GroupsOfANodeShareOneLogAndOneSave) {
       }
       if (readies.empty()) continue;
       std::vector<RaftLogStore::GroupWrite> writes;
-      for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd});
+      for (auto& [r, rd] : readies) writes.push_back({r->group(), &rd, r->prepared_snapshot_file()});
       ASSERT_TRUE(n.store->Save(writes).ok());
       ++saves;
       if (readies.size() > 1) ++multi_group_saves;
