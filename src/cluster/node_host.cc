@@ -600,6 +600,12 @@ void NodeHost::Impl::PublishStatus() {
     s.snapshot_index = n.snapshot().meta.index.value();
     s.snapshots_taken = r->snapshots_taken();
     s.snapshots_installed = r->snapshots_installed();
+    if (!r->snapshot_error().ok() && s.snapshot_error.ToString() != r->snapshot_error().ToString()) {
+      std::fprintf(stderr, "cairn node %u group %llu: warning: taking a snapshot failed (retried later; the log "
+                   "stays uncompacted until one succeeds): %s\n", options.node_id,
+                   static_cast<unsigned long long>(g), r->snapshot_error().ToString().c_str());
+    }
+    s.snapshot_error = r->snapshot_error();
     s.replicas.clear();
     if (n.role() == raft::Role::kLeader) {
       for (raft::NodeId v : n.conf().voters) {

@@ -191,6 +191,7 @@ struct GroupStatus {
   uint64_t snapshot_index = 0;       // the Raft snapshot the log starts after
   uint64_t snapshots_taken = 0;      // by this replica since the node started
   uint64_t snapshots_installed = 0;  // received from a leader since the node started
+  Status snapshot_error;             // why the last snapshot copy failed (OK once one succeeds)
   // Where this replica leads: every voter's progress (self included); else empty.
   std::vector<ReplicaProgress> replicas;
 };

@@ -622,7 +622,7 @@ Status Replica::MaybeSnapshot() {
     job_.reset();
     return RecordSnapshot(std::move(taken));
   }
-  if (options_.snapshot_entries == 0) return Status::OK();
+  if (options_.snapshot_entries == 0 || std::chrono::steady_clock::now() < snapshot_retry_at_) return Status::OK();
   const raft::LogIndex base = node_->snapshot().meta.index;
   const bool due = applied_.value() >= base.value() + options_.snapshot_entries ||
                    (options_.snapshot_bytes > 0 && bytes_since_snapshot_ >= options_.snapshot_bytes);
@@ -647,7 +647,13 @@ Status Replica::MaybeSnapshot() {
 }
 
 Status Replica::RecordSnapshot(TakenSnapshot taken) {
-  if (!taken.status.ok()) return taken.status;
+  if (!taken.status.ok()) {
+    // Only the copy failed: the replica goes on, its log uncompacted.
+    snapshot_error_ = taken.status;
+    snapshot_retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.snapshot_retry_ms);
+    return Status::OK();
+  }
+  snapshot_error_ = Status::OK();
   std::error_code ec;
   const std::string path = log_store_->SnapshotPath(taken.file);
   // Outdated while it was copied (a snapshot from the leader was installed,

@@ -138,6 +138,10 @@ struct ReplicaOptions {
   // the first FinishReady() after the copy is done. false: copied and
   // recorded inside the FinishReady() that found it due (tests).
   bool snapshot_in_background = false;
+  // A copy that failed (a full disk, an I/O error) leaves the replica
+  // running with its log uncompacted (snapshot_error() says why); the next
+  // attempt waits this long.
+  int snapshot_retry_ms = 10000;
   // Deferred commits of the datom file (see "Applied state" above): a
   // batch's SQLite transaction stays open and is committed once this many
   // ms passed since the last commit (checked after each batch and by
@@ -241,6 +245,8 @@ class Replica {
   // leader, since it was opened.
   uint64_t snapshots_taken() const { return snapshots_taken_; }
   uint64_t snapshots_installed() const { return snapshots_installed_; }
+  // Why the last snapshot copy failed; OK once one succeeds again.
+  const Status& snapshot_error() const { return snapshot_error_; }
   // The current database value (as of the last applied entry): a
   // shard::StoreSource whose View() (or shard::ViewOf) gives its as-of,
   // since and history views, exactly as the embedded Database defines them.
@@ -321,6 +327,8 @@ class Replica {
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   std::unique_ptr<SnapshotJob> job_;  // a snapshot copied in the background
   std::string snapshot_file_;         // the file of the recorded snapshot; empty if its bytes are in the row
+  Status snapshot_error_;             // the last copy's failure, until one succeeds
+  std::chrono::steady_clock::time_point snapshot_retry_at_;  // no copy before this after a failure
   Status failed_;
 };
 

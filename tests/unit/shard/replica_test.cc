@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -834,6 +835,42 @@ TEST(Replica, BackgroundSnapshotsCompactTheLogAndServeCatchUpAndRestart) {
   ExpectSameDatoms(c);
   EXPECT_EQ(CountName(c.at(down), "after"), 1u);
   EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
+}
+
+// A snapshot copy that fails (here: its temp path is a directory that
+// cannot be removed) leaves the replica applying, its log uncompacted and
+// snapshot_error() saying why; the next attempt after snapshot_retry_ms
+// succeeds once the obstacle is gone.
+TEST(Replica, AFailedSnapshotCopyIsRetriedAndDoesNotStopTheReplica) {
+  const std::string dir = TempDir("snapshot_fails");
+  Cluster c(dir, [](ReplicaOptions& o) {
+    SmallSnapshots(o);
+    o.snapshot_retry_ms = 0;
+  });
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  const std::string blocker = dir + "/datoms_" + std::to_string(leader) + ".db.snapshot-copy";
+  std::filesystem::create_directories(blocker);
+  std::ofstream(blocker + "/in-the-way") << "x";
+  for (int i = 0; i < 20; ++i) {
+    c.Propose(leader, "f" + std::to_string(i), 10 + i, PersonTx(i));
+    if (i % 5 == 0) c.Round();
+  }
+  c.Settle();
+  EXPECT_TRUE(c.at(leader).error().ok()) << c.at(leader).error().ToString();
+  EXPECT_EQ(c.at(leader).snapshots_taken(), 0u);
+  EXPECT_EQ(c.at(leader).raft().snapshot().meta.index.value(), 1u) << "the leader compacted without a snapshot";
+  ASSERT_FALSE(c.at(leader).snapshot_error().ok());
+  EXPECT_NE(c.at(leader).snapshot_error().message().find("taking a snapshot"), std::string::npos)
+      << c.at(leader).snapshot_error().ToString();
+  std::filesystem::remove_all(blocker);
+  c.Propose(leader, "after", 100, "[{:person/name \"after\"}]");
+  c.Settle();
+  EXPECT_GT(c.at(leader).snapshots_taken(), 0u);
+  EXPECT_TRUE(c.at(leader).snapshot_error().ok()) << c.at(leader).snapshot_error().ToString();
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(leader), "p19"), 1u);
 }
 
 // Large commands trigger a snapshot long before the entry count does (the
