@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "raft/types.h"
 
@@ -61,6 +64,12 @@ struct Config {
   // Entries kept below a new snapshot, so slightly lagging followers still
   // catch up from the log instead of a snapshot.
   uint64_t compaction_retain_entries = 64;
+  // When set, the node may drop its snapshot's bytes (ReleaseSnapshotData)
+  // and calls this to read them back when a follower needs the snapshot; it
+  // returns null if they cannot be read (nothing is sent then). Hosts that
+  // keep their snapshots in files set it, so a replica does not hold a copy
+  // of its whole shard in memory.
+  std::function<std::shared_ptr<const std::string>(const SnapshotMeta&)> load_snapshot_data;
 
   // Idle groups: after this many heartbeat rounds with nothing to replicate, a
   // leader quiesces the group (no ticks, no heartbeats) until something

@@ -601,7 +601,7 @@ bool RaftNode::SendAppend(Progress* pr, bool allow_empty) {
   const LogIndex prev = pr->next().Prev();
   if (!log_.HasTerm(prev)) {
     // The entries it needs were compacted away.
-    if (!snapshot_.data || snapshot_.meta.index.IsZero()) return false;
+    if (snapshot_.meta.index.IsZero() || !EnsureSnapshotData()) return false;
     pr->BecomeSnapshot(snapshot_.meta.index);
     SendSnapshotChunk(pr);
     return true;
@@ -632,8 +632,22 @@ void RaftNode::SendAppendsWhileOpen(Progress* pr) {
   }
 }
 
+bool RaftNode::EnsureSnapshotData() {
+  if (!snapshot_.data && config_.load_snapshot_data) snapshot_.data = config_.load_snapshot_data(snapshot_.meta);
+  return snapshot_.data != nullptr;
+}
+
+void RaftNode::ReleaseSnapshotData() {
+  if (!config_.load_snapshot_data || !snapshot_.data) return;
+  for (const Progress& pr : progress_) {
+    if (pr.state() == Progress::State::kSnapshot) return;  // being sent
+  }
+  snapshot_.data.reset();
+}
+
 void RaftNode::SendSnapshotChunk(Progress* pr) {
   if (pr->snapshot_index() != snapshot_.meta.index) pr->BecomeSnapshot(snapshot_.meta.index);
+  if (!EnsureSnapshotData()) return;  // unreadable now: the next heartbeat round tries again
   const std::string& data = *snapshot_.data;
   uint64_t offset = std::min<uint64_t>(pr->snapshot_offset_bytes(), data.size());
   const uint64_t len = std::min<uint64_t>(config_.snapshot_chunk_bytes, data.size() - offset);

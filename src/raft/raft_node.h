@@ -139,6 +139,10 @@ class RaftNode {
   // (<= applied()). The core keeps it to send to lagging followers and
   // compacts the log up to index - compaction_retain_entries.
   Status Compact(LogIndex index, std::shared_ptr<const std::string> data);
+  // With Config::load_snapshot_data: drops the snapshot's bytes unless a
+  // follower is being sent them (snapshot().data is null afterwards; they are
+  // read back when needed). No-op without it.
+  void ReleaseSnapshotData();
   // Wakes a quiesced group (the host learned that a peer failed or restarted).
   void Unquiesce();
 
@@ -210,6 +214,9 @@ class RaftNode {
   bool SendAppend(Progress* pr, bool allow_empty);
   void SendAppendsWhileOpen(Progress* pr);
   void SendSnapshotChunk(Progress* pr);
+  // The snapshot's bytes, read back through Config::load_snapshot_data if
+  // they were released; false if there are none.
+  bool EnsureSnapshotData();
   void SendTimeoutNow(NodeId to);
   void BroadcastAppend();
   void BroadcastHeartbeat();

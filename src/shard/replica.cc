@@ -256,7 +256,14 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
                                 std::to_string(last.value()) + " (lost log writes?)");
     }
   }
-  r->node_ = std::make_unique<raft::RaftNode>(options.raft, std::move(restored));
+  // The snapshot's bytes live in its file: the core holds them only while a
+  // follower is sent them (MaybeSnapshot releases them), and reads them back
+  // through this when needed.
+  raft::Config raft_config = options.raft;
+  raft_config.load_snapshot_data = [self = r.get()](const raft::SnapshotMeta& meta) {
+    return self->LoadSnapshotData(meta);
+  };
+  r->node_ = std::make_unique<raft::RaftNode>(raft_config, std::move(restored));
   // Snapshot files of this group other than the one the log store names:
   // left by a crash between a copy and its record, or replaced by a
   // snapshot received from the leader.
@@ -614,7 +621,19 @@ Status Replica::RecordOutcome(const std::string& request_id, ApplyOutcome outcom
   return Status::OK();
 }
 
+std::shared_ptr<const std::string> Replica::LoadSnapshotData(const raft::SnapshotMeta& meta) const {
+  if (snapshot_file_.empty() || snapshot_file_ != SnapshotFileName(options_.datoms_path, meta.index)) return nullptr;
+  Result<std::string> bytes = ReadWholeFile(log_store_->SnapshotPath(snapshot_file_));
+  if (!bytes.ok()) return nullptr;
+  return std::make_shared<const std::string>(std::move(*bytes));
+}
+
 Status Replica::MaybeSnapshot() {
+  // The core's copy of the snapshot's bytes, once its file is the recorded one.
+  if (node_->snapshot().data && !snapshot_file_.empty() &&
+      snapshot_file_ == SnapshotFileName(options_.datoms_path, node_->snapshot().meta.index)) {
+    node_->ReleaseSnapshotData();
+  }
   if (job_) {
     if (!job_->done.load(std::memory_order_acquire)) return Status::OK();
     job_->thread.join();

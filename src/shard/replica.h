@@ -83,7 +83,9 @@
 //
 // Snapshots taken here are files of their own (RaftLogStore::SaveSnapshotFile)
 // copied by VACUUM INTO through a second connection, on a thread of their own
-// with snapshot_in_background; they are also held in memory for followers.
+// with snapshot_in_background. The Raft core holds a snapshot's bytes only
+// while it sends them to a follower; it reads them back from the file
+// (raft::Config::load_snapshot_data).
 //
 // Not yet: membership changes beyond the founding configuration (conf change
 // entries are passed to Raft's own bookkeeping only); a snapshot received
@@ -286,6 +288,9 @@ class Replica {
   Status RecordSnapshot(TakenSnapshot taken);
   // Joins a background copy, discarding its result.
   void WaitForSnapshotJob();
+  // The bytes of the recorded snapshot at `meta` read from its file, or null
+  // (raft::Config::load_snapshot_data).
+  std::shared_ptr<const std::string> LoadSnapshotData(const raft::SnapshotMeta& meta) const;
   // Writes snapshot bytes to the install temp file and validates it.
   Status PrepareInstall(const raft::Snapshot& snap);
   // Replaces the datom file with the prepared temp file and reloads.

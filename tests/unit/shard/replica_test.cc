@@ -659,6 +659,9 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   }
   c.Settle();
   ASSERT_GT(c.at(leader).raft().log().first_index(), behind.Next()) << "the leader's log still covers the follower";
+  // The snapshot's bytes are in its file, not in the leader's memory; the
+  // catch-up below reads them back.
+  EXPECT_EQ(c.at(leader).raft().snapshot().data, nullptr);
   size_t chunks = 0;
   c.mutate = [&](raft::Message& m) {
     if (m.type == raft::MessageType::kSnapshot) ++chunks;
@@ -673,6 +676,7 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   ASSERT_TRUE(file.ok());
   EXPECT_FALSE(file->empty());
   EXPECT_TRUE(std::filesystem::exists(c.log_store(down).SnapshotPath(*file)));
+  EXPECT_EQ(c.at(down).raft().snapshot().data, nullptr) << "the follower keeps the received bytes in memory";
   ExpectSameDatoms(c);
   EXPECT_EQ(OutcomeDump(c.at(down), ids), OutcomeDump(c.at(leader), ids));
   EXPECT_EQ(CountName(c.at(down), "p39"), 1u);
