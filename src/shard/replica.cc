@@ -89,6 +89,15 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
   return SyncDirectoryOf(path);
 }
 
+Status SyncFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Status::IOError(path + ": fsync failed: " + std::strerror(errno));
+  return Status::OK();
+}
+
 void RemoveDatabaseFiles(const std::string& path) {
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix, ec);
@@ -151,7 +160,6 @@ struct Replica::TakenSnapshot {
   Status status;
   raft::LogIndex index;  // the applied index of the copy
   std::string file;      // its name in the log store's snapshot directory
-  std::shared_ptr<const std::string> data;
 };
 
 // A snapshot being copied on a thread of its own.
@@ -183,11 +191,16 @@ Replica::TakenSnapshot Replica::CopySnapshot(const std::string& datoms_path, raf
       CAIRN_ASSIGN_OR_RETURN(ReplicaState st, ReadReplicaState(*copy));
       out.index = st.applied;
     }
-    CAIRN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(tmp));
+    // The copy becomes the snapshot file as it is: synced, renamed, the
+    // directory synced. Its bytes stay on disk (the core reads them back
+    // when a follower needs them).
+    CAIRN_RETURN_IF_ERROR(SyncFile(tmp));
     out.file = SnapshotFileName(datoms_path, out.index);
-    CAIRN_RETURN_IF_ERROR(WriteFileAtomically(log_store.SnapshotPath(out.file), bytes));
-    out.data = std::make_shared<const std::string>(std::move(bytes));
-    return Status::OK();
+    const std::string path = log_store.SnapshotPath(out.file);
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return Status::IOError(tmp + ": cannot rename to " + path + ": " + ec.message());
+    return SyncDirectoryOf(path);
   }();
   RemoveDatabaseFiles(tmp);
   if (!out.status.ok()) out.status = out.status.WithContext(GroupName(group) + ": taking a snapshot");
@@ -681,7 +694,8 @@ Status Replica::RecordSnapshot(TakenSnapshot taken) {
     if (taken.file != snapshot_file_) std::filesystem::remove(path, ec);
     return Status::OK();
   }
-  CAIRN_RETURN_IF_ERROR(node_->Compact(taken.index, std::move(taken.data)));
+  // No bytes in memory: the core reads them from the file when it needs them.
+  CAIRN_RETURN_IF_ERROR(node_->Compact(taken.index, nullptr));
   // Durable before the next Save drops the compacted entries.
   CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshotFile(options_.raft.group, node_->snapshot().meta, taken.file));
   if (!snapshot_file_.empty()) std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);

@@ -487,7 +487,14 @@ TEST(NodeHost, NodeKeptDownCatchesUpBySnapshot) {
   }
   uint32_t leader = c.WaitLeader(1, 2000ms);
   ASSERT_NE(leader, 0u);
+  // Snapshots are copied in the background and recorded by a later round:
+  // wait (bounded) for one past where node 3 stopped.
   Result<GroupStatus> ls = c.at(leader)->status(1);
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       ls.ok() && ls->snapshot_index <= 64u + 10u && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(10ms);
+    ls = c.at(leader)->status(1);
+  }
   ASSERT_TRUE(ls.ok());
   EXPECT_GT(ls->snapshots_taken, 0u);
   EXPECT_GT(ls->snapshot_index, 64u + 10u) << "the log should be compacted past where node 3 stopped";
