@@ -601,9 +601,10 @@ void NodeHost::Impl::PublishStatus() {
     s.snapshots_taken = r->snapshots_taken();
     s.snapshots_installed = r->snapshots_installed();
     if (!r->snapshot_error().ok() && s.snapshot_error.ToString() != r->snapshot_error().ToString()) {
-      std::fprintf(stderr, "cairn node %u group %llu: warning: taking a snapshot failed (retried later; the log "
-                   "stays uncompacted until one succeeds): %s\n", options.node_id,
-                   static_cast<unsigned long long>(g), r->snapshot_error().ToString().c_str());
+      std::fprintf(stderr,
+                   "cairn node %u group %llu: warning: taking a snapshot failed (retried later; the log "
+                   "stays uncompacted until one succeeds): %s\n",
+                   options.node_id, static_cast<unsigned long long>(g), r->snapshot_error().ToString().c_str());
     }
     s.snapshot_error = r->snapshot_error();
     s.replicas.clear();

@@ -68,9 +68,10 @@ Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Sqlite* db, st
   CAIRN_ASSIGN_OR_RETURN(store->upsert_hard_state_,
                          db->Prepare("INSERT OR REPLACE INTO raft_hard_state(grp, term, vote, commit_index) "
                                      "VALUES(?1, ?2, ?3, ?4)"));
-  CAIRN_ASSIGN_OR_RETURN(store->upsert_snapshot_,
-                         db->Prepare("INSERT OR REPLACE INTO raft_snapshot(grp, idx, term, voters, learners, data, file) "
-                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  CAIRN_ASSIGN_OR_RETURN(
+      store->upsert_snapshot_,
+      db->Prepare("INSERT OR REPLACE INTO raft_snapshot(grp, idx, term, voters, learners, data, file) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   CAIRN_ASSIGN_OR_RETURN(store->first_index_, db->Prepare("SELECT min(idx) FROM raft_entries WHERE grp = ?1"));
   return store;
 }
@@ -146,8 +147,7 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
   return state;
 }
 
-Status RaftLogStore::SaveSnapshotFile(raft::GroupId group, const raft::SnapshotMeta& meta,
-                                      const std::string& file) {
+Status RaftLogStore::SaveSnapshotFile(raft::GroupId group, const raft::SnapshotMeta& meta, const std::string& file) {
   storage::SqliteTransaction tx(*db_);
   CAIRN_RETURN_IF_ERROR(tx.Begin());
   upsert_snapshot_.BindInt(1, static_cast<int64_t>(group.value()));
@@ -230,8 +230,10 @@ Status RaftLogStore::DropCompacted() {
     delete_through_.BindInt(1, g);
     delete_through_.BindInt(2, static_cast<int64_t>(upto));
     CAIRN_RETURN_IF_ERROR(delete_through_.Run());
-    if (upto == it->second) it = drop_through_.erase(it);
-    else ++it;
+    if (upto == it->second)
+      it = drop_through_.erase(it);
+    else
+      ++it;
   }
   return Status::OK();
 }
@@ -239,8 +241,9 @@ Status RaftLogStore::DropCompacted() {
 Status RaftLogStore::Save(const std::vector<GroupWrite>& writes) {
   storage::SqliteTransaction tx(*db_);
   CAIRN_RETURN_IF_ERROR(tx.Begin());
-  for (const auto& w : writes) CAIRN_RETURN_IF_ERROR(SaveOne(w.group, *w.ready, w.snapshot_file).WithContext(
-      "saving raft state of group " + std::to_string(w.group.value())));
+  for (const auto& w : writes)
+    CAIRN_RETURN_IF_ERROR(SaveOne(w.group, *w.ready, w.snapshot_file)
+                              .WithContext("saving raft state of group " + std::to_string(w.group.value())));
   CAIRN_RETURN_IF_ERROR(DropCompacted().WithContext("dropping compacted raft entries"));
   return tx.Commit();
 }

@@ -282,8 +282,7 @@ class Replica {
   Status MaybeSnapshot();
   // Copies the committed state of the datom file into a snapshot file in
   // the log store's directory, through a connection of its own (any thread).
-  static TakenSnapshot CopySnapshot(const std::string& datoms_path, raft::GroupId group,
-                                    const RaftLogStore& log_store);
+  static TakenSnapshot CopySnapshot(const std::string& datoms_path, raft::GroupId group, const RaftLogStore& log_store);
   // Compacts the Raft log to a copied snapshot and records it durably.
   Status RecordSnapshot(TakenSnapshot taken);
   // Joins a background copy, discarding its result.

@@ -1,4 +1,6 @@
 // RaftLogStore on real SQLite files, driven by a real RaftNode.
+#include "shard/raft_log_store.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -6,7 +8,6 @@
 
 #include "gtest/gtest.h"
 #include "raft/raft_node.h"
-#include "shard/raft_log_store.h"
 #include "storage/sqlite.h"
 
 namespace cairn::shard {
@@ -215,9 +216,10 @@ TEST(RaftLogStore, OpensALogWrittenBeforeSnapshotFiles) {
   {
     auto db = storage::Sqlite::Open(path, storage::Sqlite::OpenMode::kReadWriteCreate);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->Exec("CREATE TABLE raft_snapshot(grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, "
-                            "term INTEGER NOT NULL, voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL);"
-                            "INSERT INTO raft_snapshot VALUES(1, 4, 1, '1,2,3', '', X'6F6C64');")
+    ASSERT_TRUE((*db)
+                    ->Exec("CREATE TABLE raft_snapshot(grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, "
+                           "term INTEGER NOT NULL, voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL);"
+                           "INSERT INTO raft_snapshot VALUES(1, 4, 1, '1,2,3', '', X'6F6C64');")
                     .ok());
   }
   Fixture f(path);
