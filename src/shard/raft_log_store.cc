@@ -1,8 +1,6 @@
 #include "shard/raft_log_store.h"
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 namespace cairn::shard {
@@ -104,16 +102,15 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
       if (file.empty()) {
         snap.data = std::make_shared<const std::string>(st.ColumnBlob(4));
       } else {
+        // The bytes stay in their file (a whole shard: not read at every
+        // start); the caller reads SnapshotPath(file) if it needs them.
         const std::string path = SnapshotPath(file);
-        std::ifstream in(path, std::ios::binary);
-        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (!in.good() && !in.eof()) in.setstate(std::ios::badbit);
-        if (!std::filesystem::exists(path) || in.bad()) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) {
           return Status::Corruption("the snapshot of group " + std::to_string(group.value()) + " at index " +
                                     std::to_string(snap.meta.index.value()) + " is the file " + path +
-                                    ", which cannot be read");
+                                    ", which is missing");
         }
-        snap.data = std::make_shared<const std::string>(std::move(bytes));
       }
       state.snapshot = std::move(snap);
     }

@@ -47,8 +47,10 @@ class RaftLogStore {
   static Result<std::unique_ptr<RaftLogStore>> Open(storage::Sqlite* db, std::string snapshot_dir = {});
 
   // What a replica of `group` restores at start: hard state, the latest
-  // snapshot and the entries after it. Corruption if the stored log has a gap
-  // or does not start right after the snapshot.
+  // snapshot and the entries after it. A snapshot whose bytes are in a file
+  // comes back without them (data == nullptr; SnapshotPath(SnapshotFile(
+  // group)) holds them). Corruption if the stored log has a gap or does not
+  // start right after the snapshot, or if the snapshot's file is missing.
   Result<raft::RestoredState> Load(raft::GroupId group);
 
   struct GroupWrite {

@@ -247,10 +247,15 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
     init.hard_state = restored.hard_state;
     CAIRN_RETURN_IF_ERROR(log_store->Save({{options.raft.group, &init}}));
   }
+  CAIRN_ASSIGN_OR_RETURN(r->snapshot_file_, log_store->SnapshotFile(options.raft.group));
   if (restored.snapshot && restored.snapshot->meta.index > r->applied_) {
     // A snapshot from the leader persisted by the log store, whose install
     // did not happen before a crash: install it now.
-    const raft::Snapshot& snap = *restored.snapshot;
+    raft::Snapshot snap = *restored.snapshot;
+    if (!snap.data && !r->snapshot_file_.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(log_store->SnapshotPath(r->snapshot_file_)));
+      snap.data = std::make_shared<const std::string>(std::move(bytes));
+    }
     bool has_data = snap.data && !snap.data->empty();
     if (has_data) {
       CAIRN_RETURN_IF_ERROR(r->PrepareInstall(snap));
@@ -280,7 +285,6 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
   // Snapshot files of this group other than the one the log store names:
   // left by a crash between a copy and its record, or replaced by a
   // snapshot received from the leader.
-  CAIRN_ASSIGN_OR_RETURN(r->snapshot_file_, log_store->SnapshotFile(options.raft.group));
   std::error_code ec;
   const std::string prefix = SnapshotFilePrefix(options.datoms_path);
   for (const auto& entry : std::filesystem::directory_iterator(log_store->snapshot_dir(), ec)) {

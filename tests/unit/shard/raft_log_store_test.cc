@@ -151,9 +151,10 @@ TEST(RaftLogStore, CompactedEntriesAreDroppedAFewPerSave) {
   EXPECT_EQ(s->entries.front().index, LogIndex(96));
 }
 
-// A snapshot the application took is a file named by the row: Load reads it
-// back, and a missing file is Corruption naming it.
-TEST(RaftLogStore, ASnapshotFileIsLoadedFromTheFileTheRowNames) {
+// A snapshot the application took is a file named by the row: Load returns
+// its meta without the bytes (they stay in the file, read when needed), and a
+// missing file is Corruption naming it.
+TEST(RaftLogStore, ASnapshotFileStaysInTheFileTheRowNames) {
   const std::string path = TempPath("file_snap.db");
   const std::string dir = std::filesystem::path(path).parent_path().string();
   std::filesystem::remove(dir + "/snap-7");
@@ -173,7 +174,9 @@ TEST(RaftLogStore, ASnapshotFileIsLoadedFromTheFileTheRowNames) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   ASSERT_TRUE(s->snapshot.has_value());
   EXPECT_EQ(s->snapshot->meta.index, LogIndex(7));
-  EXPECT_EQ(*s->snapshot->data, "datom file image");
+  EXPECT_EQ(s->snapshot->meta.conf.voters, (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
+  EXPECT_EQ(s->snapshot->data, nullptr);
+  EXPECT_EQ(f.store->SnapshotPath(*f.store->SnapshotFile(GroupId(3))), dir + "/snap-7");
   std::filesystem::remove(dir + "/snap-7");
   s = f.store->Load(GroupId(3));
   ASSERT_FALSE(s.ok());
@@ -182,8 +185,8 @@ TEST(RaftLogStore, ASnapshotFileIsLoadedFromTheFileTheRowNames) {
 }
 
 // A Ready's snapshot saved with GroupWrite::snapshot_file: the row names
-// the file (no bytes in raft.db) and Load reads them from it.
-TEST(RaftLogStore, AReceivedSnapshotSavedWithItsFileIsLoadedFromIt) {
+// the file (no bytes in raft.db), and Load leaves them there.
+TEST(RaftLogStore, AReceivedSnapshotSavedWithItsFileStaysInIt) {
   const std::string path = TempPath("received_snap.db");
   const std::string dir = std::filesystem::path(path).parent_path().string();
   std::ofstream(dir + "/received-30", std::ios::binary) << "leader's image";
@@ -205,7 +208,7 @@ TEST(RaftLogStore, AReceivedSnapshotSavedWithItsFileIsLoadedFromIt) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   ASSERT_TRUE(s->snapshot.has_value());
   EXPECT_EQ(s->snapshot->meta.index, LogIndex(30));
-  EXPECT_EQ(*s->snapshot->data, "leader's image");
+  EXPECT_EQ(s->snapshot->data, nullptr);
   std::filesystem::remove(dir + "/received-30");
 }
 

@@ -690,6 +690,31 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   EXPECT_EQ(CountName(c.at(down), "later"), 1u);
 }
 
+// After a restart the snapshot's bytes stay in their file (nothing read at
+// open); a follower that needs the snapshot afterwards gets it read back.
+TEST(Replica, SnapshotBytesAreReadFromTheFileAfterARestart) {
+  Cluster c(TempDir("snapshot_after_restart"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "r", 30);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id != down) c.Stop(id);
+  }
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id == down) continue;
+    c.Start(id);
+    EXPECT_GT(c.at(id).raft().snapshot().meta.index.value(), 10u);
+    EXPECT_EQ(c.at(id).raft().snapshot().data, nullptr) << "replica " << id << " read its snapshot at open";
+  }
+  c.Start(down);
+  c.WaitLeader();
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
+}
+
 // Deferred datom commits (commit_interval_ms > 0): a crash loses the datom
 // file's open transaction, never an applied entry: the replica reopens at
 // the file's older applied index and re-applies the rest from its Raft log,
