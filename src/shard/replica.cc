@@ -179,12 +179,7 @@ Replica::TakenSnapshot Replica::CopySnapshot(const std::string& datoms_path, raf
       // A connection of its own: the owner's connection keeps committing
       // batches while VACUUM INTO copies the last committed state.
       CAIRN_ASSIGN_OR_RETURN(auto src, storage::Sqlite::Open(datoms_path, storage::Sqlite::OpenMode::kReadOnly));
-      std::string quoted;
-      for (char c : tmp) {
-        quoted += c;
-        if (c == '\'') quoted += '\'';
-      }
-      CAIRN_RETURN_IF_ERROR(src->Exec("VACUUM INTO '" + quoted + "'"));
+      CAIRN_RETURN_IF_ERROR(src->VacuumInto(tmp));
     }
     {
       CAIRN_ASSIGN_OR_RETURN(auto copy, storage::Sqlite::Open(tmp, storage::Sqlite::OpenMode::kReadWrite));

@@ -339,12 +339,7 @@ Status DatomStore::CopyTo(const std::string& dest) {
   CAIRN_RETURN_IF_ERROR(Flush());
   std::error_code ec;
   if (std::filesystem::exists(dest, ec)) return Status::IOError(dest + ": already exists");
-  std::string quoted;
-  for (char c : dest) {
-    quoted += c;
-    if (c == '\'') quoted += '\'';
-  }
-  return db_->Exec("VACUUM INTO '" + quoted + "'");
+  return db_->VacuumInto(dest);
 }
 
 Status DatomStore::ReadLog(TxTime after, TxTime upto, const std::function<void(const IndexEntry&)>& fn) {

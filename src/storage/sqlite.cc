@@ -158,6 +158,15 @@ Result<int64_t> Sqlite::QueryInt(std::string_view sql) {
   return stmt.ColumnInt(0);
 }
 
+Status Sqlite::VacuumInto(const std::string& dest) {
+  std::string quoted;
+  for (char c : dest) {
+    quoted += c;
+    if (c == '\'') quoted += '\'';
+  }
+  return Exec("VACUUM INTO '" + quoted + "'");
+}
+
 int64_t Sqlite::changes() const { return sqlite3_changes64(db_); }
 
 SqliteTransaction::~SqliteTransaction() {

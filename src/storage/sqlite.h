@@ -77,6 +77,9 @@ class Sqlite {
   Result<SqliteStatement> Prepare(std::string_view sql);
   // A single-row, single-integer query (e.g. "PRAGMA user_version").
   Result<int64_t> QueryInt(std::string_view sql);
+  // VACUUM INTO `dest`: a consistent, compacted copy of the database as of
+  // the last commit (works on a read-only connection; `dest` must not exist).
+  Status VacuumInto(const std::string& dest);
 
   // BEGIN IMMEDIATE, COMMIT and ROLLBACK through statements prepared once
   // per connection (SqliteTransaction uses them; Exec would parse the SQL
