@@ -562,16 +562,26 @@ void SmallSnapshots(ReplicaOptions& o) {
   o.raft.snapshot_chunk_bytes = 4096;  // several chunks per snapshot
 }
 
+// Proposes PersonTx(0..n-1) to `leader` under request ids prefix0.. (with
+// t 10 + i), a Round every `round_every` proposals; returns the ids.
+std::vector<std::string> ProposePeople(Cluster& c, uint64_t leader, const std::string& prefix, int n,
+                                       int round_every) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(prefix + std::to_string(i));
+    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
+    if (i % round_every == 0) c.Round();
+  }
+  return ids;
+}
+
 // Stops a follower of `leader`, commits `n` transactions (request ids
 // prefix0.., a Round every 5 proposals) while it is down and settles the
 // others; returns the follower's id.
 uint64_t WriteWhileAFollowerIsDown(Cluster& c, uint64_t leader, const std::string& prefix, int n) {
   uint64_t down = leader == 3 ? 2 : 3;
   c.Stop(down);
-  for (int i = 0; i < n; ++i) {
-    c.Propose(leader, prefix + std::to_string(i), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
+  ProposePeople(c, leader, prefix, n, 5);
   c.Settle();
   return down;
 }
@@ -600,11 +610,7 @@ TEST(Replica, RestartAfterCompactionRecoversExactly) {
   uint64_t leader = c.WaitLeader();
   c.Propose(leader, "schema", 1, kSchema);
   std::vector<std::string> ids = {"schema"};
-  for (int i = 0; i < 30; ++i) {
-    ids.push_back("c" + std::to_string(i));
-    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
-    if (i % 4 == 0) c.Round();
-  }
+  for (std::string& id : ProposePeople(c, leader, "c", 30, 4)) ids.push_back(std::move(id));
   c.Settle();
   ExpectSameDatoms(c);
   for (uint64_t id = 1; id <= 3; ++id) {
@@ -652,11 +658,7 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   LogIndex behind = c.at(down).applied_index();
   c.Stop(down);
   std::vector<std::string> ids = {"schema", "early"};
-  for (int i = 0; i < 40; ++i) {
-    ids.push_back("d" + std::to_string(i));
-    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
+  for (std::string& id : ProposePeople(c, leader, "d", 40, 5)) ids.push_back(std::move(id));
   c.Settle();
   ASSERT_GT(c.at(leader).raft().log().first_index(), behind.Next()) << "the leader's log still covers the follower";
   // The snapshot's bytes are in its file, not in the leader's memory; the
@@ -823,11 +825,7 @@ TEST(Replica, BackgroundSnapshotsCompactTheLogAndServeCatchUpAndRestart) {
     return false;
   };
   std::vector<std::string> ids = {"schema"};
-  for (int i = 0; i < 40; ++i) {
-    ids.push_back("b" + std::to_string(i));
-    c.Propose(leader, ids.back(), 10 + i, PersonTx(i));
-    if (i % 5 == 0) c.Round();
-  }
+  for (std::string& id : ProposePeople(c, leader, "b", 40, 5)) ids.push_back(std::move(id));
   c.Settle();
   ASSERT_TRUE(wait_snapshots_past(behind.value() + 10)) << "no background snapshot was recorded";
   ASSERT_GT(c.at(leader).raft().log().first_index(), behind.Next()) << "the leader's log still covers the follower";
