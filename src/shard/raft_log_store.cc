@@ -132,7 +132,7 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
     }
     e.type = static_cast<raft::EntryType>(type);
     e.data.assign(st.ColumnBlob(3));
-    // Covered by the snapshot (SaveSnapshot keeps them until the next Save).
+    // Covered by the snapshot (SaveSnapshotFile keeps them; Save drops them a few thousand at a time).
     if (state.snapshot && e.index <= state.snapshot->meta.index) continue;
     if (expected != 0 && e.index.value() != expected) {
       return Status::Corruption("raft log of group " + std::to_string(group.value()) + " expected index " +
