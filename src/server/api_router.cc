@@ -457,7 +457,8 @@ Json GroupJson(const GroupStatusInfo& g, bool shard) {
   Json j = {{"leader", g.leader},          {"role", g.role},
             {"term", g.term},              {"commit_index", g.commit_index},
             {"applied_index", g.applied_index}, {"latest_t", g.last_t.raw},
-            {"closed_t", g.closed_t.raw}};
+            {"closed_t", g.closed_t.raw}, {"snapshot_index", g.snapshot_index}};
+  if (!g.snapshot_error.empty()) j["snapshot_error"] = g.snapshot_error;
   if (shard) {
     j["shard"] = g.group;
     Json replicas = Json::array();
@@ -502,7 +503,8 @@ std::string GroupEdn(const GroupStatusInfo& g, bool shard) {
   out += " :leader " + std::to_string(g.leader) + " :role " + Value::String(g.role).ToString() + " :term " +
          std::to_string(g.term) + " :commit_index " + std::to_string(g.commit_index) + " :applied_index " +
          std::to_string(g.applied_index) + " :latest_t " + std::to_string(g.last_t.raw) + " :closed_t " +
-         std::to_string(g.closed_t.raw);
+         std::to_string(g.closed_t.raw) + " :snapshot_index " + std::to_string(g.snapshot_index);
+  if (!g.snapshot_error.empty()) out += " :snapshot_error " + Value::String(g.snapshot_error).ToString();
   if (shard) {
     out += " :replicas [";
     for (const ReplicaLag& r : g.replicas) {

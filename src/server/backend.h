@@ -105,6 +105,10 @@ struct GroupStatusInfo {
   TxTime last_t;
   TxTime closed_t;  // every transaction with t <= closed_t is applied here
   std::vector<ReplicaLag> replicas;  // where this node leads the group
+  uint64_t snapshot_index = 0;       // the latest snapshot this replica holds
+  uint64_t snapshots_taken = 0;      // since the node started
+  uint64_t snapshots_installed = 0;  // received from a leader since the node started
+  std::string snapshot_error;        // why the last snapshot copy failed; empty if it did not
 };
 
 // Cluster mode: the shard map this node follows (shard_map_cache.h).

@@ -176,6 +176,10 @@ GroupStatusInfo Info(uint64_t group, const cluster::GroupStatus& st) {
   g.applied_index = st.applied;
   g.last_t = st.last_t;
   g.closed_t = st.closed_t;
+  g.snapshot_index = st.snapshot_index;
+  g.snapshots_taken = st.snapshots_taken;
+  g.snapshots_installed = st.snapshots_installed;
+  if (!st.snapshot_error.ok()) g.snapshot_error = st.snapshot_error.ToString();
   uint64_t last = 0;
   for (const cluster::ReplicaProgress& p : st.replicas) last = std::max(last, p.match);
   for (const cluster::ReplicaProgress& p : st.replicas) g.replicas.push_back({p.node, p.match, last - p.match});

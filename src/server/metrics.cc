@@ -144,6 +144,22 @@ std::string Metrics::RenderPrometheus(const BackendStatus& backend) const {
     for (const GroupStatusInfo* g : groups) {
       out += "cairn_closed_t{group=\"" + std::to_string(g->group) + "\"} " + std::to_string(g->closed_t.raw) + "\n";
     }
+    auto per_group = [&](const char* name, const char* type, const char* help, auto value) {
+      Family(out, name, type, help);
+      for (const GroupStatusInfo* g : groups) {
+        out += std::string(name) + "{group=\"" + std::to_string(g->group) + "\"} " + std::to_string(value(*g)) + "\n";
+      }
+    };
+    per_group("cairn_snapshot_index", "gauge", "The index of the latest snapshot the group's replica holds.",
+              [](const GroupStatusInfo& g) { return g.snapshot_index; });
+    per_group("cairn_snapshots_taken_total", "counter", "Snapshots the group's replica took since the node started.",
+              [](const GroupStatusInfo& g) { return g.snapshots_taken; });
+    per_group("cairn_snapshots_installed_total", "counter",
+              "Snapshots the group's replica received from a leader and installed since the node started.",
+              [](const GroupStatusInfo& g) { return g.snapshots_installed; });
+    per_group("cairn_snapshot_failing", "gauge",
+              "1 while the group's last snapshot copy failed (its log stays uncompacted; /v1/status says why).",
+              [](const GroupStatusInfo& g) { return g.snapshot_error.empty() ? 0 : 1; });
   }
   return out;
 }

@@ -455,6 +455,19 @@ def test_snapshot_catchup(work, register):
     c.wait_applied_equal(timeout_s=30)
     evidence = snapshot_installed_evidence(down)
     log("snapshot evidence on node 3 (metrics, log, status): %r" % evidence)
+    # What node 3 exports about it: /v1/status shows per shard a snapshot index past what it had applied when it went
+    # down (installed, or its own once it caught up), and cairn_snapshots_installed_total counts the installs (a shard
+    # whose log still reached past node 3's own log may catch up from the log instead).
+    st3 = down.status()
+    installs = 0
+    for s_ in range(1, SHARDS + 1):
+        check(shard_entry(st3, s_).get("snapshot_index", 0) > (applied_when_down[s_] or 0),
+              "node 3: /v1/status shard %d snapshot_index %r, want past %r" %
+              (s_, shard_entry(st3, s_).get("snapshot_index"), applied_when_down[s_]))
+        m = re.search(r'^cairn_snapshots_installed_total\{group="%d"\} (\d+)$' % s_, down.metrics(), re.M)
+        check(m is not None, "node 3: /metrics lacks cairn_snapshots_installed_total for shard %d" % s_)
+        installs += int(m.group(1))
+    check(installs >= 1, "node 3: cairn_snapshots_installed_total is 0 for every shard after catching up")
     for n in c.nodes:
         check_acks_exactly_once(n, acks, consistency="stale")
     check(val_datoms(down) == val_datoms(up[0]), "node 3's datoms differ from node 1's after the snapshot")
