@@ -147,16 +147,21 @@ Result<raft::RestoredState> RaftLogStore::Load(raft::GroupId group) {
 Status RaftLogStore::SaveSnapshotFile(raft::GroupId group, const raft::SnapshotMeta& meta, const std::string& file) {
   storage::SqliteTransaction tx(*db_);
   CAIRN_RETURN_IF_ERROR(tx.Begin());
+  CAIRN_RETURN_IF_ERROR(UpsertSnapshot(group, meta, std::string_view(), file)
+                            .WithContext("saving the snapshot of group " + std::to_string(group.value())));
+  return tx.Commit();
+}
+
+Status RaftLogStore::UpsertSnapshot(raft::GroupId group, const raft::SnapshotMeta& meta, std::string_view data,
+                                    std::string_view file) {
   upsert_snapshot_.BindInt(1, static_cast<int64_t>(group.value()));
   upsert_snapshot_.BindInt(2, static_cast<int64_t>(meta.index.value()));
   upsert_snapshot_.BindInt(3, static_cast<int64_t>(meta.term.value()));
   upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
   upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
-  upsert_snapshot_.BindBlob(6, std::string_view());
+  upsert_snapshot_.BindBlob(6, data);
   upsert_snapshot_.BindText(7, file);
-  CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run().WithContext("saving the snapshot of group " +
-                                                           std::to_string(group.value())));
-  return tx.Commit();
+  return upsert_snapshot_.Run();
 }
 
 Result<std::string> RaftLogStore::SnapshotFile(raft::GroupId group) {
@@ -169,17 +174,11 @@ Result<std::string> RaftLogStore::SnapshotFile(raft::GroupId group) {
 Status RaftLogStore::SaveOne(raft::GroupId group, const raft::Ready& ready, const std::string& snapshot_file) {
   const auto g = static_cast<int64_t>(group.value());
   if (ready.snapshot) {
-    const auto& meta = ready.snapshot->meta;
-    upsert_snapshot_.BindInt(1, g);
-    upsert_snapshot_.BindInt(2, static_cast<int64_t>(meta.index.value()));
-    upsert_snapshot_.BindInt(3, static_cast<int64_t>(meta.term.value()));
-    upsert_snapshot_.BindText(4, EncodeIds(meta.conf.voters));
-    upsert_snapshot_.BindText(5, EncodeIds(meta.conf.learners));
-    const bool in_row = snapshot_file.empty();
-    upsert_snapshot_.BindBlob(
-        6, in_row && ready.snapshot->data ? std::string_view(*ready.snapshot->data) : std::string_view());
-    upsert_snapshot_.BindText(7, snapshot_file);
-    CAIRN_RETURN_IF_ERROR(upsert_snapshot_.Run());
+    // The bytes go in the row only when no file holds them.
+    const bool in_row = snapshot_file.empty() && ready.snapshot->data;
+    CAIRN_RETURN_IF_ERROR(UpsertSnapshot(group, ready.snapshot->meta,
+                                         in_row ? std::string_view(*ready.snapshot->data) : std::string_view(),
+                                         snapshot_file));
     delete_all_.BindInt(1, g);
     CAIRN_RETURN_IF_ERROR(delete_all_.Run());
     drop_through_.erase(group.value());

@@ -85,6 +85,9 @@ class RaftLogStore {
  private:
   explicit RaftLogStore(storage::Sqlite* db) : db_(db) {}
   Status SaveOne(raft::GroupId group, const raft::Ready& ready, const std::string& snapshot_file);
+  // Writes the group's raft_snapshot row.
+  Status UpsertSnapshot(raft::GroupId group, const raft::SnapshotMeta& meta, std::string_view data,
+                        std::string_view file);
   // Drops up to drop_batch_ compacted entries of each group that has some.
   Status DropCompacted();
 

@@ -392,7 +392,7 @@ Status Replica::HandleReady(const SendFn& send) {
     std::optional<raft::Ready> rd = TakeReady();
     if (!rd) return failed_;
     // 1. Durable first (one SQLite transaction).
-    Status s = log_store_->Save({{options_.raft.group, &*rd, prepared_file_}});
+    Status s = log_store_->Save({{options_.raft.group, &*rd, prepared_snapshot_file()}});
     if (!s.ok()) return failed_ = s;
     CAIRN_RETURN_IF_ERROR(FinishReady(*rd, send));
   }
@@ -633,8 +633,16 @@ Status Replica::RecordOutcome(const std::string& request_id, ApplyOutcome outcom
   return Status::OK();
 }
 
+bool Replica::RecordedFileHolds(raft::LogIndex index) const {
+  return !snapshot_file_.empty() && snapshot_file_ == SnapshotFileName(options_.datoms_path, index);
+}
+
+std::string Replica::prepared_snapshot_file() const {
+  return prepared_install_.IsZero() ? std::string() : SnapshotFileName(options_.datoms_path, prepared_install_);
+}
+
 std::shared_ptr<const std::string> Replica::LoadSnapshotData(const raft::SnapshotMeta& meta) const {
-  if (snapshot_file_.empty() || snapshot_file_ != SnapshotFileName(options_.datoms_path, meta.index)) return nullptr;
+  if (!RecordedFileHolds(meta.index)) return nullptr;
   Result<std::string> bytes = ReadWholeFile(log_store_->SnapshotPath(snapshot_file_));
   if (!bytes.ok()) return nullptr;
   return std::make_shared<const std::string>(std::move(*bytes));
@@ -642,10 +650,7 @@ std::shared_ptr<const std::string> Replica::LoadSnapshotData(const raft::Snapsho
 
 Status Replica::MaybeSnapshot() {
   // The core's copy of the snapshot's bytes, once its file is the recorded one.
-  if (node_->snapshot().data && !snapshot_file_.empty() &&
-      snapshot_file_ == SnapshotFileName(options_.datoms_path, node_->snapshot().meta.index)) {
-    node_->ReleaseSnapshotData();
-  }
+  if (node_->snapshot().data && RecordedFileHolds(node_->snapshot().meta.index)) node_->ReleaseSnapshotData();
   if (job_) {
     if (!job_->done.load(std::memory_order_acquire)) return Status::OK();
     job_->thread.join();
@@ -685,18 +690,17 @@ Status Replica::RecordSnapshot(TakenSnapshot taken) {
     return Status::OK();
   }
   snapshot_error_ = Status::OK();
-  std::error_code ec;
-  const std::string path = log_store_->SnapshotPath(taken.file);
   // Outdated while it was copied (a snapshot from the leader was installed,
   // or the copy is not past the current one): drop it.
   if (taken.index <= node_->snapshot().meta.index || taken.index > node_->applied() || taken.file == snapshot_file_) {
-    if (taken.file != snapshot_file_) std::filesystem::remove(path, ec);
+    DiscardCopy(taken);
     return Status::OK();
   }
   // No bytes in memory: the core reads them from the file when it needs them.
   CAIRN_RETURN_IF_ERROR(node_->Compact(taken.index, nullptr));
   // Durable before the next Save drops the compacted entries.
   CAIRN_RETURN_IF_ERROR(log_store_->SaveSnapshotFile(options_.raft.group, node_->snapshot().meta, taken.file));
+  std::error_code ec;
   if (!snapshot_file_.empty()) std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
   snapshot_file_ = taken.file;
   ++snapshots_taken_;
@@ -706,11 +710,13 @@ Status Replica::RecordSnapshot(TakenSnapshot taken) {
 void Replica::WaitForSnapshotJob() {
   if (!job_) return;
   job_->thread.join();
-  std::error_code ec;
-  if (job_->result.status.ok() && job_->result.file != snapshot_file_) {
-    std::filesystem::remove(log_store_->SnapshotPath(job_->result.file), ec);
-  }
+  if (job_->result.status.ok()) DiscardCopy(job_->result);
   job_.reset();
+}
+
+void Replica::DiscardCopy(const TakenSnapshot& taken) {
+  std::error_code ec;
+  if (taken.file != snapshot_file_) std::filesystem::remove(log_store_->SnapshotPath(taken.file), ec);
 }
 
 Status Replica::PrepareInstall(const raft::Snapshot& snap) {
@@ -718,7 +724,6 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
   const std::string what =
       GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(snap.meta.index.value());
   prepared_install_ = raft::LogIndex();
-  prepared_file_.clear();
   RemoveDatabaseFiles(path);
   const std::string_view bytes = snap.data ? std::string_view(*snap.data) : std::string_view();
   CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, bytes));
@@ -749,7 +754,6 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
     return w.WithContext(what);
   }
   prepared_install_ = snap.meta.index;
-  prepared_file_ = file;
   return Status::OK();
 }
 
@@ -758,6 +762,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
     return Status::Internal(GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(index.value()) +
                             " was not validated before install");
   }
+  const std::string file = prepared_snapshot_file();
   prepared_install_ = raft::LogIndex();
   WaitForSnapshotJob();  // before its connection's WAL and shm files go
   // Close the current file (its WAL is checkpointed and removed), replace it
@@ -776,11 +781,10 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
                               std::to_string(applied_.value()) + ", expected " + std::to_string(index.value()));
   }
   // The log store's row names the received snapshot's file now.
-  if (!snapshot_file_.empty() && snapshot_file_ != prepared_file_) {
+  if (!snapshot_file_.empty() && snapshot_file_ != file) {
     std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
   }
-  snapshot_file_ = prepared_file_;
-  prepared_file_.clear();
+  snapshot_file_ = file;
   ++snapshots_installed_;
   return Status::OK();
 }

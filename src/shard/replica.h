@@ -68,11 +68,11 @@
 // Snapshots: every `snapshot_entries` applied entries, or once the entries
 // applied since the last snapshot carry `snapshot_bytes` of commands, the
 // replica copies its datom file (VACUUM INTO; a consistent copy of what the
-// file committed, which includes its applied index and the outcomes), hands
-// the bytes to RaftNode::Compact at the copy's applied index (which truncates
-// the log and sends the snapshot in chunks to a follower that fell behind the
-// truncation), and records the snapshot file in the RaftLogStore so it
-// survives a restart. A snapshot received from the leader is written to a
+// file committed, which includes its applied index and the outcomes), calls
+// RaftNode::Compact at the copy's applied index (which truncates the log and
+// sends the snapshot in chunks, read from its file, to a follower that fell
+// behind the truncation), and records the snapshot file in the RaftLogStore
+// so it survives a restart. A snapshot received from the leader is written to a
 // temp file next to the datom file and to a snapshot file the log store's row
 // will name, and validated (a Cairn datom file of this group whose
 // applied index is the snapshot's index) in TakeReady(), BEFORE the host
@@ -216,7 +216,7 @@ class Replica {
   // prepared_snapshot_file() with the Ready to RaftLogStore::Save (GroupWrite::
   // snapshot_file). A bad snapshot fails the replica and returns nullopt.
   std::optional<raft::Ready> TakeReady();
-  const std::string& prepared_snapshot_file() const { return prepared_file_; }
+  std::string prepared_snapshot_file() const;
   // REQUIRES: `rd` came from TakeReady() and is durable.
   Status FinishReady(const raft::Ready& rd, const SendFn& send);
 
@@ -287,6 +287,11 @@ class Replica {
   Status RecordSnapshot(TakenSnapshot taken);
   // Joins a background copy, discarding its result.
   void WaitForSnapshotJob();
+  // Removes the file of a copy that is not recorded (unless it is the
+  // recorded one).
+  void DiscardCopy(const TakenSnapshot& taken);
+  // Whether the recorded snapshot file is the one of the snapshot at `index`.
+  bool RecordedFileHolds(raft::LogIndex index) const;
   // The bytes of the recorded snapshot at `meta` read from its file, or null
   // (raft::Config::load_snapshot_data).
   std::shared_ptr<const std::string> LoadSnapshotData(const raft::SnapshotMeta& meta) const;
@@ -316,7 +321,6 @@ class Replica {
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
   std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
   raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero
-  std::string prepared_file_;                   // its snapshot file (prepared_snapshot_file())
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
   // on_applied calls of the batch being applied, made once it is applied.
