@@ -602,8 +602,8 @@ void NodeHost::Impl::PublishStatus() {
     s.snapshots_installed = r->snapshots_installed();
     if (!r->snapshot_error().ok() && s.snapshot_error.ToString() != r->snapshot_error().ToString()) {
       std::fprintf(stderr,
-                   "cairn node %u group %llu: warning: taking a snapshot failed (retried later; the log "
-                   "stays uncompacted until one succeeds): %s\n",
+                   "cairn node %u group %llu: warning: a snapshot failed (a copy is retried later and "
+                   "the log stays uncompacted until one succeeds; a chunk received is asked for again): %s\n",
                    options.node_id, static_cast<unsigned long long>(g), r->snapshot_error().ToString().c_str());
     }
     s.snapshot_error = r->snapshot_error();

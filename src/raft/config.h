@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "raft/types.h"
 
@@ -64,12 +66,23 @@ struct Config {
   // Entries kept below a new snapshot, so slightly lagging followers still
   // catch up from the log instead of a snapshot.
   uint64_t compaction_retain_entries = 64;
-  // When set, the node may drop its snapshot's bytes (ReleaseSnapshotData)
-  // and calls this to read them back when a follower needs the snapshot; it
-  // returns null if they cannot be read (nothing is sent then). Hosts that
-  // keep their snapshots in files set it, so a replica does not hold a copy
-  // of its whole shard in memory.
-  std::function<std::shared_ptr<const std::string>(const SnapshotMeta&)> load_snapshot_data;
+  // Hosts that keep snapshots in files set both, so that neither side of a
+  // transfer holds a shard's whole image in memory:
+  //  - read_snapshot_chunk(meta, offset, max_len, &out): a leader sending the
+  //    snapshot at `meta` (its own, whose bytes it need not hold: Compact may
+  //    be given none) reads up to max_len bytes from `offset` into `out` and
+  //    returns the snapshot's total size, or nullopt if it cannot be read now
+  //    (nothing is sent; the next heartbeat round tries again);
+  //  - write_snapshot_chunk(meta, offset, data): a follower hands each chunk,
+  //    in order, to the host (offset 0 starts a new transfer) instead of
+  //    assembling it; false if it could not be stored (the chunk is not
+  //    acknowledged, so the leader sends it again after its next heartbeat).
+  //    The received snapshot then comes out in Ready with null data: the
+  //    host holds its bytes.
+  // Without them a snapshot's bytes are held in memory (Snapshot::data).
+  std::function<std::optional<uint64_t>(const SnapshotMeta&, uint64_t offset, uint64_t max_len, std::string* out)>
+      read_snapshot_chunk;
+  std::function<bool(const SnapshotMeta&, uint64_t offset, std::string_view data)> write_snapshot_chunk;
 
   // Idle groups: after this many heartbeat rounds with nothing to replicate, a
   // leader quiesces the group (no ticks, no heartbeats) until something

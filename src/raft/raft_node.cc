@@ -465,32 +465,45 @@ void RaftNode::HandleSnapshotChunk(const Message& m) {
     Send(std::move(r));
     return;
   }
-  if (chunk.offset_bytes == 0) incoming_ = IncomingSnapshot{meta, std::string()};
-  if (!incoming_ || incoming_->meta.index != meta.index || incoming_->meta.term != meta.term ||
-      incoming_->data.size() != chunk.offset_bytes) {
-    // Out of order (a lost or reordered chunk): say where we are.
+  if (chunk.offset_bytes == 0) incoming_ = IncomingSnapshot{meta, std::string(), 0};
+  auto ask_from = [&](uint64_t offset) {
     Message r;
     r.type = MessageType::kSnapshotResp;
     r.to = m.from;
     r.term = term_;
     r.index = meta.index;
     r.reject = true;
-    r.context = incoming_ && incoming_->meta.index == meta.index ? incoming_->data.size() : 0;
+    r.context = offset;
     Send(std::move(r));
+  };
+  if (!incoming_ || incoming_->meta.index != meta.index || incoming_->meta.term != meta.term ||
+      incoming_->received != chunk.offset_bytes) {
+    // Out of order (a lost or reordered chunk): say where we are.
+    ask_from(incoming_ && incoming_->meta.index == meta.index ? incoming_->received : 0);
     return;
   }
-  incoming_->data += chunk.data;
+  if (config_.write_snapshot_chunk) {
+    // The host could not store it (a full disk?): no answer, so the leader
+    // sends it again after the next heartbeat, not at once.
+    if (!config_.write_snapshot_chunk(meta, chunk.offset_bytes, chunk.data)) return;
+  } else {
+    incoming_->data += chunk.data;
+  }
+  incoming_->received += chunk.data.size();
   if (!chunk.done) {
     Message r;
     r.type = MessageType::kSnapshotResp;
     r.to = m.from;
     r.term = term_;
     r.index = meta.index;
-    r.context = incoming_->data.size();
+    r.context = incoming_->received;
     Send(std::move(r));
     return;
   }
-  Snapshot snap{incoming_->meta, std::make_shared<const std::string>(std::move(incoming_->data))};
+  // Streamed to the host: it holds the bytes, the Ready carries none.
+  Snapshot snap{incoming_->meta, config_.write_snapshot_chunk
+                                     ? nullptr
+                                     : std::make_shared<const std::string>(std::move(incoming_->data))};
   incoming_.reset();
   if (log_.Matches(meta.index, meta.term)) {
     // We already hold the snapshot's last entry, so the log is a superset.
@@ -601,7 +614,7 @@ bool RaftNode::SendAppend(Progress* pr, bool allow_empty) {
   const LogIndex prev = pr->next().Prev();
   if (!log_.HasTerm(prev)) {
     // The entries it needs were compacted away.
-    if (snapshot_.meta.index.IsZero() || !EnsureSnapshotData()) return false;
+    if (snapshot_.meta.index.IsZero() || !SnapshotSendable()) return false;
     pr->BecomeSnapshot(snapshot_.meta.index);
     SendSnapshotChunk(pr);
     return true;
@@ -632,31 +645,33 @@ void RaftNode::SendAppendsWhileOpen(Progress* pr) {
   }
 }
 
-bool RaftNode::EnsureSnapshotData() {
-  if (!snapshot_.data && config_.load_snapshot_data) snapshot_.data = config_.load_snapshot_data(snapshot_.meta);
-  return snapshot_.data != nullptr;
-}
-
-void RaftNode::ReleaseSnapshotData() {
-  if (!config_.load_snapshot_data || !snapshot_.data) return;
-  for (const Progress& pr : progress_) {
-    if (pr.state() == Progress::State::kSnapshot) return;  // being sent
-  }
-  snapshot_.data.reset();
-}
+bool RaftNode::SnapshotSendable() const { return snapshot_.data != nullptr || config_.read_snapshot_chunk; }
 
 void RaftNode::SendSnapshotChunk(Progress* pr) {
   if (pr->snapshot_index() != snapshot_.meta.index) pr->BecomeSnapshot(snapshot_.meta.index);
-  if (!EnsureSnapshotData()) return;  // unreadable now: the next heartbeat round tries again
-  const std::string& data = *snapshot_.data;
-  uint64_t offset = std::min<uint64_t>(pr->snapshot_offset_bytes(), data.size());
-  const uint64_t len = std::min<uint64_t>(config_.snapshot_chunk_bytes, data.size() - offset);
   auto chunk = std::make_shared<SnapshotChunk>();
   chunk->meta = snapshot_.meta;
-  chunk->offset_bytes = offset;
-  chunk->total_bytes = data.size();
-  chunk->data = data.substr(offset, len);
-  chunk->done = offset + len == data.size();
+  const uint64_t wanted = pr->snapshot_offset_bytes();
+  if (snapshot_.data) {
+    const std::string& data = *snapshot_.data;
+    chunk->offset_bytes = std::min<uint64_t>(wanted, data.size());
+    chunk->total_bytes = data.size();
+    chunk->data = data.substr(chunk->offset_bytes, config_.snapshot_chunk_bytes);
+  } else {
+    if (!config_.read_snapshot_chunk) return;
+    uint64_t offset = wanted;
+    std::optional<uint64_t> total =
+        config_.read_snapshot_chunk(snapshot_.meta, offset, config_.snapshot_chunk_bytes, &chunk->data);
+    if (total && offset > *total) {  // asked past the end: start over
+      offset = 0;
+      total = config_.read_snapshot_chunk(snapshot_.meta, offset, config_.snapshot_chunk_bytes, &chunk->data);
+    }
+    // Unreadable now: the next heartbeat round tries again.
+    if (!total || chunk->data.size() > *total - offset) return;
+    chunk->offset_bytes = offset;
+    chunk->total_bytes = *total;
+  }
+  chunk->done = chunk->offset_bytes + chunk->data.size() == chunk->total_bytes;
   Message m;
   m.type = MessageType::kSnapshot;
   m.to = pr->id();

@@ -139,10 +139,6 @@ class RaftNode {
   // (<= applied()). The core keeps it to send to lagging followers and
   // compacts the log up to index - compaction_retain_entries.
   Status Compact(LogIndex index, std::shared_ptr<const std::string> data);
-  // With Config::load_snapshot_data: drops the snapshot's bytes unless a
-  // follower is being sent them (snapshot().data is null afterwards; they are
-  // read back when needed). No-op without it.
-  void ReleaseSnapshotData();
   // Wakes a quiesced group (the host learned that a peer failed or restarted).
   void Unquiesce();
 
@@ -162,6 +158,9 @@ class RaftNode {
   const RaftLog& log() const { return log_; }
   const ConfState& conf() const { return conf_; }
   const Snapshot& snapshot() const { return snapshot_; }
+  // A snapshot received from the leader that the next Ready will carry to
+  // be installed (hosts may prepare its install before taking that Ready).
+  const std::optional<Snapshot>& pending_install() const { return pending_install_; }
   const Progress* progress(NodeId id) const;
   // True if a lease read would be served locally right now.
   bool LeaseValid() const;
@@ -177,7 +176,8 @@ class RaftNode {
   };
   struct IncomingSnapshot {
     SnapshotMeta meta;
-    std::string data;
+    std::string data;       // without Config::write_snapshot_chunk
+    uint64_t received = 0;  // bytes received in order
   };
   enum class CampaignKind { kPreVote, kElection, kTransfer };
 
@@ -214,9 +214,9 @@ class RaftNode {
   bool SendAppend(Progress* pr, bool allow_empty);
   void SendAppendsWhileOpen(Progress* pr);
   void SendSnapshotChunk(Progress* pr);
-  // The snapshot's bytes, read back through Config::load_snapshot_data if
-  // they were released; false if there are none.
-  bool EnsureSnapshotData();
+  // Whether the snapshot can be sent: its bytes are held, or read through
+  // Config::read_snapshot_chunk.
+  bool SnapshotSendable() const;
   void SendTimeoutNow(NodeId to);
   void BroadcastAppend();
   void BroadcastHeartbeat();

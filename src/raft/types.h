@@ -142,7 +142,8 @@ enum class MessageType : uint8_t {
 
 const char* MessageTypeName(MessageType t);
 
-// One chunk of an InstallSnapshot. The follower assembles chunks in order and
+// One chunk of an InstallSnapshot. The follower takes chunks in order
+// (assembled in memory, or handed to Config::write_snapshot_chunk) and
 // installs the snapshot when `done` arrives.
 struct SnapshotChunk {
   SnapshotMeta meta;

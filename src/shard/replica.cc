@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <thread>
 
@@ -36,20 +35,25 @@ uint64_t U64(int64_t v) { return static_cast<uint64_t>(v); }
 
 std::string GroupName(raft::GroupId g) { return "group " + std::to_string(g.value()); }
 
+// Writes all of `bytes` at `offset` of the open file `fd` (named `path`).
+Status WriteAt(int fd, const std::string& path, uint64_t offset, std::string_view bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::IOError(path + ": write failed: " + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
 // Writes `bytes` to `path` (replacing it) and fsyncs it.
 Status WriteFileDurably(const std::string& path, std::string_view bytes) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(path + ": cannot create: " + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Status s = Status::IOError(path + ": write failed: " + std::strerror(errno));
-      ::close(fd);
-      return s;
-    }
-    done += static_cast<size_t>(n);
+  if (Status w = WriteAt(fd, path, 0, bytes); !w.ok()) {
+    ::close(fd);
+    return w;
   }
   if (::fsync(fd) != 0) {
     Status s = Status::IOError(path + ": fsync failed: " + std::strerror(errno));
@@ -58,14 +62,6 @@ Status WriteFileDurably(const std::string& path, std::string_view bytes) {
   }
   ::close(fd);
   return Status::OK();
-}
-
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(path + ": cannot open for reading");
-  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::IOError(path + ": read failed");
-  return out;
 }
 
 Status SyncDirectoryOf(const std::string& path) {
@@ -96,6 +92,14 @@ Status SyncFile(const std::string& path) {
   ::close(fd);
   if (rc != 0) return Status::IOError(path + ": fsync failed: " + std::strerror(errno));
   return Status::OK();
+}
+
+// Copies `from` to `to` (replacing it) and fsyncs the copy.
+Status CopyFileDurably(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError(from + ": cannot copy to " + to + ": " + ec.message());
+  return SyncFile(to);
 }
 
 void RemoveDatabaseFiles(const std::string& path) {
@@ -209,7 +213,9 @@ struct Replica::Statements {
 Replica::Replica() = default;
 
 Replica::~Replica() {
+  DiscardInstallJob();
   WaitForSnapshotJob();
+  CloseIncoming();
   // Closing the store commits a kept-open transaction (whole batches only).
   stmts_.reset();  // finalized before the store's connection closes
   store_.reset();
@@ -246,13 +252,10 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
   if (restored.snapshot && restored.snapshot->meta.index > r->applied_) {
     // A snapshot from the leader persisted by the log store, whose install
     // did not happen before a crash: install it now.
-    raft::Snapshot snap = *restored.snapshot;
-    if (!snap.data && !r->snapshot_file_.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(log_store->SnapshotPath(r->snapshot_file_)));
-      snap.data = std::make_shared<const std::string>(std::move(bytes));
-    }
-    bool has_data = snap.data && !snap.data->empty();
-    if (has_data) {
+    // Its bytes are in the recorded file, or (a log store written before
+    // snapshot files) in the row.
+    const raft::Snapshot& snap = *restored.snapshot;
+    if ((snap.data && !snap.data->empty()) || r->RecordedFileHolds(snap.meta.index)) {
       CAIRN_RETURN_IF_ERROR(r->PrepareInstall(snap));
       CAIRN_RETURN_IF_ERROR(r->InstallPrepared(snap.meta.index));
     } else if (snap.meta.index.value() > 1) {
@@ -269,17 +272,21 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
                                 std::to_string(last.value()) + " (lost log writes?)");
     }
   }
-  // The snapshot's bytes live in its file: the core holds them only while a
-  // follower is sent them (MaybeSnapshot releases them), and reads them back
-  // through this when needed.
+  // Snapshots stream between files: read chunk by chunk from the recorded
+  // file to be sent, written chunk by chunk to the incoming file when received.
   raft::Config raft_config = options.raft;
-  raft_config.load_snapshot_data = [self = r.get()](const raft::SnapshotMeta& meta) {
-    return self->LoadSnapshotData(meta);
+  raft_config.read_snapshot_chunk = [self = r.get()](const raft::SnapshotMeta& meta, uint64_t offset,
+                                                     uint64_t max_len, std::string* out) {
+    return self->ReadSnapshotChunk(meta, offset, max_len, out);
+  };
+  raft_config.write_snapshot_chunk = [self = r.get()](const raft::SnapshotMeta& meta, uint64_t offset,
+                                                      std::string_view data) {
+    return self->WriteSnapshotChunk(meta, offset, data);
   };
   r->node_ = std::make_unique<raft::RaftNode>(raft_config, std::move(restored));
   // Snapshot files of this group other than the one the log store names:
-  // left by a crash between a copy and its record, or replaced by a
-  // snapshot received from the leader.
+  // left by a crash between a copy and its record, replaced by a snapshot
+  // received from the leader, or a transfer that did not finish.
   std::error_code ec;
   const std::string prefix = SnapshotFilePrefix(options.datoms_path);
   for (const auto& entry : std::filesystem::directory_iterator(log_store->snapshot_dir(), ec)) {
@@ -289,46 +296,29 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options, st
   return r;
 }
 
-Status Replica::LoadState() {
-  WaitForSnapshotJob();  // its connection reads the file about to be reopened
-  batch_history_.clear();
-  unflushed_entries_ = 0;
-  last_flush_ = std::chrono::steady_clock::now();
-  stmts_.reset();
-  store_.reset();
-  const std::string& path = options_.datoms_path;
-  const uint64_t grp = options_.raft.group.value();
-  CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, options_.store));
-  storage::Sqlite& sql = store_->sql();
-  Result<ReplicaState> state = ReadReplicaState(store_->sql());
-  if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
-    if (store_->last_t().valid()) {
-      return Status::Corruption(path +
-                                " holds transactions but no replica state (a file of an older build, or "
-                                "not a shard replica's file); refusing to replay a log onto it");
-    }
-    CAIRN_RETURN_IF_ERROR(store_->Transaction([&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(sql.Exec(kReplicaSchemaSql));
-      return sql.Exec("INSERT INTO replica_state VALUES ('format', " + std::to_string(kReplicaFormat) +
-                      "), ('group', " + std::to_string(grp) + "), ('applied_index', 0)");
-    }));
-    state = ReadReplicaState(store_->sql());
-  }
-  if (!state.ok()) return state.status();
-  if (state->group != grp) {
-    return Status::Corruption(path + " is the state of group " + std::to_string(state->group) + ", not of group " +
-                              std::to_string(grp));
-  }
-  applied_ = state->applied;
-  closed_t_ = state->closed_t;
-  closed_dirty_ = false;
+// Everything LoadState() reads from a datom file besides the open store:
+// read in full by ReadLoaded(), on any thread.
+struct Replica::Loaded {
+  ReplicaState state;
+  std::unordered_map<std::string, ApplyOutcome> outcomes;
+  std::deque<std::pair<raft::LogIndex, std::string>> outcome_order;
+  std::shared_ptr<const storage::CurrentIndex> index;
+  std::shared_ptr<const storage::HistoryIndex> history;
+  std::shared_ptr<const Schema> schema;
+};
 
-  outcomes_.clear();
-  outcome_order_.clear();
+Result<std::unique_ptr<Replica::Loaded>> Replica::ReadLoaded(storage::DatomStore& store, const std::string& path,
+                                                            uint64_t group) {
+  auto out = std::make_unique<Loaded>();
+  CAIRN_ASSIGN_OR_RETURN(out->state, ReadReplicaState(store.sql()));
+  if (out->state.group != group) {
+    return Status::Corruption(path + " is the state of group " + std::to_string(out->state.group) +
+                              ", not of group " + std::to_string(group));
+  }
   {
     CAIRN_ASSIGN_OR_RETURN(storage::SqliteStatement q,
-                           sql.Prepare("SELECT request_id, idx, t, code, message, tempids FROM replica_outcomes "
-                                       "ORDER BY idx"));
+                           store.sql().Prepare("SELECT request_id, idx, t, code, message, tempids FROM "
+                                               "replica_outcomes ORDER BY idx"));
     while (true) {
       CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
@@ -344,23 +334,62 @@ Status Replica::LoadState() {
       if (!tempids.ok()) return tempids.status().WithContext(path + ": replica_outcomes");
       o.tempids = std::move(*tempids);
       std::string id(q.ColumnBlob(0));
-      outcome_order_.emplace_back(o.index, id);
-      outcomes_[std::move(id)] = std::move(o);
+      out->outcome_order.emplace_back(o.index, id);
+      out->outcomes[std::move(id)] = std::move(o);
     }
   }
-
   std::vector<storage::IndexEntry> log;
-  log.reserve(store_->datom_count());
-  CAIRN_RETURN_IF_ERROR(store_->ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
+  log.reserve(store.datom_count());
+  CAIRN_RETURN_IF_ERROR(store.ReadAll([&](const storage::IndexEntry& x) { log.push_back(x); }));
   // The history index (every assertion and retraction: as-of and history
   // views) from the same log, as the embedded Database builds its own.
   auto history = std::make_shared<storage::HistoryIndex>();
   history->Build(log);
   auto index = std::make_shared<storage::CurrentIndex>();
   index->Build(std::move(log));
-  schema_ = LoadSchemaFromIndex(*index, *store_->attrs());
-  index_ = std::move(index);
-  history_ = std::move(history);
+  out->schema = LoadSchemaFromIndex(*index, *store.attrs());
+  out->index = std::move(index);
+  out->history = std::move(history);
+  return out;
+}
+
+Status Replica::LoadState(std::unique_ptr<Loaded> loaded) {
+  WaitForSnapshotJob();  // its connection reads the file about to be reopened
+  batch_history_.clear();
+  unflushed_entries_ = 0;
+  last_flush_ = std::chrono::steady_clock::now();
+  stmts_.reset();
+  store_.reset();
+  const std::string& path = options_.datoms_path;
+  const uint64_t grp = options_.raft.group.value();
+  CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, options_.store));
+  storage::Sqlite& sql = store_->sql();
+  if (!loaded) {
+    Result<ReplicaState> state = ReadReplicaState(store_->sql());
+    if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
+      if (store_->last_t().valid()) {
+        return Status::Corruption(path +
+                                  " holds transactions but no replica state (a file of an older build, or "
+                                  "not a shard replica's file); refusing to replay a log onto it");
+      }
+      CAIRN_RETURN_IF_ERROR(store_->Transaction([&]() -> Status {
+        CAIRN_RETURN_IF_ERROR(sql.Exec(kReplicaSchemaSql));
+        return sql.Exec("INSERT INTO replica_state VALUES ('format', " + std::to_string(kReplicaFormat) +
+                        "), ('group', " + std::to_string(grp) + "), ('applied_index', 0)");
+      }));
+    } else if (!state.ok()) {
+      return state.status();
+    }
+    CAIRN_ASSIGN_OR_RETURN(loaded, ReadLoaded(*store_, path, grp));
+  }
+  applied_ = loaded->state.applied;
+  closed_t_ = loaded->state.closed_t;
+  closed_dirty_ = false;
+  outcomes_ = std::move(loaded->outcomes);
+  outcome_order_ = std::move(loaded->outcome_order);
+  schema_ = std::move(loaded->schema);
+  index_ = std::move(loaded->index);
+  history_ = std::move(loaded->history);
 
   stmts_ = std::make_unique<Statements>();
   CAIRN_ASSIGN_OR_RETURN(stmts_->set_applied,
@@ -399,9 +428,10 @@ Status Replica::HandleReady(const SendFn& send) {
 }
 
 std::optional<raft::Ready> Replica::TakeReady() {
-  if (!failed_.ok() || !node_->HasReady()) return std::nullopt;
+  if (!failed_.ok() || !node_->HasReady() || !InstallPreparedAhead()) return std::nullopt;
   raft::Ready rd = node_->GetReady();
-  if (rd.snapshot && rd.snapshot->meta.index > applied_) {
+  if (rd.snapshot && rd.snapshot->meta.index > applied_ && prepared_install_ != rd.snapshot->meta.index &&
+      !(rd.snapshot->data && rd.snapshot->data->empty())) {
     // Validate before the host persists it: a bad snapshot must not replace
     // the log store's state. The Raft core stays inside this Ready, so the
     // replica is failed for good (a restart recovers the old state and asks
@@ -421,8 +451,7 @@ Status Replica::FinishReady(const raft::Ready& rd, const SendFn& send) {
   if (!rd.messages.empty()) send(rd.messages);
   // 3. Then the state machine.
   if (rd.snapshot && rd.snapshot->meta.index > applied_) {
-    bool has_data = rd.snapshot->data && !rd.snapshot->data->empty();
-    if (has_data) {
+    if (prepared_install_ == rd.snapshot->meta.index) {
       Status s = InstallPrepared(rd.snapshot->meta.index);
       if (!s.ok()) return failed_ = s;
     } else if (rd.snapshot->meta.index.value() > 1) {
@@ -641,16 +670,65 @@ std::string Replica::prepared_snapshot_file() const {
   return prepared_install_.IsZero() ? std::string() : SnapshotFileName(options_.datoms_path, prepared_install_);
 }
 
-std::shared_ptr<const std::string> Replica::LoadSnapshotData(const raft::SnapshotMeta& meta) const {
-  if (!RecordedFileHolds(meta.index)) return nullptr;
-  Result<std::string> bytes = ReadWholeFile(log_store_->SnapshotPath(snapshot_file_));
-  if (!bytes.ok()) return nullptr;
-  return std::make_shared<const std::string>(std::move(*bytes));
+std::optional<uint64_t> Replica::ReadSnapshotChunk(const raft::SnapshotMeta& meta, uint64_t offset, uint64_t max_len,
+                                                   std::string* out) const {
+  if (!RecordedFileHolds(meta.index)) return std::nullopt;
+  const std::string path = log_store_->SnapshotPath(snapshot_file_);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<uint64_t> size;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0) {
+    const uint64_t total = static_cast<uint64_t>(st.st_size);
+    const uint64_t len = offset < total ? std::min(max_len, total - offset) : 0;
+    out->resize(len);
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pread(fd, out->data() + done, len - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    if (done == len) size = total;
+  }
+  ::close(fd);
+  return size;
+}
+
+std::string Replica::IncomingPath() const {
+  return log_store_->SnapshotPath(SnapshotFilePrefix(options_.datoms_path) + "incoming");
+}
+
+void Replica::CloseIncoming() {
+  if (incoming_.fd >= 0) ::close(incoming_.fd);
+  incoming_ = Incoming{};
+}
+
+bool Replica::WriteSnapshotChunk(const raft::SnapshotMeta& meta, uint64_t offset, std::string_view data) {
+  const std::string path = IncomingPath();
+  Status s = [&]() -> Status {
+    if (offset == 0) {  // a new transfer
+      CloseIncoming();
+      incoming_.meta = meta;
+      incoming_.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (incoming_.fd < 0) return Status::IOError(path + ": cannot create: " + std::strerror(errno));
+    } else if (incoming_.fd < 0 || incoming_.meta.index != meta.index || incoming_.meta.term != meta.term ||
+               incoming_.bytes != offset) {
+      return Status::Internal(path + ": chunk at byte " + std::to_string(offset) + " out of order");
+    }
+    // At its offset: a chunk written in part before a failure is rewritten.
+    CAIRN_RETURN_IF_ERROR(WriteAt(incoming_.fd, path, offset, data));
+    incoming_.bytes = offset + data.size();
+    return Status::OK();
+  }();
+  if (!s.ok()) {
+    snapshot_error_ = s.WithContext(GroupName(options_.raft.group) + ": receiving the snapshot at index " +
+                                    std::to_string(meta.index.value()));
+  }
+  return s.ok();
 }
 
 Status Replica::MaybeSnapshot() {
-  // The core's copy of the snapshot's bytes, once its file is the recorded one.
-  if (node_->snapshot().data && RecordedFileHolds(node_->snapshot().meta.index)) node_->ReleaseSnapshotData();
   if (job_) {
     if (!job_->done.load(std::memory_order_acquire)) return Status::OK();
     job_->thread.join();
@@ -719,42 +797,125 @@ void Replica::DiscardCopy(const TakenSnapshot& taken) {
   if (taken.file != snapshot_file_) std::filesystem::remove(log_store_->SnapshotPath(taken.file), ec);
 }
 
-Status Replica::PrepareInstall(const raft::Snapshot& snap) {
-  const std::string path = InstallPath();
+Status Replica::StageSnapshotFile(const raft::Snapshot& snap) {
+  const raft::LogIndex index = snap.meta.index;
+  const std::string file_path = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path, index));
+  if (snap.data) return WriteFileAtomically(file_path, *snap.data);
+  if (RecordedFileHolds(index)) return Status::OK();
+  if (incoming_.fd < 0 || incoming_.meta.index != index || incoming_.meta.term != snap.meta.term) {
+    return Status::Internal("its bytes were not received");
+  }
+  CloseIncoming();  // synced by ValidateInstall
+  std::error_code ec;
+  std::filesystem::rename(IncomingPath(), file_path, ec);
+  if (ec) return Status::IOError(IncomingPath() + ": cannot rename to " + file_path + ": " + ec.message());
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Replica::Loaded>> Replica::ValidateInstall(const std::string& file_path,
+                                                                  const std::string& install_path,
+                                                                  storage::StoreOptions so, raft::GroupId group,
+                                                                  raft::LogIndex index, bool load) {
+  CAIRN_RETURN_IF_ERROR(SyncFile(file_path));
+  CAIRN_RETURN_IF_ERROR(SyncDirectoryOf(file_path));
+  CAIRN_RETURN_IF_ERROR(CopyFileDurably(file_path, install_path));
+  so.create_if_missing = false;
+  Result<std::unique_ptr<storage::DatomStore>> store = storage::DatomStore::Open(install_path, so);
+  if (!store.ok()) return Status::Corruption(store.status().message());
+  Result<ReplicaState> st = ReadReplicaState((*store)->sql());
+  if (!st.ok()) return Status::Corruption(st.status().message());
+  if (st->group != group.value()) return Status::Corruption("it holds the state of group " + std::to_string(st->group));
+  if (st->applied != index) {
+    return Status::Corruption("its data applied up to index " + std::to_string(st->applied.value()));
+  }
+  if (!load) return std::unique_ptr<Loaded>();
+  Result<std::unique_ptr<Loaded>> loaded = ReadLoaded(**store, install_path, group.value());
+  if (!loaded.ok() && loaded.status().code() != StatusCode::kIOError) return Status::Corruption(loaded.status().message());
+  return loaded;
+}
+
+Status Replica::FailedInstall(const raft::SnapshotMeta& meta, const Status& why) {
+  RemoveDatabaseFiles(InstallPath());
+  std::error_code ec;
+  if (!RecordedFileHolds(meta.index)) {
+    std::filesystem::remove(log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path, meta.index)), ec);
+  }
   const std::string what =
-      GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(snap.meta.index.value());
+      GroupName(options_.raft.group) + ": snapshot at index " + std::to_string(meta.index.value());
+  if (why.code() != StatusCode::kCorruption) return why.WithContext(what);
+  return Status::Corruption(what + " refused: " + why.message());
+}
+
+Status Replica::PrepareInstall(const raft::Snapshot& snap) {
   prepared_install_ = raft::LogIndex();
-  RemoveDatabaseFiles(path);
-  const std::string_view bytes = snap.data ? std::string_view(*snap.data) : std::string_view();
-  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, bytes));
-  Status valid = [&]() -> Status {
-    storage::StoreOptions so = options_.store;
-    so.create_if_missing = false;
-    Result<std::unique_ptr<storage::DatomStore>> store = storage::DatomStore::Open(path, so);
-    if (!store.ok()) return Status::Corruption(store.status().message());
-    Result<ReplicaState> st = ReadReplicaState((*store)->sql());
-    if (!st.ok()) return Status::Corruption(st.status().message());
-    if (st->group != options_.raft.group.value()) {
-      return Status::Corruption("it holds the state of group " + std::to_string(st->group));
-    }
-    if (st->applied != snap.meta.index) {
-      return Status::Corruption("its data applied up to index " + std::to_string(st->applied.value()));
-    }
-    return Status::OK();
-  }();
-  if (!valid.ok()) {
-    RemoveDatabaseFiles(path);
-    return Status::Corruption(what + " refused: " + valid.message());
-  }
-  // The log store keeps the bytes as a snapshot file of its own (the install
-  // file becomes the datom file), named by the row the host saves next.
-  const std::string file = SnapshotFileName(options_.datoms_path, snap.meta.index);
-  if (Status w = WriteFileAtomically(log_store_->SnapshotPath(file), bytes); !w.ok()) {
-    RemoveDatabaseFiles(path);
-    return w.WithContext(what);
-  }
+  prepared_loaded_.reset();
+  RemoveDatabaseFiles(InstallPath());
+  if (Status staged = StageSnapshotFile(snap); !staged.ok()) return FailedInstall(snap.meta, staged);
+  const std::string file_path = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path, snap.meta.index));
+  Result<std::unique_ptr<Loaded>> valid =
+      ValidateInstall(file_path, InstallPath(), options_.store, options_.raft.group, snap.meta.index, false);
+  if (!valid.ok()) return FailedInstall(snap.meta, valid.status());
   prepared_install_ = snap.meta.index;
   return Status::OK();
+}
+
+// A received snapshot's install prepared on a thread of its own.
+struct Replica::InstallJob {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  raft::SnapshotMeta meta;
+  Result<std::unique_ptr<Loaded>> result = Status::Internal("not run");  // written by the thread before `done`
+};
+
+bool Replica::InstallPreparedAhead() {
+  if (!options_.snapshot_in_background) return true;
+  const std::optional<raft::Snapshot>& pending = node_->pending_install();
+  if (install_job_) {
+    if (!install_job_->done.load(std::memory_order_acquire)) return false;
+    install_job_->thread.join();
+    std::unique_ptr<InstallJob> job = std::move(install_job_);
+    if (!pending || pending->meta.index != job->meta.index || pending->meta.term != job->meta.term) {
+      // A newer snapshot replaced it while it was prepared.
+      (void)FailedInstall(job->meta, Status::OK());
+    } else if (!job->result.ok()) {
+      failed_ = FailedInstall(job->meta, job->result.status());
+      return false;
+    } else {
+      prepared_install_ = job->meta.index;
+      prepared_loaded_ = std::move(*job->result);
+      return true;
+    }
+  }
+  if (!pending || pending->meta.index <= applied_ || pending->data || prepared_install_ == pending->meta.index) {
+    return true;  // nothing to install, or bytes in memory: TakeReady prepares it
+  }
+  prepared_install_ = raft::LogIndex();
+  prepared_loaded_.reset();
+  RemoveDatabaseFiles(InstallPath());
+  if (Status staged = StageSnapshotFile(*pending); !staged.ok()) {
+    failed_ = FailedInstall(pending->meta, staged);
+    return false;
+  }
+  install_job_ = std::make_unique<InstallJob>();
+  InstallJob* job = install_job_.get();
+  job->meta = pending->meta;
+  job->thread = std::thread([job, file = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path,
+                                                                                   pending->meta.index)),
+                             install = InstallPath(), so = options_.store, group = options_.raft.group,
+                             hook = options_.install_job_hook] {
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    job->result = ValidateInstall(file, install, so, group, job->meta.index, true);
+    if (hook) hook();
+    job->done.store(true, std::memory_order_release);
+  });
+  return false;
+}
+
+void Replica::DiscardInstallJob() {
+  if (!install_job_) return;
+  install_job_->thread.join();
+  RemoveDatabaseFiles(InstallPath());
+  install_job_.reset();
 }
 
 Status Replica::InstallPrepared(raft::LogIndex index) {
@@ -764,6 +925,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
   }
   const std::string file = prepared_snapshot_file();
   prepared_install_ = raft::LogIndex();
+  std::unique_ptr<Loaded> loaded = std::move(prepared_loaded_);
   WaitForSnapshotJob();  // before its connection's WAL and shm files go
   // Close the current file (its WAL is checkpointed and removed), replace it
   // atomically, then load everything from the new one.
@@ -775,7 +937,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
   std::filesystem::rename(InstallPath(), options_.datoms_path, ec);
   if (ec) return Status::IOError(InstallPath() + ": cannot rename over " + options_.datoms_path + ": " + ec.message());
   CAIRN_RETURN_IF_ERROR(SyncDirectoryOf(options_.datoms_path));
-  CAIRN_RETURN_IF_ERROR(LoadState());
+  CAIRN_RETURN_IF_ERROR(LoadState(std::move(loaded)));
   if (applied_ != index) {
     return Status::Corruption(options_.datoms_path + ": installed snapshot applied up to " +
                               std::to_string(applied_.value()) + ", expected " + std::to_string(index.value()));
@@ -785,6 +947,7 @@ Status Replica::InstallPrepared(raft::LogIndex index) {
     std::filesystem::remove(log_store_->SnapshotPath(snapshot_file_), ec);
   }
   snapshot_file_ = file;
+  snapshot_error_ = Status::OK();  // a failed transfer, now done
   ++snapshots_installed_;
   return Status::OK();
 }

@@ -72,24 +72,26 @@
 // RaftNode::Compact at the copy's applied index (which truncates the log and
 // sends the snapshot in chunks, read from its file, to a follower that fell
 // behind the truncation), and records the snapshot file in the RaftLogStore
-// so it survives a restart. A snapshot received from the leader is written to a
-// temp file next to the datom file and to a snapshot file the log store's row
-// will name, and validated (a Cairn datom file of this group whose
-// applied index is the snapshot's index) in TakeReady(), BEFORE the host
-// persists it; a bad one fails the replica with Corruption and changes
-// nothing on disk (the log store never sees it). In FinishReady() the temp
-// file is renamed over the datom file and the state is reloaded. A restart
-// between the two installs the snapshot the log store kept.
+// so it survives a restart. A snapshot received from the leader is written,
+// chunk by chunk as it arrives (raft::Config::write_snapshot_chunk), to an
+// incoming file next to the snapshot files. When its last chunk is in,
+// TakeReady(), BEFORE the host persists the Ready, syncs it and renames it to
+// the snapshot file the log store's row will name, copies that to a temp
+// file next to the datom file and validates the copy (a Cairn datom file of
+// this group whose applied index is the snapshot's index); a bad one fails
+// the replica with Corruption and changes nothing the log store or the datom
+// file hold. In FinishReady() the temp file is renamed over the datom file
+// and the state is reloaded. A restart between the two installs the snapshot
+// the log store kept.
 //
 // Snapshots taken here are files of their own (RaftLogStore::SaveSnapshotFile)
 // copied by VACUUM INTO through a second connection, on a thread of their own
-// with snapshot_in_background. The Raft core holds a snapshot's bytes only
-// while it sends them to a follower; it reads them back from the file
-// (raft::Config::load_snapshot_data).
+// with snapshot_in_background. Neither side of a transfer holds a snapshot's
+// bytes in memory: the leader's core reads each chunk from the file
+// (raft::Config::read_snapshot_chunk), the follower's writes each chunk out.
 //
 // Not yet: membership changes beyond the founding configuration (conf change
-// entries are passed to Raft's own bookkeeping only); a snapshot received
-// from the leader is validated and installed on the owner thread.
+// entries are passed to Raft's own bookkeeping only).
 //
 // Thread-safety: none; one owner thread drives it. db() values are immutable
 // and may be read from any thread.
@@ -137,13 +139,18 @@ struct ReplicaOptions {
   // Copy the datom file for a snapshot on a thread of its own while the
   // owner thread goes on applying (the copy of a large shard takes seconds;
   // a node's driver must not stall that long). The snapshot is recorded by
-  // the first FinishReady() after the copy is done. false: copied and
-  // recorded inside the FinishReady() that found it due (tests).
+  // the first FinishReady() after the copy is done. A snapshot received from
+  // the leader is likewise synced, copied, validated and read on a thread of
+  // its own before TakeReady() hands out its Ready. false: all of it inline
+  // (tests).
   bool snapshot_in_background = false;
   // A copy that failed (a full disk, an I/O error) leaves the replica
   // running with its log uncompacted (snapshot_error() says why); the next
   // attempt waits this long.
   int snapshot_retry_ms = 10000;
+  // Tests: called on the thread that prepares a received snapshot's install
+  // (snapshot_in_background), after the work, before it says it is done.
+  std::function<void()> install_job_hook;
   // Deferred commits of the datom file (see "Applied state" above): a
   // batch's SQLite transaction stays open and is committed once this many
   // ms passed since the last commit (checked after each batch and by
@@ -269,9 +276,16 @@ class Replica {
  private:
   struct Statements;
   Replica();
-  // (Re)opens the datom file and loads everything from it: the DatomStore,
-  // the memory index, the schema, the applied index and the outcomes.
-  Status LoadState();
+  struct Loaded;
+  // Reads everything but the store itself from a datom file open as `store`
+  // (any thread): the applied index, the outcomes, the memory indexes and
+  // the schema.
+  static Result<std::unique_ptr<Loaded>> ReadLoaded(storage::DatomStore& store, const std::string& path,
+                                                    uint64_t group);
+  // (Re)opens the datom file and loads everything from it, or takes
+  // `loaded`, read from the same bytes before (an install prepared in the
+  // background).
+  Status LoadState(std::unique_ptr<Loaded> loaded = nullptr);
   Status ApplyBatch(const std::vector<raft::Entry>& entries);
   Status ApplyCommand(const raft::Entry& e);
   Status RecordOutcome(const std::string& request_id, ApplyOutcome outcome);
@@ -292,13 +306,39 @@ class Replica {
   void DiscardCopy(const TakenSnapshot& taken);
   // Whether the recorded snapshot file is the one of the snapshot at `index`.
   bool RecordedFileHolds(raft::LogIndex index) const;
-  // The bytes of the recorded snapshot at `meta` read from its file, or null
-  // (raft::Config::load_snapshot_data).
-  std::shared_ptr<const std::string> LoadSnapshotData(const raft::SnapshotMeta& meta) const;
-  // Writes snapshot bytes to the install temp file and validates it.
+  // A chunk of the recorded snapshot at `meta`, read from its file; its
+  // size, or nullopt (raft::Config::read_snapshot_chunk).
+  std::optional<uint64_t> ReadSnapshotChunk(const raft::SnapshotMeta& meta, uint64_t offset, uint64_t max_len,
+                                            std::string* out) const;
+  // Writes a chunk of a snapshot received from the leader to the incoming
+  // file (raft::Config::write_snapshot_chunk).
+  bool WriteSnapshotChunk(const raft::SnapshotMeta& meta, uint64_t offset, std::string_view data);
+  void CloseIncoming();
+  std::string IncomingPath() const;
+  // Puts the snapshot's bytes in its snapshot file: received, the incoming
+  // file renamed; from an old log store's row, `snap.data`; after a crash,
+  // the recorded file, already there.
+  Status StageSnapshotFile(const raft::Snapshot& snap);
+  // Syncs that file, copies it to `install_path` and validates the copy (a
+  // datom file of `group` applied up to `index`); with `load`, also reads
+  // it for LoadState. Any thread.
+  static Result<std::unique_ptr<Loaded>> ValidateInstall(const std::string& file_path,
+                                                         const std::string& install_path, storage::StoreOptions so,
+                                                         raft::GroupId group, raft::LogIndex index, bool load);
+  // Removes what a refused or outdated install left and says why it failed.
+  Status FailedInstall(const raft::SnapshotMeta& meta, const Status& why);
+  // StageSnapshotFile, then ValidateInstall, on the owner thread.
   Status PrepareInstall(const raft::Snapshot& snap);
   // Replaces the datom file with the prepared temp file and reloads.
   Status InstallPrepared(raft::LogIndex index);
+  struct InstallJob;
+  // With snapshot_in_background: prepares the install of the snapshot the
+  // core received (RaftNode::pending_install) on a thread of its own before
+  // its Ready is taken. False while that runs (the Ready waits; Step and
+  // Tick go on), true once the Ready may be taken.
+  bool InstallPreparedAhead();
+  // Joins a background install, removing its files if it is not taken.
+  void DiscardInstallJob();
   std::string InstallPath() const { return options_.datoms_path + ".install"; }
 
   ReplicaOptions options_;
@@ -321,6 +361,13 @@ class Replica {
   std::unordered_map<std::string, ApplyOutcome> outcomes_;
   std::deque<std::pair<raft::LogIndex, std::string>> outcome_order_;  // by index, for pruning
   raft::LogIndex prepared_install_;             // index of the validated snapshot in InstallPath(), or zero
+  // The snapshot being received from the leader, written to IncomingPath()
+  // chunk by chunk as it arrives.
+  struct Incoming {
+    int fd = -1;
+    raft::SnapshotMeta meta;
+    uint64_t bytes = 0;  // written in order from offset 0
+  } incoming_;
   std::vector<raft::ReadState> pending_reads_;  // confirmed, not yet applied locally
   std::vector<uint64_t> servable_reads_;
   // on_applied calls of the batch being applied, made once it is applied.
@@ -334,8 +381,10 @@ class Replica {
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
   std::unique_ptr<SnapshotJob> job_;  // a snapshot copied in the background
+  std::unique_ptr<InstallJob> install_job_;  // a received snapshot prepared in the background
+  std::unique_ptr<Loaded> prepared_loaded_;  // what it read, for InstallPrepared
   std::string snapshot_file_;         // the file of the recorded snapshot; empty if its bytes are in the row
-  Status snapshot_error_;             // the last copy's failure, until one succeeds
+  Status snapshot_error_;             // the last copy's or transfer's failure, until one succeeds
   std::chrono::steady_clock::time_point snapshot_retry_at_;  // no copy before this after a failure
   Status failed_;
 };

@@ -619,6 +619,64 @@ TEST(RaftNode, LaggingFollowerInstallsChunkedSnapshot) {
   EXPECT_EQ(c.node(3).applied(), c.node(1).applied());
 }
 
+// With the host's chunk callbacks (Config::read_snapshot_chunk and
+// write_snapshot_chunk) neither side holds the snapshot's bytes: the leader
+// reads each chunk when it sends it, the follower hands each one to the host
+// in order, and its Ready carries no data. A chunk the host cannot store is
+// not acknowledged; the leader sends it again after a heartbeat.
+TEST(RaftNode, SnapshotStreamsThroughTheHostsChunkCallbacks) {
+  const std::string image = [] {
+    std::string s;
+    for (int i = 0; i < 95; ++i) s += static_cast<char>('a' + i % 26);
+    return s;
+  }();
+  std::vector<uint64_t> read_offsets;
+  std::string received;  // what the follower's host stored, in order
+  std::vector<uint64_t> written_offsets;
+  int failures_left = 2;
+  Config cfg = TestConfig();
+  cfg.snapshot_chunk_bytes = 10;
+  cfg.compaction_retain_entries = 0;
+  cfg.read_snapshot_chunk = [&](const SnapshotMeta&, uint64_t offset, uint64_t max_len,
+                                std::string* out) -> std::optional<uint64_t> {
+    read_offsets.push_back(offset);
+    *out = image.substr(std::min<uint64_t>(offset, image.size()), max_len);
+    return image.size();
+  };
+  cfg.write_snapshot_chunk = [&](const SnapshotMeta&, uint64_t offset, std::string_view data) {
+    if (offset == 30 && failures_left > 0) {
+      --failures_left;
+      return false;
+    }
+    if (offset == 0) received.clear();
+    EXPECT_EQ(offset, received.size()) << "chunks out of order";
+    received.append(data);
+    written_offsets.push_back(offset);
+    return true;
+  };
+  TestCluster c({1, 2, 3}, cfg);
+  c.Elect(1);
+  c.Isolate(3);
+  for (int i = 0; i < 20; i++) ASSERT_TRUE(c.node(1).Propose("v").ok());
+  c.Stabilize();
+  ASSERT_TRUE(c.node(1).Compact(c.node(1).applied(), nullptr).ok());
+  c.Process(1);
+  c.Heal();
+  for (int i = 0; i < 10 && c.snapshot_installs(3) == 0; i++) {
+    c.Tick(1, 2);
+    c.Stabilize();
+  }
+  EXPECT_EQ(c.snapshot_installs(3), 1);
+  EXPECT_EQ(failures_left, 0);
+  EXPECT_EQ(received, image);
+  EXPECT_EQ(std::count(written_offsets.begin(), written_offsets.end(), 30u), 1);
+  EXPECT_GE(std::count(read_offsets.begin(), read_offsets.end(), 30u), 3) << "the refused chunk was not sent again";
+  ASSERT_TRUE(c.disk(3).snapshot.has_value());
+  EXPECT_EQ(c.disk(3).snapshot->data, nullptr) << "the Ready carried the bytes the host already holds";
+  EXPECT_EQ(c.node(1).snapshot().data, nullptr);
+  EXPECT_EQ(c.node(3).commit(), c.node(1).commit());
+}
+
 TEST(RaftNode, LearnerCatchesUpWithoutVoting) {
   TestCluster c({1, 2, 3}, TestConfig());
   c.AddEmptyNode(4);

@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -146,10 +148,12 @@ class Cluster {
   }
 
   // Runs rounds until every live replica applied the leader's whole log
-  // (failed replicas excepted when tolerated).
+  // (failed replicas excepted when tolerated). Past the first rounds, each
+  // gives background work (snapshot copies and installs) a millisecond.
   void Settle() {
     for (int i = 0; i < 2000; ++i) {
       Round();
+      if (i >= 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       uint64_t last = 0;
       for (auto& [id, n] : nodes_) {
         if (n.replica && n.replica->raft().role() == raft::Role::kLeader)
@@ -690,6 +694,120 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
   c.Settle();
   ExpectSameDatoms(c);
   EXPECT_EQ(CountName(c.at(down), "later"), 1u);
+}
+
+// A received snapshot streams into an incoming file as its chunks arrive. A
+// chunk that cannot be written (here: the incoming file's name is taken by a
+// directory) fails nothing: snapshot_error() says why, the leader sends it
+// again, and once it can be written the transfer finishes. A transfer cut
+// short by a restart leaves no incoming file behind.
+TEST(Replica, ReceivedSnapshotChunksStreamToAFileAndAFailedWriteIsRetried) {
+  Cluster c(TempDir("snapshot_stream"), SmallSnapshots);
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "s", 40);
+  // 1. Cut short: a few chunks in, the follower restarts.
+  size_t chunks = 0;
+  c.mutate = [&](raft::Message& m) {
+    if (m.type == raft::MessageType::kSnapshot && m.to.value() == down) ++chunks;
+  };
+  c.Start(down);
+  const std::string incoming =
+      c.log_store(down).SnapshotPath("datoms_" + std::to_string(down) + ".db.snapshot-incoming");
+  for (int i = 0; i < 500 && chunks < 3; ++i) c.Round();
+  ASSERT_GE(chunks, 3u);
+  ASSERT_TRUE(std::filesystem::exists(incoming));
+  EXPECT_GE(std::filesystem::file_size(incoming), 2u * 4096) << "chunks are written as they arrive";
+  EXPECT_EQ(c.at(down).snapshots_installed(), 0u);
+  c.Stop(down);
+  c.Start(down);
+  EXPECT_FALSE(std::filesystem::exists(incoming)) << "a cut-short transfer left its file";
+  // 2. The incoming file cannot be created: nothing fails, nothing installs.
+  std::filesystem::create_directory(incoming);
+  chunks = 0;
+  for (int i = 0; i < 300; ++i) c.Round();
+  EXPECT_GT(chunks, 1u) << "the leader should keep offering the snapshot";
+  EXPECT_TRUE(c.at(down).error().ok()) << c.at(down).error().ToString();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 0u);
+  EXPECT_NE(c.at(down).snapshot_error().message().find(incoming), std::string::npos)
+      << c.at(down).snapshot_error().ToString();
+  // 3. Writable again: the transfer goes through.
+  std::filesystem::remove(incoming);
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  EXPECT_TRUE(c.at(down).snapshot_error().ok()) << c.at(down).snapshot_error().ToString();
+  EXPECT_FALSE(std::filesystem::exists(incoming)) << "the incoming file should have become the snapshot file";
+  EXPECT_EQ(c.at(down).raft().snapshot().data, nullptr);
+  ExpectSameDatoms(c);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
+}
+
+// With snapshot_in_background a received snapshot's install (sync, copy,
+// validation, reading the memory indexes) is prepared on a thread of its
+// own: while it runs the replica's Ready waits and nothing else does (the
+// host's other work, here the other replicas, goes on; the replica itself
+// keeps taking messages). Then it installs as usual.
+TEST(Replica, AReceivedSnapshotIsPreparedOffTheOwnerThread) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false, entered = false;
+  Cluster c(TempDir("install_in_background"), [&](ReplicaOptions& o) {
+    SmallSnapshots(o);
+    o.snapshot_in_background = true;
+    o.install_job_hook = [&] {
+      std::unique_lock<std::mutex> lock(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    };
+  });
+  auto unblock = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  };
+  struct Unblock {  // a failed assertion must not leave the job parked
+    std::function<void()> f;
+    ~Unblock() { f(); }
+  } unblock_at_exit{unblock};
+  uint64_t leader = c.WaitLeader();
+  c.Propose(leader, "schema", 1, kSchema);
+  c.Settle();
+  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "b", 30);
+  c.Start(down);
+  const LogIndex before = c.at(down).applied_index();
+  auto job_entered = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return entered;
+  };
+  for (int i = 0; i < 2000 && !job_entered(); ++i) {
+    c.Round();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(job_entered()) << "no install was prepared in the background";
+  // The job is parked in the hook: the replica holds its Ready, the others
+  // commit and apply more.
+  const LogIndex leader_before = c.at(leader).applied_index();
+  c.Propose(leader, "during", 500, "[{:person/name \"during\"}]");
+  for (int i = 0; i < 20; ++i) c.Round();
+  EXPECT_GT(c.at(leader).applied_index(), leader_before);
+  EXPECT_EQ(c.at(down).applied_index(), before);
+  EXPECT_EQ(c.at(down).snapshots_installed(), 0u);
+  EXPECT_TRUE(c.at(down).error().ok()) << c.at(down).error().ToString();
+  unblock();
+  c.Settle();
+  EXPECT_EQ(c.at(down).snapshots_installed(), 1u);
+  ExpectSameDatoms(c);
+  EXPECT_EQ(CountName(c.at(down), "during"), 1u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
+  // And from its files after a restart.
+  c.Stop(down);
+  c.Start(down);
+  c.Settle();
+  ExpectSameDatoms(c);
 }
 
 // After a restart the snapshot's bytes stay in their file (nothing read at
