@@ -12,8 +12,6 @@ namespace cairn::raft {
 namespace {
 // Bounds the work one Ready hands to the state machine, so a replica that
 // catches up on a long log still answers heartbeats between batches.
-constexpr size_t kApplyEntriesPerReadyMax = 4096;
-constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 }  // namespace
 
 const char* RoleName(Role r) {
@@ -39,7 +37,7 @@ RaftNode::RaftNode(const Config& config, RestoredState restored)
   CAIRN_CHECK(!config_.id.IsZero());
   CAIRN_CHECK(config_.election_ticks_min < config_.election_ticks_max);
   CAIRN_CHECK(config_.heartbeat_ticks < config_.election_ticks_min);
-  CAIRN_CHECK(config_.inflight_msgs_max > 0 && config_.entries_per_msg_max > 0);
+  CAIRN_CHECK(config_.inflight_msgs_max > 0 && config_.entries_per_msg_max > 0 && config_.apply_entries_per_ready_max > 0);
   if (restored.snapshot) {
     snapshot_ = *restored.snapshot;
     log_.Reset(snapshot_.meta.index, snapshot_.meta.term);
@@ -1102,7 +1100,7 @@ Ready RaftNode::GetReady() {
   const LogIndex to = std::min(commit_, log_.last_index());
   if (to > from) {
     rd.committed_entries =
-        log_.Slice(from.Next(), to, kNoLimit, static_cast<uint32_t>(kApplyEntriesPerReadyMax));
+        log_.Slice(from.Next(), to, config_.apply_bytes_per_ready_max, config_.apply_entries_per_ready_max);
   }
   rd.read_states = std::move(read_states_);
   read_states_.clear();

@@ -619,6 +619,35 @@ TEST(RaftNode, LaggingFollowerInstallsChunkedSnapshot) {
   EXPECT_EQ(c.node(3).applied(), c.node(1).applied());
 }
 
+// A follower catching up is handed the committed log in Readies of at most
+// apply_entries_per_ready_max entries and apply_bytes_per_ready_max bytes,
+// so no host round applies for long.
+TEST(RaftNode, CommittedEntriesComeInBoundedReadies) {
+  for (bool by_bytes : {false, true}) {
+    SCOPED_TRACE(by_bytes ? "bytes" : "entries");
+    Config cfg = TestConfig();
+    cfg.apply_entries_per_ready_max = by_bytes ? 1000 : 5;
+    cfg.apply_bytes_per_ready_max = by_bytes ? 200 : 1 << 20;
+    TestCluster c({1, 2, 3}, cfg);
+    c.Elect(1);
+    c.Isolate(3);
+    for (int i = 0; i < 40; i++) ASSERT_TRUE(c.node(1).Propose(std::string(50, 'x')).ok());
+    c.Stabilize();
+    c.Heal();
+    c.Tick(1, 2);
+    c.Stabilize();
+    EXPECT_EQ(c.node(3).applied(), c.node(1).applied());
+    EXPECT_EQ(c.applied(3).size(), c.applied(1).size());
+    const auto [entries, bytes] = c.largest_apply(3);
+    EXPECT_GT(entries, 1u) << "the catch-up should still apply in batches";
+    if (by_bytes) {
+      EXPECT_LE(bytes, 200u);
+    } else {
+      EXPECT_LE(entries, 5u);
+    }
+  }
+}
+
 // With the host's chunk callbacks (Config::read_snapshot_chunk and
 // write_snapshot_chunk) neither side holds the snapshot's bytes: the leader
 // reads each chunk when it sends it, the follower hands each one to the host

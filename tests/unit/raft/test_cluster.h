@@ -52,6 +52,9 @@ class TestCluster {
   bool alive(uint64_t id) const { return nodes_.count(id) > 0; }
   const Disk& disk(uint64_t id) const { return disks_.at(id); }
   const std::vector<Entry>& applied(uint64_t id) { return applied_[id]; }
+  // The most entries and bytes one Ready of `id` handed out to apply (among
+  // Readies with more than one entry).
+  std::pair<size_t, uint64_t> largest_apply(uint64_t id) { return largest_apply_[id]; }
   std::vector<ReadState>& reads(uint64_t id) { return reads_[id]; }
   Config& config(uint64_t id) { return configs_[id]; }
   std::vector<uint64_t> ids() const {
@@ -82,7 +85,15 @@ class TestCluster {
       sent_.push_back(m);
       mailbox_[{m.from.value(), m.to.value()}].push_back(std::move(m));
     }
-    for (const Entry& e : rd.committed_entries) applied_[id].push_back(e);
+    uint64_t apply_bytes = 0;
+    for (const Entry& e : rd.committed_entries) {
+      applied_[id].push_back(e);
+      apply_bytes += e.SizeBytes();
+    }
+    if (rd.committed_entries.size() > 1) {
+      largest_apply_[id].first = std::max(largest_apply_[id].first, rd.committed_entries.size());
+      largest_apply_[id].second = std::max(largest_apply_[id].second, apply_bytes);
+    }
     for (const ReadState& r : rd.read_states) reads_[id].push_back(r);
     if (!rd.compacted_through.IsZero()) {
       while (!d.entries.empty() && d.entries.front().index <= rd.compacted_through) {
@@ -198,6 +209,7 @@ class TestCluster {
   std::map<uint64_t, std::vector<Entry>> applied_;
   std::map<uint64_t, std::vector<ReadState>> reads_;
   std::map<uint64_t, int> snapshot_installs_;
+  std::map<uint64_t, std::pair<size_t, uint64_t>> largest_apply_;
   std::vector<Message> sent_;
 };
 
