@@ -27,12 +27,39 @@ uint32_t GetU32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
 
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes CRC-32C: 8 bytes per instruction where
+// the table takes one byte per lookup (a follower catching up spent ~70% of
+// its CPU in the table version, checking the frames of the log it received).
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(std::string_view data, uint32_t crc) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = ~crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+  return ~c32;
+}
+#endif
+
 }  // namespace
 
-uint32_t Crc32c(std::string_view data, uint32_t crc) {
+uint32_t Crc32cPortable(std::string_view data, uint32_t crc) {
   crc = ~crc;
   for (unsigned char c : data) crc = kCrcTable[(crc ^ c) & 0xFF] ^ (crc >> 8);
   return ~crc;
+}
+
+uint32_t Crc32c(std::string_view data, uint32_t crc) {
+#if defined(__x86_64__)
+  static const bool kSse42 = __builtin_cpu_supports("sse4.2");
+  if (kSse42) return Crc32cSse42(data, crc);
+#endif
+  return Crc32cPortable(data, crc);
 }
 
 void EncodeFrame(const Frame& frame, std::string* out) {

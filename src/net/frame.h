@@ -43,8 +43,12 @@ inline constexpr size_t kFrameHeaderBytes = 16;
 inline constexpr uint8_t kProtocolVersion = 1;
 inline constexpr size_t kDefaultFrameBytesMax = 16u << 20;
 
-// CRC-32C (Castagnoli), software table implementation.
+// CRC-32C (Castagnoli) of `data`, continuing from `crc` (the value for the
+// bytes before). With SSE4.2's crc32 instruction where the CPU has it
+// (checked once), else Crc32cPortable.
 uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
+// The same with a byte-at-a-time table: the reference, and any CPU.
+uint32_t Crc32cPortable(std::string_view data, uint32_t crc = 0);
 
 // Appends the encoded frame (header + payload) to `out`.
 void EncodeFrame(const Frame& frame, std::string* out);
