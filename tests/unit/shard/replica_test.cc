@@ -579,15 +579,23 @@ std::vector<std::string> ProposePeople(Cluster& c, uint64_t leader, const std::s
   return ids;
 }
 
-// Stops a follower of `leader`, commits `n` transactions (request ids
-// prefix0.., a Round every 5 proposals) while it is down and settles the
-// others; returns the follower's id.
-uint64_t WriteWhileAFollowerIsDown(Cluster& c, uint64_t leader, const std::string& prefix, int n) {
-  uint64_t down = leader == 3 ? 2 : 3;
-  c.Stop(down);
-  ProposePeople(c, leader, prefix, n, 5);
+// The start of the catch-up tests: a leader, the schema, then `n`
+// transactions (request ids prefix0.., a Round every 5 proposals) committed
+// while a follower is down, the others settled.
+struct Behind {
+  uint64_t leader = 0;
+  uint64_t down = 0;  // the follower, stopped
+};
+Behind WriteWhileAFollowerIsDown(Cluster& c, const std::string& prefix, int n) {
+  Behind b;
+  b.leader = c.WaitLeader();
+  c.Propose(b.leader, "schema", 1, kSchema);
   c.Settle();
-  return down;
+  b.down = b.leader == 3 ? 2 : 3;
+  c.Stop(b.down);
+  ProposePeople(c, b.leader, prefix, n, 5);
+  c.Settle();
+  return b;
 }
 
 std::string OutcomeDump(Replica& r, const std::vector<std::string>& ids) {
@@ -703,10 +711,7 @@ TEST(Replica, FollowerBehindTheCompactedLogCatchesUpBySnapshot) {
 // short by a restart leaves no incoming file behind.
 TEST(Replica, ReceivedSnapshotChunksStreamToAFileAndAFailedWriteIsRetried) {
   Cluster c(TempDir("snapshot_stream"), SmallSnapshots);
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "s", 40);
+  const uint64_t down = WriteWhileAFollowerIsDown(c, "s", 40).down;
   // 1. Cut short: a few chunks in, the follower restarts.
   size_t chunks = 0;
   c.mutate = [&](raft::Message& m) {
@@ -773,10 +778,8 @@ TEST(Replica, AReceivedSnapshotIsPreparedOffTheOwnerThread) {
     std::function<void()> f;
     ~Unblock() { f(); }
   } unblock_at_exit{unblock};
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "b", 30);
+  const Behind b = WriteWhileAFollowerIsDown(c, "b", 30);
+  const uint64_t leader = b.leader, down = b.down;
   c.Start(down);
   const LogIndex before = c.at(down).applied_index();
   auto job_entered = [&] {
@@ -814,10 +817,7 @@ TEST(Replica, AReceivedSnapshotIsPreparedOffTheOwnerThread) {
 // open); a follower that needs the snapshot afterwards gets it read back.
 TEST(Replica, SnapshotBytesAreReadFromTheFileAfterARestart) {
   Cluster c(TempDir("snapshot_after_restart"), SmallSnapshots);
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "r", 30);
+  const uint64_t down = WriteWhileAFollowerIsDown(c, "r", 30).down;
   for (uint64_t id = 1; id <= 3; ++id) {
     if (id != down) c.Stop(id);
   }
@@ -899,10 +899,8 @@ TEST(Replica, DeferredCommitsAreInASnapshotAndItsCatchUp) {
     SmallSnapshots(o);
     NeverCommitByTime(o);
   });
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "d", 30);
+  const Behind b = WriteWhileAFollowerIsDown(c, "d", 30);
+  const uint64_t leader = b.leader, down = b.down;
   ASSERT_GT(c.at(leader).snapshots_taken(), 0u);
   c.Start(down);
   c.Settle();
@@ -1049,10 +1047,7 @@ TEST(Replica, SnapshotBytesTriggerASnapshotBeforeTheEntryCount) {
 // state and then installs a good snapshot.
 TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
   Cluster c(TempDir("corrupt_snapshot"), SmallSnapshots);
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "e", 30);
+  const uint64_t down = WriteWhileAFollowerIsDown(c, "e", 30).down;
   c.Start(down);
   LogIndex applied = c.at(down).applied_index();
   Result<std::vector<Datom>> datoms = c.at(down).LogDatoms();
@@ -1095,10 +1090,7 @@ TEST(Replica, CorruptSnapshotIsRefusedAndChangesNothing) {
 // installs the snapshot the log store kept, and the replica goes on.
 TEST(Replica, CrashBetweenSavingAndInstallingASnapshotInstallsItAtOpen) {
   Cluster c(TempDir("install_at_open"), SmallSnapshots);
-  uint64_t leader = c.WaitLeader();
-  c.Propose(leader, "schema", 1, kSchema);
-  c.Settle();
-  uint64_t down = WriteWhileAFollowerIsDown(c, leader, "i", 30);
+  const uint64_t down = WriteWhileAFollowerIsDown(c, "i", 30).down;
   c.Start(down);
   LogIndex before = c.at(down).applied_index();
   bool crashed = false;
