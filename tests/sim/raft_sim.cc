@@ -155,6 +155,8 @@ struct Replica {
   std::map<uint64_t, size_t> reads;      // request id -> op
   std::vector<ReadState> ready_reads;
   std::optional<std::pair<LogIndex, std::shared_ptr<const std::string>>> image;
+  // streamed_: the snapshot being received, chunk by chunk (lost in a crash).
+  std::optional<std::pair<raft::SnapshotMeta, std::string>> incoming;
 };
 
 std::optional<Term> DurableTermAt(const Disk& d, LogIndex i) {
@@ -281,6 +283,9 @@ class Simulation {
   uint64_t fault_us_ = 0;
   bool membership_ = false;
   bool transfers_ = false;
+  // Snapshots stream through the host's chunk callbacks (as Cairn's replicas
+  // do) instead of travelling in memory; some chunk writes fail.
+  bool streamed_ = false;
   bool healed_ = false;
   bool clients_stop_ = false;
   uint64_t heal_us_ = 0;
@@ -297,6 +302,7 @@ class Simulation {
 void Simulation::Setup() {
   membership_ = rng_.Chance(400000);
   transfers_ = rng_.Chance(400000);
+  streamed_ = rng_.Chance(500000);
   // Membership changes need spare nodes to add.
   nodes_ = membership_ || rng_.Chance(500000) ? 5 : 3;
   const size_t ngroups = 1 + rng_.Uniform(3);
@@ -367,7 +373,7 @@ void Simulation::Setup() {
   }
   std::ostringstream s;
   s << "nodes=" << nodes_ << " groups=" << ngroups << " membership=" << membership_
-    << " transfers=" << transfers_
+    << " transfers=" << transfers_ << " streamed=" << streamed_
     << " prevote=" << base.pre_vote << " checkquorum=" << base.check_quorum
     << " lease=" << base.lease_reads << " drop_ppm=" << drop_ppm_ << " dup_ppm=" << dup_ppm_
     << " crash_mean_ms=" << crash_mean_ms_ << " leader_crash_ppm=" << leader_crash_ppm_ << " partition_mean_ms=" << partition_mean_ms_
@@ -407,6 +413,32 @@ void Simulation::StartRaft(Replica* r) {
   CheckDiskShape(r);
   if (failed_) return;
   raft::RestoredState st{r->disk.hs, r->disk.snapshot, r->disk.entries};
+  r->incoming.reset();
+  if (streamed_) {
+    // The durable snapshot is the "file" chunks are read from; the core
+    // starts without its bytes.
+    r->config.read_snapshot_chunk = [r](const raft::SnapshotMeta& meta, uint64_t offset, uint64_t max_len,
+                                        std::string* out) -> std::optional<uint64_t> {
+      const std::optional<Snapshot>& s = r->disk.snapshot;
+      if (!s || s->meta.index != meta.index || !s->data) return std::nullopt;
+      *out = offset < s->data->size() ? s->data->substr(offset, max_len) : std::string();
+      return s->data->size();
+    };
+    r->config.write_snapshot_chunk = [this, r](const raft::SnapshotMeta& meta, uint64_t offset,
+                                               std::string_view data) {
+      if (rng_.Chance(50000)) return false;  // a failed write: the chunk must come again
+      if (offset == 0) r->incoming.emplace(meta, std::string());
+      if (!r->incoming || r->incoming->first.index != meta.index || r->incoming->first.term != meta.term ||
+          r->incoming->second.size() != offset) {
+        Fail("node " + std::to_string(r->node) + " was handed a snapshot chunk at byte " + std::to_string(offset) +
+             " out of order");
+        return false;
+      }
+      r->incoming->second.append(data);
+      return true;
+    };
+    if (st.snapshot) st.snapshot->data = nullptr;
+  }
   r->raft = std::make_unique<RaftNode>(r->config, std::move(st));
   r->sm = KvMachine();
   if (r->disk.snapshot) r->sm.Restore(*r->disk.snapshot->data);
@@ -605,8 +637,18 @@ void Simulation::FinishReady(Replica* r) {
   // 1. Durable.
   Disk& d = r->disk;
   const LogIndex old_commit = d.hs.commit;
-  if (rd.snapshot) {
-    d.snapshot = rd.snapshot;
+  std::optional<Snapshot> snap = rd.snapshot;
+  if (snap && !snap->data) {  // streamed: the host holds the bytes
+    if (!r->incoming || r->incoming->first.index != snap->meta.index || r->incoming->first.term != snap->meta.term) {
+      Fail("node " + std::to_string(r->node) + " got a snapshot at index " + std::to_string(snap->meta.index.value()) +
+           " whose bytes it was not handed");
+      return;
+    }
+    snap->data = std::make_shared<const std::string>(std::move(r->incoming->second));
+    r->incoming.reset();
+  }
+  if (snap) {
+    d.snapshot = snap;
     d.entries.clear();
   }
   d.Write(rd.entries);
@@ -637,12 +679,12 @@ void Simulation::FinishReady(Replica* r) {
     Send(m);
   }
   // 3. State machine.
-  if (rd.snapshot) {
-    r->sm.Restore(*rd.snapshot->data);
-    if (r->sm.applied == 0) r->sm.applied = rd.snapshot->meta.index.value();
+  if (snap) {
+    r->sm.Restore(*snap->data);
+    if (r->sm.applied == 0) r->sm.applied = snap->meta.index.value();
     result_.snapshots_installed++;
-    auto it = g.state_hash.find(rd.snapshot->meta.index.value());
-    if (it != g.state_hash.end() && it->second != r->sm.hash && !rd.snapshot->data->empty()) {
+    auto it = g.state_hash.find(snap->meta.index.value());
+    if (it != g.state_hash.end() && it->second != r->sm.hash && !snap->data->empty()) {
       Fail("installed snapshot disagrees with the applied state at its index");
       return;
     }
@@ -743,8 +785,9 @@ void Simulation::MaybeSnapshot(Replica* r) {
     auto data = std::move(r->image->second);
     r->image.reset();
     // The snapshot is saved durably first, then the core may compact.
-    if (!r->raft->Compact(at, data).ok()) return;
-    r->disk.snapshot = r->raft->snapshot();
+    if (!r->raft->Compact(at, streamed_ ? nullptr : data).ok()) return;
+    // (A no-op if a newer snapshot was installed meanwhile.)
+    if (r->raft->snapshot().meta.index == at) r->disk.snapshot = Snapshot{r->raft->snapshot().meta, data};
     r->last_snapshot = at;
     Pump(r);
     return;
