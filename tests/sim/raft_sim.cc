@@ -658,7 +658,10 @@ void Simulation::FinishReady(Replica* r) {
   // 2. Messages, each checked against what is now durable.
   for (const Message& m : rd.messages) {
     if (m.type == MessageType::kVoteResp && !m.reject) {
-      if (d.hs.term != m.term || d.hs.vote != m.to) {
+      // Durable: the vote with its term, or a later term (a node past term T
+      // can never vote in T again, so a grant for T that leaves with the
+      // later term is safe; two votes arriving before one Ready do that).
+      if (d.hs.term < m.term || (d.hs.term == m.term && d.hs.vote != m.to)) {
         Fail("node " + std::to_string(r->node) + " sent a vote for node " +
              std::to_string(m.to.value()) + " in term " + std::to_string(m.term.value()) +
              " before the vote was durable");
