@@ -348,6 +348,14 @@ Result<std::unique_ptr<Replica::Loaded>> Replica::ReadLoaded(storage::DatomStore
   auto index = std::make_shared<storage::CurrentIndex>();
   index->Build(std::move(log));
   out->schema = LoadSchemaFromIndex(*index, *store.attrs());
+  // The AVET of each unique attribute, now: else the first transaction that
+  // upserts or checks one sorts all of its datoms on the driver (~170 ms for
+  // 250,000 after a snapshot install).
+  const storage::AttrTable& attrs = *store.attrs();
+  for (uint32_t aid = 1; aid < attrs.names.size(); ++aid) {
+    const Attribute* a = out->schema->Find(attrs.Name(aid));
+    if (a != nullptr && a->unique != Uniqueness::kNone) index->BuildAvet(aid);
+  }
   out->index = std::move(index);
   out->history = std::move(history);
   return out;
@@ -362,7 +370,10 @@ Status Replica::LoadState(std::unique_ptr<Loaded> loaded) {
   store_.reset();
   const std::string& path = options_.datoms_path;
   const uint64_t grp = options_.raft.group.value();
-  CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, options_.store));
+  storage::StoreOptions so = options_.store;
+  // Read whole just before (the install's validation): no second count.
+  if (loaded) so.verify = false;
+  CAIRN_ASSIGN_OR_RETURN(store_, storage::DatomStore::Open(path, so));
   storage::Sqlite& sql = store_->sql();
   if (!loaded) {
     Result<ReplicaState> state = ReadReplicaState(store_->sql());

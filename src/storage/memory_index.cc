@@ -72,6 +72,14 @@ size_t MemoryIndex<H>::MemoryBytes() const {
 }
 
 template <bool H>
+bool MemoryIndex<H>::AvetBuilt(uint32_t aid) const {
+  if (aid >= attrs_.size()) return false;
+  LazyAvet& lazy = *attrs_[aid].avet;
+  std::lock_guard<std::mutex> lock(lazy.mu);
+  return lazy.set != nullptr;
+}
+
+template <bool H>
 const typename MemoryIndex<H>::AvetSet& MemoryIndex<H>::Avet(uint32_t aid) const {
   LazyAvet& lazy = *attrs_[aid].avet;
   std::lock_guard<std::mutex> lock(lazy.mu);

@@ -99,6 +99,15 @@ class MemoryIndex {
 
   // Checks every set's ordering and that the per-order sizes agree (tests).
   bool CheckInvariants() const;
+  // Builds attribute `aid`'s AVET now rather than on its first use (which
+  // sorts all of the attribute's datoms): a replica does it for unique
+  // attributes, which the transactor reads on every write, while it loads
+  // off the driver thread. Thread-safe, like any first use.
+  void BuildAvet(uint32_t aid) const {
+    if (aid < attrs_.size()) (void)Avet(aid);
+  }
+  // Whether attribute `aid`'s AVET is built (tests).
+  bool AvetBuilt(uint32_t aid) const;
 
  private:
   using AvetSet = ChunkedSet<IndexEntry, LessAve>;

@@ -806,9 +806,21 @@ TEST(Replica, AReceivedSnapshotIsPreparedOffTheOwnerThread) {
   ExpectSameDatoms(c);
   EXPECT_EQ(CountName(c.at(down), "during"), 1u);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(CountName(c.at(down), "p" + std::to_string(i)), 1u);
-  // And from its files after a restart.
+  // And from its files after a restart. Loading built the AVET of the
+  // unique :person/name (read by every upsert) before any transaction asked,
+  // and not that of :person/age.
   c.Stop(down);
   c.Start(down);
+  {
+    auto src = std::dynamic_pointer_cast<const StoreSource>(c.at(down).db(false));
+    ASSERT_NE(src, nullptr);
+    const Snapshot& snap = src->snapshot();
+    std::optional<uint32_t> name = snap.attrs->Find(Keyword::Intern("person/name"));
+    std::optional<uint32_t> age = snap.attrs->Find(Keyword::Intern("person/age"));
+    ASSERT_TRUE(name && age);
+    EXPECT_TRUE(snap.current->AvetBuilt(*name));
+    EXPECT_FALSE(snap.current->AvetBuilt(*age));
+  }
   c.Settle();
   ExpectSameDatoms(c);
 }

@@ -273,6 +273,35 @@ TEST_F(DatomStoreTest, TamperedLogIsCorruption) {
   EXPECT_NE(read.message().find("row 17"), std::string::npos) << read.ToString();
 }
 
+// StoreOptions::verify = false (a replica reopening a file it verified just
+// before) skips the counts and quick_check, and still continues the log
+// where it ends: the next commit takes the next row.
+TEST_F(DatomStoreTest, OpenWithoutVerifyingSkipsTheCountsAndContinuesTheLog) {
+  {
+    auto s = OpenOrDie();
+    Fill(*s, 5, 10);
+  }
+  {
+    auto db = Sqlite::Open(path_, Sqlite::OpenMode::kReadWrite);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE txs SET datoms = datoms + 1 WHERE first_row = 11").ok());
+  }
+  EXPECT_EQ(DatomStore::Open(path_, {}).status().code(), StatusCode::kCorruption) << "verified: counts disagree";
+  StoreOptions fast;
+  fast.verify = false;
+  auto s = DatomStore::Open(path_, fast);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->datom_count(), 50u);
+  const TxTime last = (*s)->last_t();
+  CommitBatch b;
+  b.t = TxTime{last.raw + 1};
+  Datom d{EntityId::Make(1, 99), Keyword::Intern("x/y"), Value::Long(7), b.t, true};
+  b.datoms = std::span<const Datom>(&d, 1);
+  ASSERT_TRUE((*s)->Commit(b).ok());
+  EXPECT_EQ((*s)->datom_count(), 51u);
+  EXPECT_EQ((*s)->last_t(), b.t);
+}
+
 TEST_F(DatomStoreTest, DirectoryIsAnIOError) {
   auto s = DatomStore::Open(dir_.string(), {});
   ASSERT_FALSE(s.ok());

@@ -169,6 +169,26 @@ TEST(MemoryIndex, LazyAvetFollowsEverySnapshot) {
   EXPECT_TRUE(s1->CheckInvariants());
 }
 
+// BuildAvet builds an attribute's AVET ahead of its first use (the same set
+// the first scan would build); out-of-range ids are ignored.
+TEST(MemoryIndex, BuildAvetBuildsAheadOfTheFirstScan) {
+  auto s = std::make_shared<CurrentIndex>();
+  s->Apply({E(1, 1, Value::Long(5), 10), E(2, 1, Value::Long(3), 10), E(3, 2, Value::Long(3), 10)});
+  EXPECT_FALSE(s->AvetBuilt(1));
+  s->BuildAvet(1);
+  s->BuildAvet(99);
+  EXPECT_TRUE(s->AvetBuilt(1));
+  EXPECT_FALSE(s->AvetBuilt(2));
+  Value three = Value::Long(3);
+  IndexBounds b;
+  b.aid = 1;
+  b.v = &three;
+  EXPECT_EQ(ScanAll(*s, IndexOrder::kAvet, b).size(), 1u);
+  s->Apply({E(4, 1, Value::Long(3), 20)});
+  EXPECT_EQ(ScanAll(*s, IndexOrder::kAvet, b).size(), 2u);
+  EXPECT_TRUE(s->CheckInvariants());
+}
+
 TEST(MemoryIndex, ReportsMemoryPerDatom) {
   CurrentIndex idx;
   std::vector<IndexEntry> tx;
