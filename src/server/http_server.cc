@@ -65,6 +65,16 @@ struct HttpServer::Impl {
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
   size_t inflight = 0;
+  // A request handed to the router: one answer owed, until its answer
+  // callback runs (Paid) or it is not taken after all (Paid too).
+  void Owe() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    ++inflight;
+  }
+  void Paid() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    if (--inflight == 0) inflight_cv.notify_all();
+  }
 };
 
 namespace {
@@ -183,21 +193,12 @@ class Session : public std::enable_shared_from_this<Session> {
     // A transaction that can start without blocking starts here, on the I/O
     // thread (ApiRouter::TryHandleNow); anything else goes to a worker. Either
     // way the answer may come later from a backend thread.
-    {
-      std::lock_guard<std::mutex> lock(server_->inflight_mu);
-      ++server_->inflight;
-    }
+    server_->Owe();
     std::function<void(HttpResponse)> done = Answerer(shared_from_this(), start, seq, r.method, r.target);
     if (server_->router.TryHandleNow(r, done)) return;
-    {
-      std::lock_guard<std::mutex> lock(server_->inflight_mu);
-      --server_->inflight;  // counted again by the worker (Stop drops queued tasks)
-    }
+    server_->Paid();  // not taken: owed again by the worker (Stop drops queued tasks)
     asio::post(*server_->workers, [self = shared_from_this(), r = std::move(r), start, seq]() mutable {
-      {
-        std::lock_guard<std::mutex> lock(self->server_->inflight_mu);
-        ++self->server_->inflight;
-      }
+      self->server_->Owe();
       self->server_->router.HandleAsync(r, Answerer(self, start, seq, r.method, r.target));
     });
   }
@@ -222,8 +223,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->Write(std::move(resp), self->keep_alive_);
       });
       self.reset();
-      std::lock_guard<std::mutex> lock(server->inflight_mu);
-      if (--server->inflight == 0) server->inflight_cv.notify_all();
+      server->Paid();
     };
   }
 
