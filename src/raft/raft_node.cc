@@ -2,17 +2,11 @@
 
 #include <algorithm>
 #include <functional>
-#include <limits>
 #include <utility>
 
 #include "core/check.h"
 
 namespace cairn::raft {
-
-namespace {
-// Bounds the work one Ready hands to the state machine, so a replica that
-// catches up on a long log still answers heartbeats between batches.
-}  // namespace
 
 const char* RoleName(Role r) {
   switch (r) {
@@ -649,26 +643,23 @@ void RaftNode::SendSnapshotChunk(Progress* pr) {
   if (pr->snapshot_index() != snapshot_.meta.index) pr->BecomeSnapshot(snapshot_.meta.index);
   auto chunk = std::make_shared<SnapshotChunk>();
   chunk->meta = snapshot_.meta;
-  const uint64_t wanted = pr->snapshot_offset_bytes();
-  if (snapshot_.data) {
-    const std::string& data = *snapshot_.data;
-    chunk->offset_bytes = std::min<uint64_t>(wanted, data.size());
-    chunk->total_bytes = data.size();
-    chunk->data = data.substr(chunk->offset_bytes, config_.snapshot_chunk_bytes);
-  } else {
-    if (!config_.read_snapshot_chunk) return;
-    uint64_t offset = wanted;
-    std::optional<uint64_t> total =
-        config_.read_snapshot_chunk(snapshot_.meta, offset, config_.snapshot_chunk_bytes, &chunk->data);
-    if (total && offset > *total) {  // asked past the end: start over
-      offset = 0;
-      total = config_.read_snapshot_chunk(snapshot_.meta, offset, config_.snapshot_chunk_bytes, &chunk->data);
+  // The bytes held, or the host's reader: the chunk at `offset`, and the total.
+  auto read = [&](uint64_t offset) -> std::optional<uint64_t> {
+    if (!snapshot_.data) {
+      if (!config_.read_snapshot_chunk) return std::nullopt;
+      return config_.read_snapshot_chunk(snapshot_.meta, offset, config_.snapshot_chunk_bytes, &chunk->data);
     }
-    // Unreadable now: the next heartbeat round tries again.
-    if (!total || chunk->data.size() > *total - offset) return;
-    chunk->offset_bytes = offset;
-    chunk->total_bytes = *total;
-  }
+    const std::string& data = *snapshot_.data;
+    chunk->data = offset < data.size() ? data.substr(offset, config_.snapshot_chunk_bytes) : std::string();
+    return data.size();
+  };
+  uint64_t offset = pr->snapshot_offset_bytes();
+  std::optional<uint64_t> total = read(offset);
+  if (total && offset > *total) total = read(offset = 0);  // asked past the end: start over
+  // Unreadable now: the next heartbeat round tries again.
+  if (!total || chunk->data.size() > *total - offset) return;
+  chunk->offset_bytes = offset;
+  chunk->total_bytes = *total;
   chunk->done = chunk->offset_bytes + chunk->data.size() == chunk->total_bytes;
   Message m;
   m.type = MessageType::kSnapshot;

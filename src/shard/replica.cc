@@ -166,11 +166,32 @@ struct Replica::TakenSnapshot {
   std::string file;      // its name in the log store's snapshot directory
 };
 
-// A snapshot being copied on a thread of its own.
-struct Replica::SnapshotJob {
-  std::thread thread;
-  std::atomic<bool> done{false};
-  TakenSnapshot result;  // written by the thread before `done`
+// Work on a thread of its own, below the drivers: at nice 10, so on a busy
+// node it takes the spare CPU, not the rounds' (Linux: a thread's nice value
+// is its own). Take() hands over the result once Done(); the destructor
+// waits for it.
+template <typename R>
+class Replica::BackgroundJob {
+ public:
+  explicit BackgroundJob(std::function<R()> work)
+      : thread_([this, work = std::move(work)] {
+          (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+          result_.emplace(work());
+          done_.store(true, std::memory_order_release);
+        }) {}
+  ~BackgroundJob() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool Done() const { return done_.load(std::memory_order_acquire); }
+  R Take() {
+    thread_.join();
+    return std::move(*result_);
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::optional<R> result_;  // written by the thread before done_
+  std::thread thread_;       // last: it starts once the members it writes exist
 };
 
 Replica::TakenSnapshot Replica::CopySnapshot(const std::string& datoms_path, raft::GroupId group,
@@ -741,9 +762,8 @@ bool Replica::WriteSnapshotChunk(const raft::SnapshotMeta& meta, uint64_t offset
 
 Status Replica::MaybeSnapshot() {
   if (job_) {
-    if (!job_->done.load(std::memory_order_acquire)) return Status::OK();
-    job_->thread.join();
-    TakenSnapshot taken = std::move(job_->result);
+    if (!job_->Done()) return Status::OK();
+    TakenSnapshot taken = job_->Take();
     job_.reset();
     return RecordSnapshot(std::move(taken));
   }
@@ -759,15 +779,10 @@ Status Replica::MaybeSnapshot() {
   if (!options_.snapshot_in_background) {
     return RecordSnapshot(CopySnapshot(options_.datoms_path, options_.raft.group, *log_store_));
   }
-  job_ = std::make_unique<SnapshotJob>();
-  SnapshotJob* job = job_.get();
-  job->thread = std::thread([job, path = options_.datoms_path, group = options_.raft.group, store = log_store_] {
-    // Below the drivers: on a busy node the copy takes the spare CPU, not
-    // the rounds' (Linux: a thread's nice value is its own).
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
-    job->result = CopySnapshot(path, group, *store);
-    job->done.store(true, std::memory_order_release);
-  });
+  job_ = std::make_unique<BackgroundJob<TakenSnapshot>>(
+      [path = options_.datoms_path, group = options_.raft.group, store = log_store_] {
+        return CopySnapshot(path, group, *store);
+      });
   return Status::OK();
 }
 
@@ -798,8 +813,8 @@ Status Replica::RecordSnapshot(TakenSnapshot taken) {
 
 void Replica::WaitForSnapshotJob() {
   if (!job_) return;
-  job_->thread.join();
-  if (job_->result.status.ok()) DiscardCopy(job_->result);
+  TakenSnapshot taken = job_->Take();
+  if (taken.status.ok()) DiscardCopy(taken);
   job_.reset();
 }
 
@@ -857,11 +872,16 @@ Status Replica::FailedInstall(const raft::SnapshotMeta& meta, const Status& why)
   return Status::Corruption(what + " refused: " + why.message());
 }
 
-Status Replica::PrepareInstall(const raft::Snapshot& snap) {
+Status Replica::BeginInstall(const raft::Snapshot& snap) {
   prepared_install_ = raft::LogIndex();
   prepared_loaded_.reset();
   RemoveDatabaseFiles(InstallPath());
   if (Status staged = StageSnapshotFile(snap); !staged.ok()) return FailedInstall(snap.meta, staged);
+  return Status::OK();
+}
+
+Status Replica::PrepareInstall(const raft::Snapshot& snap) {
+  CAIRN_RETURN_IF_ERROR(BeginInstall(snap));
   const std::string file_path = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path, snap.meta.index));
   Result<std::unique_ptr<Loaded>> valid =
       ValidateInstall(file_path, InstallPath(), options_.store, options_.raft.group, snap.meta.index, false);
@@ -872,61 +892,54 @@ Status Replica::PrepareInstall(const raft::Snapshot& snap) {
 
 // A received snapshot's install prepared on a thread of its own.
 struct Replica::InstallJob {
-  std::thread thread;
-  std::atomic<bool> done{false};
   raft::SnapshotMeta meta;
-  Result<std::unique_ptr<Loaded>> result = Status::Internal("not run");  // written by the thread before `done`
+  BackgroundJob<Result<std::unique_ptr<Loaded>>> work;
 };
 
 bool Replica::InstallPreparedAhead() {
   if (!options_.snapshot_in_background) return true;
   const std::optional<raft::Snapshot>& pending = node_->pending_install();
   if (install_job_) {
-    if (!install_job_->done.load(std::memory_order_acquire)) return false;
-    install_job_->thread.join();
-    std::unique_ptr<InstallJob> job = std::move(install_job_);
-    if (!pending || pending->meta.index != job->meta.index || pending->meta.term != job->meta.term) {
+    if (!install_job_->work.Done()) return false;
+    const raft::SnapshotMeta meta = install_job_->meta;
+    Result<std::unique_ptr<Loaded>> result = install_job_->work.Take();
+    install_job_.reset();
+    if (!pending || pending->meta.index != meta.index || pending->meta.term != meta.term) {
       // A newer snapshot replaced it while it was prepared.
-      (void)FailedInstall(job->meta, Status::OK());
-    } else if (!job->result.ok()) {
-      failed_ = FailedInstall(job->meta, job->result.status());
+      (void)FailedInstall(meta, Status::OK());
+    } else if (!result.ok()) {
+      failed_ = FailedInstall(meta, result.status());
       return false;
     } else {
-      prepared_install_ = job->meta.index;
-      prepared_loaded_ = std::move(*job->result);
+      prepared_install_ = meta.index;
+      prepared_loaded_ = std::move(*result);
       return true;
     }
   }
   if (!pending || pending->meta.index <= applied_ || pending->data || prepared_install_ == pending->meta.index) {
     return true;  // nothing to install, or bytes in memory: TakeReady prepares it
   }
-  prepared_install_ = raft::LogIndex();
-  prepared_loaded_.reset();
-  RemoveDatabaseFiles(InstallPath());
-  if (Status staged = StageSnapshotFile(*pending); !staged.ok()) {
-    failed_ = FailedInstall(pending->meta, staged);
+  if (Status begun = BeginInstall(*pending); !begun.ok()) {
+    failed_ = begun;
     return false;
   }
-  install_job_ = std::make_unique<InstallJob>();
-  InstallJob* job = install_job_.get();
-  job->meta = pending->meta;
-  job->thread = std::thread([job, file = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path,
-                                                                                   pending->meta.index)),
-                             install = InstallPath(), so = options_.store, group = options_.raft.group,
-                             hook = options_.install_job_hook] {
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
-    job->result = ValidateInstall(file, install, so, group, job->meta.index, true);
-    if (hook) hook();
-    job->done.store(true, std::memory_order_release);
-  });
+  install_job_.reset(new InstallJob{
+      pending->meta,
+      BackgroundJob<Result<std::unique_ptr<Loaded>>>(
+          [file = log_store_->SnapshotPath(SnapshotFileName(options_.datoms_path, pending->meta.index)),
+           install = InstallPath(), so = options_.store, group = options_.raft.group, index = pending->meta.index,
+           hook = options_.install_job_hook] {
+            Result<std::unique_ptr<Loaded>> r = ValidateInstall(file, install, so, group, index, true);
+            if (hook) hook();
+            return r;
+          })});
   return false;
 }
 
 void Replica::DiscardInstallJob() {
   if (!install_job_) return;
-  install_job_->thread.join();
+  install_job_.reset();  // waits for it
   RemoveDatabaseFiles(InstallPath());
-  install_job_.reset();
 }
 
 Status Replica::InstallPrepared(raft::LogIndex index) {

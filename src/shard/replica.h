@@ -290,7 +290,8 @@ class Replica {
   Status ApplyCommand(const raft::Entry& e);
   Status RecordOutcome(const std::string& request_id, ApplyOutcome outcome);
   struct TakenSnapshot;
-  struct SnapshotJob;
+  template <typename R>
+  class BackgroundJob;
   // Starts a snapshot when one is due, or records the one copied in the
   // background once it is done.
   Status MaybeSnapshot();
@@ -327,7 +328,10 @@ class Replica {
                                                          raft::GroupId group, raft::LogIndex index, bool load);
   // Removes what a refused or outdated install left and says why it failed.
   Status FailedInstall(const raft::SnapshotMeta& meta, const Status& why);
-  // StageSnapshotFile, then ValidateInstall, on the owner thread.
+  // Forgets any prepared install, then StageSnapshotFile (FailedInstall's
+  // error if that fails).
+  Status BeginInstall(const raft::Snapshot& snap);
+  // BeginInstall, then ValidateInstall, on the owner thread.
   Status PrepareInstall(const raft::Snapshot& snap);
   // Replaces the datom file with the prepared temp file and reloads.
   Status InstallPrepared(raft::LogIndex index);
@@ -380,7 +384,7 @@ class Replica {
   uint64_t bytes_since_snapshot_ = 0;  // command bytes applied since the last snapshot
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   uint64_t snapshots_taken_ = 0, snapshots_installed_ = 0;
-  std::unique_ptr<SnapshotJob> job_;  // a snapshot copied in the background
+  std::unique_ptr<BackgroundJob<TakenSnapshot>> job_;  // a snapshot copied in the background
   std::unique_ptr<InstallJob> install_job_;  // a received snapshot prepared in the background
   std::unique_ptr<Loaded> prepared_loaded_;  // what it read, for InstallPrepared
   std::string snapshot_file_;         // the file of the recorded snapshot; empty if its bytes are in the row

@@ -175,27 +175,22 @@ Status DatomStore::Load(bool verify) {
       next_seqs_[static_cast<uint32_t>(part)] = static_cast<uint64_t>(next);
     }
   }
-  // The log and the transaction rows must agree: same number of datoms, and
-  // the newest transaction is the recorded last t.
-  if (!verify) {
-    auto stmt = sql.Prepare("SELECT (SELECT coalesce(max(row), 0) FROM log), (SELECT coalesce(max(t), 0) FROM txs)");
+  // The newest transaction is the recorded last t; verified, the log and the
+  // transaction rows also agree on the number of datoms (a scan of both).
+  {
+    auto stmt = sql.Prepare(
+        "SELECT (SELECT coalesce(max(row), 0) FROM log), (SELECT coalesce(max(t), 0) FROM txs)" +
+        std::string(verify ? ", (SELECT count(*) FROM log), (SELECT coalesce(sum(datoms), 0) FROM txs)" : ""));
     if (!stmt.ok()) return Corrupt(stmt.status().message());
     CAIRN_ASSIGN_OR_RETURN(bool row, stmt->Step());
     CAIRN_CHECK(row);
     const int64_t max_row = stmt->ColumnInt(0), max_t = stmt->ColumnInt(1);
-    if (max_t != last_t) return Corrupt("last transaction " + std::to_string(max_t) + " != recorded last t " + std::to_string(last_t));
-    next_row_ = max_row + 1;
-  } else {
-    auto stmt = sql.Prepare("SELECT (SELECT count(*) FROM log), (SELECT coalesce(max(row), 0) FROM log), "
-                            "(SELECT coalesce(sum(datoms), 0) FROM txs), (SELECT coalesce(max(t), 0) FROM txs)");
-    if (!stmt.ok()) return Corrupt(stmt.status().message());
-    CAIRN_ASSIGN_OR_RETURN(bool row, stmt->Step());
-    CAIRN_CHECK(row);
-    int64_t log_rows = stmt->ColumnInt(0), max_row = stmt->ColumnInt(1), tx_datoms = stmt->ColumnInt(2),
-            max_t = stmt->ColumnInt(3);
-    if (log_rows != tx_datoms || max_row != log_rows)
-      return Corrupt("log has " + std::to_string(log_rows) + " datoms (last row " + std::to_string(max_row) +
-                     ") but transactions record " + std::to_string(tx_datoms));
+    if (verify) {
+      const int64_t log_rows = stmt->ColumnInt(2), tx_datoms = stmt->ColumnInt(3);
+      if (log_rows != tx_datoms || max_row != log_rows)
+        return Corrupt("log has " + std::to_string(log_rows) + " datoms (last row " + std::to_string(max_row) +
+                       ") but transactions record " + std::to_string(tx_datoms));
+    }
     if (max_t != last_t) return Corrupt("last transaction " + std::to_string(max_t) + " != recorded last t " + std::to_string(last_t));
     next_row_ = max_row + 1;
   }
